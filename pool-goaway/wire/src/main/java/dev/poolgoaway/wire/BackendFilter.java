@@ -1,0 +1,497 @@
+package dev.poolgoaway.wire;
+
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The server-to-client half of the wire layer: an explicit, incremental state machine that frames every backend
+ * message, removes GoAway ({@code 'g'}) wherever it appears, translates the server's NegotiateProtocolVersion so
+ * pgjdbc sees the answer to its own request, and records what the server says about leaving.
+ *
+ * <p>Bytes are processed in place in the reader's buffer: a message body is never copied, buffered whole or
+ * allocated for. The only state kept between chunks is a header in progress, a fixed
+ * {@value #CAPTURE_MAX}-byte window on the messages we inspect (ParameterStatus, BackendKeyData, ErrorResponse)
+ * and, during startup only, one held NegotiateProtocolVersion or rejection (at most {@value #HOLD_MAX} bytes).
+ * Memory per connection is therefore bounded and independent of message size.
+ *
+ * <p>Every byte that is not ours comes out unchanged and in order. When a withheld message has to be let through
+ * after all (a NegotiateProtocolVersion pgjdbc must see, say), processing stops at that point and the bytes wait
+ * in {@link #takeReleased}; the caller hands them out before the rest of the chunk ({@link #consumed()}).
+ * A protocol violation is reported after the good bytes before it: {@link #process} returns those, and the
+ * {@link IOException} waits in {@link #failure()}.
+ *
+ * <p>Not thread-safe: one reader at a time (the stream that owns it holds a lock).
+ */
+final class BackendFilter {
+
+    private static final Logger log = LoggerFactory.getLogger(BackendFilter.class);
+
+    /** Bytes of an inspected message kept for parsing; enough for an admin message (the server cuts it at 127). */
+    static final int CAPTURE_MAX = 1024;
+    /** The largest startup reply we hold back while deciding what pgjdbc should see. */
+    static final int HOLD_MAX = 8192;
+    /** PostgreSQL builds messages in a StringInfo, so none exceeds MaxAllocSize (1 GiB - 1) plus the length word. */
+    static final int MAX_DATA_LENGTH = 0x3FFF_FFFF + 4;
+    /** Metadata messages (errors, descriptions, parameters, notifications) stay far below this. */
+    static final int MAX_META_LENGTH = 16 * 1024 * 1024;
+
+    static final byte GO_AWAY = 'g';
+    static final byte NEGOTIATE_PROTOCOL_VERSION = 'v';
+    static final byte ERROR_RESPONSE = 'E';
+    static final byte PARAMETER_STATUS = 'S';
+    static final byte BACKEND_KEY_DATA = 'K';
+    static final String DISCONNECT_REQUESTED = "disconnect_requested";
+
+    private enum State {
+        /** Expecting a message type byte. */
+        TYPE,
+        /** Collecting the four bytes of the length word. */
+        LENGTH,
+        /** Inside a message body; {@link #remaining} bytes to go. */
+        BODY,
+        /** Expecting the single unframed byte that answers SSLRequest or GSSENCRequest. */
+        ANSWER,
+        /** Not ours to frame (encrypted, or a cancel connection): every byte passes. */
+        PASS_THROUGH
+    }
+
+    /** How the current message's body is treated. */
+    private enum Body {
+        PASS,
+        /** Passed, and its first {@value #CAPTURE_MAX} bytes copied for {@link #messageEnd()}. */
+        CAPTURE,
+        /** Withheld whole (bounded by {@link #HOLD_MAX}) until {@link #messageEnd()} decides. */
+        HOLD
+    }
+
+    private final ConnectionSignals signals;
+    private final String peer;
+
+    // Written by the client side during startup (pgjdbc's thread), read by whoever reads: hence volatile.
+    private volatile State state = State.TYPE;
+    private byte type;
+    private int lengthBytes;
+    private int length;
+    private int remaining;
+    private boolean withheld;
+    private Body body = Body.PASS;
+    private long offset;
+
+    private final byte[] capture = new byte[CAPTURE_MAX];
+    private int captured;
+    private byte[] hold;
+    private int held;
+
+    private byte[] released;
+    private int consumed;
+    private IOException failure;
+
+    /** The startup this layer sent, until the server's first reply to it has been seen. */
+    private volatile ProtocolUpgrade.Attempt startup;
+
+    BackendFilter(ConnectionSignals signals, String peer) {
+        this.signals = signals;
+        this.peer = peer;
+    }
+
+    // ---- what the client side tells us --------------------------------------------------------------------
+
+    /** The client sent SSLRequest or GSSENCRequest: one unframed answer byte comes next. */
+    void expectAnswer() {
+        state = State.ANSWER;
+    }
+
+    /** The client sent a StartupMessage; its first reply may be a NegotiateProtocolVersion to translate. */
+    void startupSent(ProtocolUpgrade.Attempt attempt) {
+        startup = attempt;
+        state = State.TYPE;
+    }
+
+    /** The connection is not ours to frame (CancelRequest, direct TLS): pass everything. */
+    void passThrough() {
+        state = State.PASS_THROUGH;
+    }
+
+    /** @return true once this layer passes everything through (TLS or GSS took over, or never framed) */
+    boolean passingThrough() {
+        return state == State.PASS_THROUGH;
+    }
+
+    // ---- the state machine --------------------------------------------------------------------------------
+
+    /**
+     * Processes raw server bytes in place.
+     *
+     * @param buf the bytes, overwritten with the output
+     * @param off where they start
+     * @param len how many
+     * @return how many output bytes now start at {@code off}; see {@link #consumed()} for how much input was used
+     */
+    int process(byte[] buf, int off, int len) {
+        int r = off;
+        int w = off;
+        int end = off + len;
+        if (failure != null) {
+            consumed = len;
+            return 0;
+        }
+        try {
+            while (r < end && released == null) {
+                switch (state) {
+                    case PASS_THROUGH -> {
+                        int n = end - r;
+                        move(buf, r, w, n);
+                        r += n;
+                        w += n;
+                    }
+                    case BODY -> {
+                        int n = Math.min(remaining, end - r);
+                        if (body == Body.HOLD) {
+                            System.arraycopy(buf, r, hold, held, n);
+                            held += n;
+                        } else {
+                            if (body == Body.CAPTURE) {
+                                keep(buf, r, n);
+                            }
+                            move(buf, r, w, n);
+                            w += n;
+                        }
+                        r += n;
+                        remaining -= n;
+                        if (remaining == 0) {
+                            messageEnd();
+                        }
+                    }
+                    case TYPE -> {
+                        byte b = buf[r++];
+                        startMessage(b, offset + (r - 1 - off));
+                        if (!withheld) {
+                            buf[w++] = b;
+                        }
+                    }
+                    case LENGTH -> {
+                        byte b = buf[r++];
+                        length = (length << 8) | (b & 0xff);
+                        if (!withheld) {
+                            buf[w++] = b;
+                        }
+                        if (++lengthBytes == 4) {
+                            headerComplete();
+                        }
+                    }
+                    case ANSWER -> {
+                        byte b = buf[r];
+                        if (answer(b)) {
+                            r++;
+                            buf[w++] = b;
+                        }
+                    }
+                    default -> throw new IllegalStateException(state.toString());
+                }
+            }
+        } catch (IOException e) {
+            failure = e;
+            r = end;
+        }
+        offset += r - off;
+        consumed = r - off;
+        return w - off;
+    }
+
+    /** @return how many input bytes the last {@link #process} call used; the rest must be given again */
+    int consumed() {
+        return consumed;
+    }
+
+    /** @return bytes to hand out right after the last call's output, or null; clears them */
+    byte[] takeReleased() {
+        byte[] r = released;
+        released = null;
+        return r;
+    }
+
+    /** @return the protocol violation found so far, if any: the stream is dead after it */
+    IOException failure() {
+        return failure;
+    }
+
+    /** @return true between messages, where the server may end the stream cleanly */
+    boolean atMessageBoundary() {
+        return state == State.TYPE || state == State.PASS_THROUGH || state == State.ANSWER;
+    }
+
+    /**
+     * The input ended.
+     *
+     * @throws IOException if it ended inside a message: a truncated frame
+     */
+    void endOfStream() throws IOException {
+        if (failure != null) {
+            throw failure;
+        }
+        if (!atMessageBoundary()) {
+            failure = new IOException(String.format(
+                    "The server %s closed the connection in the middle of a '%s' message (%s); the stream is truncated",
+                    peer, printable(type), state == State.LENGTH
+                            ? "after " + lengthBytes + " of 4 length bytes"
+                            : remaining + " of " + (length - 4) + " body bytes missing"));
+            throw failure;
+        }
+        signals.serverClosed();
+    }
+
+    /** Bytes of the current message body that can be skipped without inspection, or 0. */
+    int skippableBody() {
+        return state == State.BODY && body == Body.PASS ? remaining : 0;
+    }
+
+    /** {@code n} bytes of a {@link #skippableBody()} were skipped by the caller. */
+    void skipped(int n) {
+        remaining -= n;
+        offset += n;
+        if (remaining == 0) {
+            state = State.TYPE;
+        }
+    }
+
+    // ---- message handling ---------------------------------------------------------------------------------
+
+    private boolean answer(byte b) throws IOException {
+        switch (b) {
+            case 'S' -> {
+                state = State.PASS_THROUGH;
+                return true;
+            }
+            case 'G' -> {
+                state = State.PASS_THROUGH;
+                signals.blind();
+                log.warn("GSS encryption on the connection to {}: pool-goaway cannot see GoAway through it, "
+                        + "so this connection will not be drained early", peer);
+                return true;
+            }
+            case 'N' -> {
+                state = State.TYPE;
+                return true;
+            }
+            case 'E' -> {
+                // An old server answers SSLRequest with an ErrorResponse: frame it as a message.
+                state = State.TYPE;
+                return false;
+            }
+            default -> throw violation(String.format(
+                    "answered SSLRequest/GSSENCRequest with 0x%02x (expected 'S', 'N', 'G' or 'E')", b & 0xff));
+        }
+    }
+
+    private void startMessage(byte t, long at) throws IOException {
+        if (maxLength(t) < 0) {
+            throw violation(String.format("sent an unknown message type 0x%02x at stream offset %d: "
+                    + "not a PostgreSQL protocol stream, or a corrupt one", t & 0xff, at));
+        }
+        if (t == NEGOTIATE_PROTOCOL_VERSION && (startup == null || startup.replySeen())) {
+            throw violation("sent NegotiateProtocolVersion outside the reply to a StartupMessage");
+        }
+        type = t;
+        state = State.LENGTH;
+        lengthBytes = 0;
+        length = 0;
+        withheld = t == GO_AWAY || t == NEGOTIATE_PROTOCOL_VERSION
+                || (t == ERROR_RESPONSE && startup != null && startup.mayFallBack() && !startup.replySeen());
+        if (startup != null && !startup.replySeen() && t != NEGOTIATE_PROTOCOL_VERSION && t != GO_AWAY
+                && t != ERROR_RESPONSE) {
+            startup.accepted(signals);
+        }
+    }
+
+    private void headerComplete() throws IOException {
+        int max = maxLength(type);
+        int min = type == 'Z' ? 5 : 4;
+        boolean fixed = max == min || type == GO_AWAY;
+        if (length < min || length > max || (fixed && length != max)) {
+            throw violation(String.format("sent a '%s' message with length %d (%s)", printable(type),
+                    length, fixed ? "must be " + max : "allowed " + min + ".." + max));
+        }
+        remaining = length - 4;
+        captured = 0;
+        if (withheld && type == ERROR_RESPONSE && length > HOLD_MAX) {
+            // Too large to be a version rejection we can act on: let it through as it is.
+            withheld = false;
+            released = header();
+        }
+        if (withheld && type != GO_AWAY) {
+            body = Body.HOLD;
+            hold = hold == null || hold.length < length + 1 ? new byte[Math.max(length + 1, 64)] : hold;
+            byte[] h = header();
+            System.arraycopy(h, 0, hold, 0, h.length);
+            held = h.length;
+        } else {
+            body = type == PARAMETER_STATUS || type == BACKEND_KEY_DATA || type == ERROR_RESPONSE
+                    ? Body.CAPTURE : Body.PASS;
+        }
+        if (remaining == 0) {
+            messageEnd();
+        } else {
+            state = State.BODY;
+        }
+    }
+
+    private void messageEnd() throws IOException {
+        state = State.TYPE;
+        switch (type) {
+            case GO_AWAY -> {
+                signals.goAway();
+                log.debug("GoAway from {}", peer);
+            }
+            case PARAMETER_STATUS -> parameterStatus();
+            case BACKEND_KEY_DATA -> {
+                if (captured >= 4) {
+                    signals.backendPid(readInt(capture, 0));
+                }
+            }
+            case ERROR_RESPONSE -> errorResponse();
+            case NEGOTIATE_PROTOCOL_VERSION -> negotiateProtocolVersion();
+            default -> {
+                // passed through untouched
+            }
+        }
+    }
+
+    private void parameterStatus() {
+        int nameEnd = indexOfNul(capture, 0, captured);
+        if (nameEnd < 0) {
+            return;
+        }
+        String name = new String(capture, 0, nameEnd, StandardCharsets.UTF_8);
+        if (DISCONNECT_REQUESTED.equals(name)) {
+            int valueEnd = indexOfNul(capture, nameEnd + 1, captured);
+            String value = valueEnd < 0 ? "" : new String(capture, nameEnd + 1, valueEnd - nameEnd - 1,
+                    StandardCharsets.UTF_8);
+            signals.disconnectRequested("on".equalsIgnoreCase(value) || "true".equalsIgnoreCase(value));
+        }
+    }
+
+    private void errorResponse() throws IOException {
+        byte[] fields = body == Body.HOLD ? hold : capture;
+        int from = body == Body.HOLD ? 5 : 0;
+        int to = body == Body.HOLD ? held : captured;
+        ErrorFields error = ErrorFields.parse(fields, from, to);
+        if (body == Body.HOLD) {
+            boolean rejected = startup.rejected(error.sqlState(), error.message());
+            if (!rejected) {
+                startup.accepted(signals);
+            }
+            released = copyOf(hold, held);
+        }
+        if ("FATAL".equals(error.severity()) || "PANIC".equals(error.severity())) {
+            signals.terminated(error.severity(), error.sqlState(), error.message());
+        }
+    }
+
+    private void negotiateProtocolVersion() throws IOException {
+        int bodyLength = held - 5;
+        if (bodyLength < 8) {
+            throw violation("sent a NegotiateProtocolVersion of " + bodyLength + " body bytes (at least 8 needed)");
+        }
+        int serverMinor = readInt(hold, 5);
+        int unsupported = readInt(hold, 9);
+        if (serverMinor < 0 || serverMinor > startup.sentMinor()) {
+            throw violation("sent a NegotiateProtocolVersion offering 3." + serverMinor
+                    + " to a client that asked for 3." + startup.sentMinor());
+        }
+        int p = 13;
+        for (int i = 0; i < unsupported; i++) {
+            int nul = indexOfNul(hold, p, held);
+            if (nul < 0) {
+                throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
+            }
+            p = nul + 1;
+        }
+        if (unsupported < 0 || p != held) {
+            throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
+        }
+        int seen = Math.min(serverMinor, startup.requestedMinor());
+        startup.negotiated(serverMinor, signals);
+        if (startup.rewritten() && unsupported == 0 && serverMinor >= startup.requestedMinor()) {
+            // pgjdbc asked for less than we did and the server gives at least that: it expects no reply here.
+            return;
+        }
+        byte[] out = copyOf(hold, held);
+        writeInt(out, 5, seen);
+        released = out;
+    }
+
+    // ---- helpers ------------------------------------------------------------------------------------------
+
+    private IOException violation(String what) {
+        return new IOException("Protocol violation by the server " + peer + ": it " + what);
+    }
+
+    private void keep(byte[] buf, int from, int n) {
+        int k = Math.min(n, CAPTURE_MAX - captured);
+        if (k > 0) {
+            System.arraycopy(buf, from, capture, captured, k);
+            captured += k;
+        }
+    }
+
+    private byte[] header() {
+        byte[] h = new byte[5];
+        h[0] = type;
+        writeInt(h, 1, length);
+        return h;
+    }
+
+    private static void move(byte[] buf, int from, int to, int n) {
+        if (from != to) {
+            System.arraycopy(buf, from, buf, to, n);
+        }
+    }
+
+    /**
+     * The largest legal length word for a backend message type, or -1 for a type PostgreSQL never sends.
+     */
+    static int maxLength(byte t) {
+        return switch (t) {
+            case '1', '2', '3', 'n', 's', 'c', 'I', 'g' -> 4;
+            case 'Z' -> 5;
+            case 'K' -> 4 + 4 + 256;
+            case 'v' -> HOLD_MAX;
+            case 'D', 'd', 'V' -> MAX_DATA_LENGTH;
+            case 'R', 'S', 'E', 'N', 'A', 'C', 'T', 't', 'G', 'H', 'W' -> MAX_META_LENGTH;
+            default -> -1;
+        };
+    }
+
+    static int readInt(byte[] b, int at) {
+        return ((b[at] & 0xff) << 24) | ((b[at + 1] & 0xff) << 16) | ((b[at + 2] & 0xff) << 8) | (b[at + 3] & 0xff);
+    }
+
+    static void writeInt(byte[] b, int at, int v) {
+        b[at] = (byte) (v >>> 24);
+        b[at + 1] = (byte) (v >>> 16);
+        b[at + 2] = (byte) (v >>> 8);
+        b[at + 3] = (byte) v;
+    }
+
+    static int indexOfNul(byte[] b, int from, int to) {
+        for (int i = from; i < to; i++) {
+            if (b[i] == 0) {
+                return i;
+            }
+        }
+        return -1;
+    }
+
+    private static byte[] copyOf(byte[] b, int n) {
+        byte[] c = new byte[n];
+        System.arraycopy(b, 0, c, 0, n);
+        return c;
+    }
+
+    private static String printable(byte t) {
+        return t >= 0x20 && t < 0x7f ? String.valueOf((char) t) : String.format("0x%02x", t & 0xff);
+    }
+}

@@ -1,0 +1,188 @@
+package dev.poolgoaway.wire;
+
+import java.io.IOException;
+import java.time.Clock;
+import java.time.Instant;
+import java.util.Optional;
+import java.util.OptionalInt;
+
+/**
+ * What the server has told one connection about leaving: the Java counterpart of libpq's
+ * {@code PQgoAwayReceived()}, plus the other ways a server says "go".
+ *
+ * <p>One instance lives with each socket the wire layer creates and is garbage along with it: there is no
+ * global registry to leak from. Get it from a {@link java.sql.Connection} with {@link PgGoAway#signals}.
+ * Recording happens on whatever thread reads the socket; reading the state is safe from any thread.
+ *
+ * <p>Like {@code PQgoAwayReceived()}, the getters do not read from the server: they report what the layer has
+ * already seen. pgjdbc does not read while a connection sits idle in a pool, so the exclusive owner of an idle
+ * connection calls {@link #poll()} first.
+ */
+public final class ConnectionSignals {
+
+    /** What {@link #poll()} found. */
+    public enum PollResult {
+        /** The poll read what the server had sent (possibly nothing); bytes for pgjdbc are kept for it. */
+        POLLED,
+        /** Someone is reading the connection right now (it is in use): nothing was read. */
+        BUSY,
+        /** The layer cannot see into this connection (GSS encryption, or not filtered): nothing to poll. */
+        BLIND
+    }
+
+    /** Polls one connection layer; installed by the layer that frames the server's messages. */
+    interface Poller {
+        PollResult poll() throws IOException;
+    }
+
+    private final Clock clock;
+    private volatile Instant goAwayAt;
+    private volatile int goAwayCount;
+    private volatile Instant disconnectRequestedAt;
+    private volatile Termination termination;
+    private volatile int backendPid;
+    private volatile int protocolMinor = -1;
+    private volatile Poller poller;
+    private volatile boolean blind;
+
+    ConnectionSignals(Clock clock) {
+        this.clock = clock;
+    }
+
+    /**
+     * @return true once the server has sent a GoAway message on this connection (libpq's
+     *         {@code PQgoAwayReceived()})
+     */
+    public boolean goAwayReceived() {
+        return goAwayAt != null;
+    }
+
+    /** @return when the first GoAway arrived, if one did */
+    public Optional<Instant> goAwayReceivedAt() {
+        return Optional.ofNullable(goAwayAt);
+    }
+
+    /** @return how many GoAway messages arrived (the protocol allows repeats; only the first matters) */
+    public int goAwayCount() {
+        return goAwayCount;
+    }
+
+    /**
+     * @return true once the server reported {@code disconnect_requested = on} through ParameterStatus (the
+     *         competing upstream proposal for the same signal)
+     */
+    public boolean disconnectRequested() {
+        return disconnectRequestedAt != null;
+    }
+
+    /** @return when {@code disconnect_requested = on} was first reported, if it was */
+    public Optional<Instant> disconnectRequestedAt() {
+        return Optional.ofNullable(disconnectRequestedAt);
+    }
+
+    /** @return true when the server asked this connection to leave, by GoAway or by ParameterStatus */
+    public boolean leaveRequested() {
+        return goAwayAt != null || disconnectRequestedAt != null;
+    }
+
+    /** @return why the server ended this connection, if it did: a FATAL error or the stream's end */
+    public Optional<Termination> termination() {
+        return Optional.ofNullable(termination);
+    }
+
+    /** @return the backend process id from BackendKeyData, once startup got that far */
+    public OptionalInt backendPid() {
+        int pid = backendPid;
+        return pid == 0 ? OptionalInt.empty() : OptionalInt.of(pid);
+    }
+
+    /**
+     * @return the protocol minor version in force on the connection (3 for 3.3, 2 for 3.2, 0 for 3.0), or -1
+     *         before the server has answered the startup
+     */
+    public int protocolMinor() {
+        return protocolMinor;
+    }
+
+    /**
+     * @return true when this connection can receive GoAway: protocol 3.3 or later was negotiated and the layer sees
+     *         the server's messages (not hidden by GSS encryption)
+     */
+    public boolean goAwayCapable() {
+        return protocolMinor >= 3 && !blind;
+    }
+
+    /**
+     * Reads, without blocking and without taking them from pgjdbc, whatever the server has sent to an idle
+     * connection, so that a GoAway, a {@code disconnect_requested} report or a FATAL error waiting in the socket
+     * is recorded. Bytes meant for pgjdbc (notifications, notices) are kept for it, in order.
+     *
+     * <p>Only the exclusive owner of an idle connection may call this (a pool that has reserved the connection):
+     * it must not race with a statement on the same connection. On a plain socket it reads only what
+     * {@code available()} reports; over TLS it does one bounded short read (a few milliseconds at most) when
+     * encrypted bytes are waiting, then restores pgjdbc's socket timeout.
+     *
+     * @return what the poll did
+     * @throws IOException if the connection failed; the failure is also visible to pgjdbc on its next read
+     */
+    public PollResult poll() throws IOException {
+        Poller p = poller;
+        if (p == null || blind) {
+            return PollResult.BLIND;
+        }
+        return p.poll();
+    }
+
+    // ---- recording, called by the layer -------------------------------------------------------------------
+
+    void goAway() {
+        if (goAwayAt == null) {
+            goAwayAt = clock.instant();
+        }
+        goAwayCount++;
+    }
+
+    void disconnectRequested(boolean on) {
+        if (on && disconnectRequestedAt == null) {
+            disconnectRequestedAt = clock.instant();
+        }
+    }
+
+    void terminated(String severity, String sqlState, String message) {
+        if (termination == null) {
+            String kept = message.length() > Termination.MAX_MESSAGE_CHARS
+                    ? message.substring(0, Termination.MAX_MESSAGE_CHARS)
+                    : message;
+            termination = new Termination(Termination.Kind.SERVER_ERROR, severity, sqlState, kept, clock.instant());
+        }
+    }
+
+    void serverClosed() {
+        if (termination == null) {
+            termination = new Termination(Termination.Kind.SERVER_CLOSED, "", "", "", clock.instant());
+        }
+    }
+
+    void backendPid(int pid) {
+        backendPid = pid;
+    }
+
+    void protocolMinor(int minor) {
+        protocolMinor = minor;
+    }
+
+    void poller(Poller p) {
+        poller = p;
+    }
+
+    void blind() {
+        blind = true;
+    }
+
+    @Override
+    public String toString() {
+        return "ConnectionSignals{pid=" + backendPid + ", protocol=3." + protocolMinor
+                + ", goAway=" + goAwayAt + ", disconnectRequested=" + disconnectRequestedAt
+                + ", termination=" + termination + (blind ? ", blind" : "") + '}';
+    }
+}

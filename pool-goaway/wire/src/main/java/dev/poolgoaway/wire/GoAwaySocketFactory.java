@@ -1,0 +1,88 @@
+package dev.poolgoaway.wire;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.Socket;
+import java.time.Clock;
+import java.util.Properties;
+
+import javax.net.SocketFactory;
+
+import org.postgresql.PGProperty;
+import org.postgresql.util.ObjectFactory;
+
+/**
+ * pgjdbc's {@code socketFactory} for the wire layer: sockets whose streams record GoAway and the other server
+ * signals, and raise pgjdbc's protocol 3.2 request to 3.3 (see {@link ProtocolUpgrade}).
+ *
+ * <p>Install it with {@link PgGoAway#install(Properties)} rather than by hand. pgjdbc creates one instance per
+ * connection attempt with the connection's properties. The sockets come from the factory named by
+ * {@value PgGoAway#DELEGATE_SOCKET_FACTORY} (instantiated the way pgjdbc would, with {@code socketFactoryArg}),
+ * or from the JDK's default factory.
+ */
+public final class GoAwaySocketFactory extends SocketFactory {
+
+    private final SocketFactory delegate;
+
+    /**
+     * Called by pgjdbc with the connection's properties.
+     *
+     * @param info the connection properties
+     * @throws IOException if the delegate factory named in the properties cannot be instantiated
+     */
+    public GoAwaySocketFactory(Properties info) throws IOException {
+        String name = info.getProperty(PgGoAway.DELEGATE_SOCKET_FACTORY);
+        if (name == null || name.isBlank()) {
+            delegate = SocketFactory.getDefault();
+        } else {
+            try {
+                delegate = ObjectFactory.instantiate(SocketFactory.class, name.trim(), info, true,
+                        PGProperty.SOCKET_FACTORY_ARG.getOrDefault(info));
+            } catch (Exception e) {
+                throw new IOException("pool-goaway could not instantiate the socket factory " + name + " named by "
+                        + PgGoAway.DELEGATE_SOCKET_FACTORY + ": " + e, e);
+            }
+        }
+    }
+
+    @Override
+    public Socket createSocket() throws IOException {
+        return new FilteringSocket(delegate.createSocket(), ProtocolUpgrade.SHARED, Clock.systemUTC());
+    }
+
+    @Override
+    public Socket createSocket(String host, int port) throws IOException {
+        return connected(new InetSocketAddress(host, port));
+    }
+
+    @Override
+    public Socket createSocket(String host, int port, InetAddress localHost, int localPort) throws IOException {
+        return connected(new InetSocketAddress(host, port), new InetSocketAddress(localHost, localPort));
+    }
+
+    @Override
+    public Socket createSocket(InetAddress host, int port) throws IOException {
+        return connected(new InetSocketAddress(host, port));
+    }
+
+    @Override
+    public Socket createSocket(InetAddress address, int port, InetAddress localAddress, int localPort)
+            throws IOException {
+        return connected(new InetSocketAddress(address, port), new InetSocketAddress(localAddress, localPort));
+    }
+
+    private Socket connected(InetSocketAddress remote, InetSocketAddress... local) throws IOException {
+        Socket s = createSocket();
+        try {
+            for (InetSocketAddress l : local) {
+                s.bind(l);
+            }
+            s.connect(remote);
+            return s;
+        } catch (IOException e) {
+            s.close();
+            throw e;
+        }
+    }
+}

@@ -1,0 +1,115 @@
+package dev.poolgoaway.wire;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.Socket;
+import java.net.SocketException;
+import java.time.Clock;
+import java.util.Properties;
+
+import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
+
+import org.postgresql.PGProperty;
+import org.postgresql.ssl.LibPQFactory;
+import org.postgresql.util.ObjectFactory;
+import org.postgresql.util.PSQLException;
+
+/**
+ * pgjdbc's {@code sslfactory} for the wire layer: it lets the real factory build the TLS socket (certificates,
+ * {@code sslmode}, keys: all unchanged) and runs the wire layer's filters on the plaintext streams of the result.
+ *
+ * <p>The real factory is the one named by {@value PgGoAway#DELEGATE_SSL_FACTORY}, instantiated the way pgjdbc
+ * would (with {@code sslfactoryarg}), or pgjdbc's default {@link LibPQFactory}. pgjdbc only layers TLS over its own
+ * socket, so only {@link #createSocket(Socket, String, int, boolean)} is supported.
+ */
+public final class GoAwaySslSocketFactory extends SSLSocketFactory {
+
+    private static final String LIBPQ_FACTORY = LibPQFactory.class.getName();
+    private static final String LEGACY_LIBPQ_FACTORY = "org.postgresql.ssl.jdbc4.LibPQFactory";
+
+    private final SSLSocketFactory delegate;
+
+    /**
+     * Called by pgjdbc with the connection's properties.
+     *
+     * @param info the connection properties
+     * @throws IOException if the delegate factory cannot be instantiated (bad key or certificate files included)
+     */
+    public GoAwaySslSocketFactory(Properties info) throws IOException {
+        String name = info.getProperty(PgGoAway.DELEGATE_SSL_FACTORY);
+        try {
+            if (name == null || name.isBlank() || LIBPQ_FACTORY.equals(name.trim())
+                    || LEGACY_LIBPQ_FACTORY.equals(name.trim())) {
+                delegate = new LibPQFactory(info);
+            } else {
+                delegate = ObjectFactory.instantiate(SSLSocketFactory.class, name.trim(), info, true,
+                        PGProperty.SSL_FACTORY_ARG.getOrDefault(info));
+            }
+        } catch (Exception e) {
+            throw new IOException("pool-goaway could not instantiate the SSL socket factory "
+                    + (name == null ? LIBPQ_FACTORY : name) + ": " + e.getMessage(), e);
+        }
+    }
+
+    @Override
+    public Socket createSocket(Socket s, String host, int port, boolean autoClose) throws IOException {
+        SSLSocket tls = (SSLSocket) delegate.createSocket(s, host, port, autoClose);
+        ConnectionSignals signals = s instanceof SignalSource source
+                ? source.signals()
+                : new ConnectionSignals(Clock.systemUTC());
+        return new FilteringSslSocket(tls, s, signals, ProtocolUpgrade.SHARED, host + ":" + port,
+                this::afterHandshake);
+    }
+
+    /**
+     * pgjdbc reports client key problems that {@link LibPQFactory} deferred, but only when the factory it holds is
+     * one; it holds us, so we do it.
+     */
+    private void afterHandshake() throws IOException {
+        if (delegate instanceof LibPQFactory libpq) {
+            try {
+                libpq.throwKeyManagerException();
+            } catch (PSQLException e) {
+                throw new SSLException(e.getMessage(), e);
+            }
+        }
+    }
+
+    @Override
+    public String[] getDefaultCipherSuites() {
+        return delegate.getDefaultCipherSuites();
+    }
+
+    @Override
+    public String[] getSupportedCipherSuites() {
+        return delegate.getSupportedCipherSuites();
+    }
+
+    @Override
+    public Socket createSocket(String host, int port) throws IOException {
+        throw notLayered();
+    }
+
+    @Override
+    public Socket createSocket(String host, int port, InetAddress localHost, int localPort) throws IOException {
+        throw notLayered();
+    }
+
+    @Override
+    public Socket createSocket(InetAddress host, int port) throws IOException {
+        throw notLayered();
+    }
+
+    @Override
+    public Socket createSocket(InetAddress address, int port, InetAddress localAddress, int localPort)
+            throws IOException {
+        throw notLayered();
+    }
+
+    private static SocketException notLayered() {
+        return new SocketException("pool-goaway layers TLS over an existing socket only "
+                + "(createSocket(Socket, String, int, boolean)), as pgjdbc does");
+    }
+}

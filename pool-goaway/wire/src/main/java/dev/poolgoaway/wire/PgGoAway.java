@@ -1,0 +1,174 @@
+package dev.poolgoaway.wire;
+
+import java.lang.reflect.Field;
+import java.net.Socket;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.util.Optional;
+import java.util.Properties;
+
+import org.postgresql.PGConnection;
+import org.postgresql.PGProperty;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.PGStream;
+import org.postgresql.core.QueryExecutor;
+import org.postgresql.core.QueryExecutorBase;
+import org.postgresql.util.DriverInfo;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * The wire layer's entry points: install it into pgjdbc's connection properties, and read a connection's
+ * {@link ConnectionSignals} (the Java counterpart of libpq's {@code PQgoAwayReceived()}).
+ *
+ * <pre>{@code
+ * Properties props = PgGoAway.install(new Properties());
+ * props.setProperty("user", "app");
+ * try (Connection c = DriverManager.getConnection(url, props)) {
+ *     ...
+ *     if (PgGoAway.goAwayReceived(c)) {
+ *         // the server asked us to leave: close this connection when convenient
+ *     }
+ * }
+ * }</pre>
+ */
+public final class PgGoAway {
+
+    /**
+     * Connection property naming the {@link javax.net.SocketFactory} the wire layer wraps; {@link #install} moves
+     * a user's {@code socketFactory} here. Unset means the JDK's default.
+     */
+    public static final String DELEGATE_SOCKET_FACTORY = "poolgoaway.socketFactory";
+
+    /**
+     * Connection property naming the {@link javax.net.ssl.SSLSocketFactory} the wire layer wraps; {@link #install}
+     * moves a user's {@code sslfactory} here. Unset means pgjdbc's default {@code LibPQFactory}.
+     */
+    public static final String DELEGATE_SSL_FACTORY = "poolgoaway.sslfactory";
+
+    private static final Logger log = LoggerFactory.getLogger(PgGoAway.class);
+    private static final String SOCKET_FACTORY = PGProperty.SOCKET_FACTORY.getName();
+    private static final String SSL_FACTORY = PGProperty.SSL_FACTORY.getName();
+    private static final String PROTOCOL_VERSION = PGProperty.PROTOCOL_VERSION.getName();
+
+    private PgGoAway() {
+    }
+
+    /**
+     * Installs the wire layer into pgjdbc connection properties (a pool's data source properties, or the
+     * {@code info} given to {@code DriverManager}). Idempotent.
+     *
+     * <ul>
+     *   <li>{@code socketFactory} and {@code sslfactory} become the wire layer's; factories the user had set are
+     *       kept and wrapped ({@value #DELEGATE_SOCKET_FACTORY}, {@value #DELEGATE_SSL_FACTORY}).</li>
+     *   <li>{@code protocolVersion} becomes {@code 3.2} unless the user pinned a version. pgjdbc's 3.2 request is
+     *       the one the layer raises to 3.3, which GoAway needs. Pinned to 3.0, GoAway is off for these
+     *       connections, and one WARN says so.</li>
+     * </ul>
+     *
+     * @param props the connection properties, changed in place
+     * @return {@code props}
+     * @throws IllegalArgumentException if {@code protocolVersion} is set to something pgjdbc cannot use
+     */
+    public static Properties install(Properties props) {
+        moveToDelegate(props, SOCKET_FACTORY, GoAwaySocketFactory.class, DELEGATE_SOCKET_FACTORY);
+        moveToDelegate(props, SSL_FACTORY, GoAwaySslSocketFactory.class, DELEGATE_SSL_FACTORY);
+        String version = props.getProperty(PROTOCOL_VERSION);
+        if (version == null || version.isBlank()) {
+            props.setProperty(PROTOCOL_VERSION, "3.2");
+        } else {
+            switch (version.trim()) {
+                case "3.2" -> {
+                    // what we need
+                }
+                case "3", "3.0" -> log.warn("protocolVersion is pinned to {}: the server sends GoAway only to "
+                        + "protocol 3.3 clients, so pool-goaway cannot drain these connections early. Remove the "
+                        + "pin (pool-goaway then asks for 3.3 and falls back by itself) to enable it.", version);
+                default -> throw new IllegalArgumentException("protocolVersion=" + version
+                        + " is not a version pgjdbc " + DriverInfo.DRIVER_VERSION + " speaks (3.0 or 3.2)");
+            }
+        }
+        return props;
+    }
+
+    /**
+     * @param props connection properties
+     * @return true if {@link #install} has been applied to them
+     */
+    public static boolean isInstalled(Properties props) {
+        return GoAwaySocketFactory.class.getName().equals(props.getProperty(SOCKET_FACTORY))
+                && GoAwaySslSocketFactory.class.getName().equals(props.getProperty(SSL_FACTORY));
+    }
+
+    private static void moveToDelegate(Properties props, String key, Class<?> ours, String delegateKey) {
+        String current = props.getProperty(key);
+        if (current != null && !current.isBlank() && !current.trim().equals(ours.getName())) {
+            props.setProperty(delegateKey, current.trim());
+        }
+        props.setProperty(key, ours.getName());
+    }
+
+    /**
+     * Finds the signals of a connection made through the wire layer.
+     *
+     * <p>Correlation is exact: the signals belong to the very socket under this connection (found through
+     * pgjdbc's object graph), and live exactly as long as it.
+     *
+     * @param connection a pgjdbc connection, or anything that unwraps to one (a pool's proxy)
+     * @return its signals; empty if the connection was not made through the wire layer
+     * @throws SQLException if it is not a pgjdbc connection, or this pgjdbc version's internals are not the ones
+     *                      the layer knows
+     */
+    public static Optional<ConnectionSignals> signals(Connection connection) throws SQLException {
+        PGConnection pg = connection.unwrap(PGConnection.class);
+        if (!(pg instanceof BaseConnection base)) {
+            throw new SQLException("pool-goaway: " + pg.getClass().getName() + " is not a pgjdbc BaseConnection");
+        }
+        Socket socket = StreamAccess.socketOf(base.getQueryExecutor());
+        return socket instanceof SignalSource source ? Optional.of(source.signals()) : Optional.empty();
+    }
+
+    /**
+     * The equivalent of libpq's {@code PQgoAwayReceived()}: true once the server sent GoAway on this connection.
+     * Like libpq it does not read from the server; see {@link ConnectionSignals#poll()} for idle connections.
+     *
+     * @param connection a pgjdbc connection, or anything that unwraps to one
+     * @return true if a GoAway arrived; false also for connections not made through the wire layer
+     * @throws SQLException as {@link #signals(Connection)}
+     */
+    public static boolean goAwayReceived(Connection connection) throws SQLException {
+        return signals(connection).map(ConnectionSignals::goAwayReceived).orElse(false);
+    }
+
+    /** Reaches the socket under a pgjdbc query executor; resolved once, with a clear error if it cannot be. */
+    private static final class StreamAccess {
+        private static final Field PG_STREAM;
+        private static final String PROBLEM;
+
+        static {
+            Field f = null;
+            String problem = null;
+            try {
+                f = QueryExecutorBase.class.getDeclaredField("pgStream");
+                f.setAccessible(true);
+            } catch (ReflectiveOperationException | RuntimeException e) {
+                problem = e.toString();
+            }
+            PG_STREAM = f;
+            PROBLEM = problem;
+        }
+
+        static Socket socketOf(QueryExecutor executor) throws SQLException {
+            if (PG_STREAM == null || !(executor instanceof QueryExecutorBase)) {
+                throw new SQLException("pool-goaway cannot reach the socket of a pgjdbc "
+                        + DriverInfo.DRIVER_VERSION + " connection (" + (PROBLEM != null ? PROBLEM
+                        : executor.getClass().getName()) + "); supported: pgjdbc 42.7.x");
+            }
+            try {
+                return ((PGStream) PG_STREAM.get(executor)).getSocket();
+            } catch (IllegalAccessException e) {
+                throw new SQLException("pool-goaway cannot reach the socket of a pgjdbc connection", e);
+            }
+        }
+    }
+}

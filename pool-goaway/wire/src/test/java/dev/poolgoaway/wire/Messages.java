@@ -1,0 +1,92 @@
+package dev.poolgoaway.wire;
+
+import java.io.ByteArrayOutputStream;
+import java.nio.charset.StandardCharsets;
+
+/** Builds backend protocol bytes for tests. */
+final class Messages {
+
+    private final ByteArrayOutputStream out = new ByteArrayOutputStream();
+
+    static Messages stream() {
+        return new Messages();
+    }
+
+    Messages msg(char type, byte[] body) {
+        out.write(type);
+        writeInt(4 + body.length);
+        out.writeBytes(body);
+        return this;
+    }
+
+    Messages goAway() {
+        return msg('g', new byte[0]);
+    }
+
+    Messages readyForQuery() {
+        return msg('Z', new byte[] {'I'});
+    }
+
+    Messages parameterStatus(String name, String value) {
+        return msg('S', cstrings(name, value));
+    }
+
+    Messages backendKeyData(int pid, int keyLength) {
+        byte[] body = new byte[4 + keyLength];
+        BackendFilter.writeInt(body, 0, pid);
+        return msg('K', body);
+    }
+
+    Messages error(String severity, String sqlState, String message) {
+        byte[] fields = concat(field('S', severity), field('V', severity), field('C', sqlState),
+                field('M', message), new byte[] {0});
+        return msg('E', fields);
+    }
+
+    Messages negotiate(int minor, String... unsupported) {
+        byte[] head = new byte[8];
+        BackendFilter.writeInt(head, 0, minor);
+        BackendFilter.writeInt(head, 4, unsupported.length);
+        return msg('v', concat(head, cstrings(unsupported)));
+    }
+
+    Messages raw(byte... bytes) {
+        out.writeBytes(bytes);
+        return this;
+    }
+
+    Messages authOk() {
+        return msg('R', new byte[4]);
+    }
+
+    byte[] bytes() {
+        return out.toByteArray();
+    }
+
+    private void writeInt(int v) {
+        byte[] b = new byte[4];
+        BackendFilter.writeInt(b, 0, v);
+        out.writeBytes(b);
+    }
+
+    static byte[] cstrings(String... values) {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        for (String v : values) {
+            b.writeBytes(v.getBytes(StandardCharsets.UTF_8));
+            b.write(0);
+        }
+        return b.toByteArray();
+    }
+
+    private static byte[] field(char code, String value) {
+        return concat(new byte[] {(byte) code}, cstrings(value));
+    }
+
+    static byte[] concat(byte[]... parts) {
+        ByteArrayOutputStream b = new ByteArrayOutputStream();
+        for (byte[] p : parts) {
+            b.writeBytes(p);
+        }
+        return b.toByteArray();
+    }
+}
