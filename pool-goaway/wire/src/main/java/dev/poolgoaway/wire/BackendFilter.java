@@ -395,10 +395,12 @@ final class BackendFilter {
         if (bodyLength < 8) {
             throw violation("sent a NegotiateProtocolVersion of " + bodyLength + " body bytes (at least 8 needed)");
         }
-        int serverMinor = readInt(hold, 5);
+        // The version word is the whole version, major << 16 | minor, as in the StartupMessage.
+        int version = readInt(hold, 5);
+        int serverMinor = version & 0xffff;
         int unsupported = readInt(hold, 9);
-        if (serverMinor < 0 || serverMinor > startup.sentMinor()) {
-            throw violation("sent a NegotiateProtocolVersion offering 3." + serverMinor
+        if (version >>> 16 != 3 || serverMinor > startup.sentMinor()) {
+            throw violation("sent a NegotiateProtocolVersion offering " + (version >>> 16) + "." + serverMinor
                     + " to a client that asked for 3." + startup.sentMinor());
         }
         int p = 13;
@@ -419,7 +421,7 @@ final class BackendFilter {
             return;
         }
         byte[] out = copyOf(hold, held);
-        writeInt(out, 5, seen);
+        writeInt(out, 5, (3 << 16) | seen);
         released = out;
     }
 

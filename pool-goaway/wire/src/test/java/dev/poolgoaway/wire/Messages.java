@@ -45,7 +45,7 @@ final class Messages {
 
     Messages negotiate(int minor, String... unsupported) {
         byte[] head = new byte[8];
-        BackendFilter.writeInt(head, 0, minor);
+        BackendFilter.writeInt(head, 0, (3 << 16) | minor);
         BackendFilter.writeInt(head, 4, unsupported.length);
         return msg('v', concat(head, cstrings(unsupported)));
     }

@@ -1,0 +1,118 @@
+package dev.poolgoaway.wire;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.time.Clock;
+import java.util.HashSet;
+
+import org.junit.jupiter.api.Test;
+
+/** The client-side startup watcher, written in every split. */
+class FrontendOutputStreamTest {
+
+    private static byte[] request(int code, byte[] body) {
+        byte[] b = new byte[8 + body.length];
+        BackendFilter.writeInt(b, 0, b.length);
+        BackendFilter.writeInt(b, 4, code);
+        System.arraycopy(body, 0, b, 8, body.length);
+        return b;
+    }
+
+    private static byte[] startup(int minor) {
+        return Messages.concat(request((3 << 16) | minor, Messages.cstrings("user", "app", "database", "db", "")));
+    }
+
+    private static final byte[] SSL_REQUEST = request(FrontendOutputStream.SSL_REQUEST_CODE, new byte[0]);
+    private static final byte[] QUERY = Messages.stream().msg('Q', Messages.cstrings("select 1")).bytes();
+
+    /** Writes {@code in} split at {@code split}; returns what reached the socket. */
+    private static byte[] write(FrontendOutputStream out, ByteArrayOutputStream sink, byte[] in, int split)
+            throws IOException {
+        out.write(in, 0, split);
+        out.write(in, split, in.length - split);
+        return sink.toByteArray();
+    }
+
+    @Test
+    void startupAskingForThreeTwoGoesOutAsThreeThreeWhereverItIsSplit() throws IOException {
+        byte[] in = Messages.concat(startup(2), QUERY);
+        byte[] expected = Messages.concat(startup(3), QUERY);
+        for (int split = 0; split <= in.length; split++) {
+            ByteArrayOutputStream sink = new ByteArrayOutputStream();
+            BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+            FrontendOutputStream out = new FrontendOutputStream(sink, backend,
+                    new ProtocolUpgrade(new HashSet<>()), "p");
+            assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
+        }
+        ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        FrontendOutputStream out = new FrontendOutputStream(sink,
+                new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"), new ProtocolUpgrade(new HashSet<>()),
+                "p");
+        for (byte b : in) {
+            out.write(b);
+        }
+        assertArrayEquals(expected, sink.toByteArray(), "byte by byte");
+    }
+
+    @Test
+    void pinnedThreeZeroAndRefusingPeersGetPgjdbcsOwnRequest() throws IOException {
+        ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        new FrontendOutputStream(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
+                new ProtocolUpgrade(new HashSet<>()), "p").write(startup(0));
+        assertArrayEquals(startup(0), sink.toByteArray());
+
+        HashSet<String> refusing = new HashSet<>();
+        refusing.add("old:6432");
+        ByteArrayOutputStream sink2 = new ByteArrayOutputStream();
+        new FrontendOutputStream(sink2, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "old:6432"),
+                new ProtocolUpgrade(refusing), "old:6432").write(startup(2));
+        assertArrayEquals(startup(2), sink2.toByteArray());
+    }
+
+    @Test
+    void sslRequestAnsweredNoThenStartupIsRaised() throws IOException {
+        ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashSet<>()), "p");
+        out.write(SSL_REQUEST);
+        assertArrayEquals(new byte[] {'N'}, BackendFilterTest.readAll(backend, new byte[] {'N'}));
+        out.write(startup(2));
+        assertArrayEquals(Messages.concat(SSL_REQUEST, startup(3)), sink.toByteArray());
+    }
+
+    @Test
+    void afterTlsIsAcceptedTheEncryptedBytesAreNotTouched() throws IOException {
+        ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashSet<>()), "p");
+        out.write(SSL_REQUEST);
+        BackendFilterTest.readAll(backend, new byte[] {'S'});
+        // Bytes that happen to look like a 3.2 startup must pass as they are once TLS has taken over.
+        out.write(startup(2));
+        assertArrayEquals(Messages.concat(SSL_REQUEST, startup(2)), sink.toByteArray());
+        assertTrue(backend.passingThrough());
+    }
+
+    @Test
+    void cancelRequestsAndDirectTlsPassThroughWhole() throws IOException {
+        byte[] key32 = new byte[32];
+        for (byte[] first : new byte[][] {
+            request(80877102, new byte[8]),
+            request(80877102, Messages.concat(new byte[4], key32)),
+            {0x16, 0x03, 0x01, 0x02, 0x00, 0x01, 0x00, 0x01, (byte) 0xfc, 0x03, 0x03},
+        }) {
+            ByteArrayOutputStream sink = new ByteArrayOutputStream();
+            BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+            FrontendOutputStream out = new FrontendOutputStream(sink, backend,
+                    new ProtocolUpgrade(new HashSet<>()), "p");
+            assertFalse(backend.passingThrough());
+            out.write(Messages.concat(first, startup(2)));
+            assertArrayEquals(Messages.concat(first, startup(2)), sink.toByteArray());
+            assertTrue(backend.passingThrough());
+        }
+    }
+}
