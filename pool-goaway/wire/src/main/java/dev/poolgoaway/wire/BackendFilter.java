@@ -218,6 +218,11 @@ final class BackendFilter {
         return failure;
     }
 
+    /** @return true once the server sent a FATAL error or ended the stream: nothing useful follows */
+    boolean terminated() {
+        return signals.termination().isPresent();
+    }
+
     /** @return true between messages, where the server may end the stream cleanly */
     boolean atMessageBoundary() {
         return state == State.TYPE || state == State.PASS_THROUGH || state == State.ANSWER;

@@ -181,7 +181,9 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
      */
     private void pump(int target, boolean timed) throws IOException {
         byte[] s = scratch();
-        while (ready.size() < target && !eof) {
+        // Stop at a termination: what follows is the end of the stream, and over TLS reading the close_notify
+        // now would make pgjdbc's next write fail before it reads the server's FATAL error.
+        while (ready.size() < target && !eof && !filter.terminated()) {
             if (filter.failure() != null) {
                 throw filter.failure();
             }

@@ -2,32 +2,13 @@ package dev.poolgoaway.wire;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
-import java.io.Writer;
-import java.math.BigInteger;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.attribute.PosixFilePermissions;
-import java.security.KeyPair;
-import java.security.KeyPairGenerator;
-import java.security.SecureRandom;
-import java.security.cert.X509Certificate;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
-import java.util.Date;
 import java.util.Properties;
-
-import org.bouncycastle.asn1.x500.X500Name;
-import org.bouncycastle.asn1.x509.BasicConstraints;
-import org.bouncycastle.asn1.x509.Extension;
-import org.bouncycastle.asn1.x509.GeneralName;
-import org.bouncycastle.asn1.x509.GeneralNames;
-import org.bouncycastle.cert.X509v3CertificateBuilder;
-import org.bouncycastle.cert.jcajce.JcaX509CertificateConverter;
-import org.bouncycastle.cert.jcajce.JcaX509v3CertificateBuilder;
-import org.bouncycastle.openssl.jcajce.JcaPEMWriter;
-import org.bouncycastle.operator.jcajce.JcaContentSignerBuilder;
 
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 
@@ -85,7 +66,7 @@ final class TestPostgres {
         Path rootCert = dir.resolve("root.crt");
         Path serverCert = dir.resolve("server.crt");
         Path serverKey = dir.resolve("server.key");
-        writeCertificates(rootCert, serverCert, serverKey);
+        TestCertificates.get().write(rootCert, serverCert, serverKey);
         Path hba = dir.resolve("pg_hba.conf");
         Files.writeString(hba, String.join("\n",
                 "local all all trust",
@@ -111,40 +92,5 @@ final class TestPostgres {
             }
         }));
         return new TestPostgres(pg, rootCert);
-    }
-
-    private static void writeCertificates(Path rootCert, Path serverCert, Path serverKey) throws Exception {
-        KeyPairGenerator gen = KeyPairGenerator.getInstance("RSA");
-        gen.initialize(2048, new SecureRandom());
-        KeyPair caKeys = gen.generateKeyPair();
-        KeyPair serverKeys = gen.generateKeyPair();
-        Date from = new Date(System.currentTimeMillis() - 3_600_000L);
-        Date to = new Date(System.currentTimeMillis() + 86_400_000L);
-        X500Name caName = new X500Name("CN=pool-goaway test CA");
-        X509v3CertificateBuilder ca = new JcaX509v3CertificateBuilder(caName, BigInteger.ONE, from, to, caName,
-                caKeys.getPublic())
-                .addExtension(Extension.basicConstraints, true, new BasicConstraints(true));
-        X509Certificate caCert = sign(ca, caKeys);
-        X509v3CertificateBuilder server = new JcaX509v3CertificateBuilder(caName, BigInteger.TWO, from, to,
-                new X500Name("CN=localhost"), serverKeys.getPublic())
-                .addExtension(Extension.subjectAlternativeName, false, new GeneralNames(new GeneralName[] {
-                    new GeneralName(GeneralName.dNSName, "localhost"),
-                    new GeneralName(GeneralName.iPAddress, "127.0.0.1")}));
-        X509Certificate cert = sign(server, caKeys);
-        writePem(rootCert, caCert);
-        writePem(serverCert, cert);
-        writePem(serverKey, serverKeys.getPrivate());
-        Files.setPosixFilePermissions(serverKey, PosixFilePermissions.fromString("rw-------"));
-    }
-
-    private static X509Certificate sign(X509v3CertificateBuilder builder, KeyPair issuer) throws Exception {
-        return new JcaX509CertificateConverter().getCertificate(
-                builder.build(new JcaContentSignerBuilder("SHA256withRSA").build(issuer.getPrivate())));
-    }
-
-    private static void writePem(Path file, Object object) throws IOException {
-        try (Writer w = Files.newBufferedWriter(file); JcaPEMWriter pem = new JcaPEMWriter(w)) {
-            pem.writeObject(object);
-        }
     }
 }

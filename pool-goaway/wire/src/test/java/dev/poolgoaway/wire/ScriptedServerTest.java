@@ -1,0 +1,219 @@
+package dev.poolgoaway.wire;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.io.IOException;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.Properties;
+
+import javax.net.ssl.SSLContext;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+/**
+ * GoAway and the other signals end to end through real pgjdbc, from a scripted server (no released PostgreSQL
+ * sends GoAway yet), over plain TCP and TLS.
+ */
+class ScriptedServerTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    private ScriptedServer server;
+
+    @AfterEach
+    void stop() throws IOException {
+        if (server != null) {
+            server.close();
+        }
+    }
+
+    private ScriptedServer start(ScriptedServer.Startup startup, boolean tls) throws Exception {
+        SSLContext context = tls ? TestCertificates.get().serverContext() : null;
+        server = new ScriptedServer(startup, context);
+        return server;
+    }
+
+    private Connection connect(boolean tls) throws SQLException {
+        Properties p = new Properties();
+        p.setProperty("user", "app");
+        p.setProperty("preferQueryMode", "simple");
+        p.setProperty("sslmode", tls ? "require" : "disable");
+        // A safety net: a hang would show up as a SocketTimeoutException, not a stuck build.
+        p.setProperty("socketTimeout", "20");
+        return DriverManager.getConnection(server.url(), PgGoAway.install(p));
+    }
+
+    private static int selectOne(Connection c) throws SQLException {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+            assertTrue(rs.next());
+            return rs.getInt(1);
+        }
+    }
+
+    private static ConnectionSignals signals(Connection c) throws SQLException {
+        return PgGoAway.signals(c).orElseThrow();
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void goAwayInsideAResultIsRemovedAndReportedOnTheConnectionInUse(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = signals(c);
+            assertEquals(3, signals.protocolMinor());
+            assertTrue(signals.goAwayCapable());
+            assertFalse(PgGoAway.goAwayReceived(c));
+            byte[] reply = ScriptedServer.selectOneReply();
+            // RowDescription is 27 bytes: put the GoAway between it and the DataRow.
+            server.queryReply = Messages.concat(java.util.Arrays.copyOf(reply, 27), Messages.stream().goAway().bytes(),
+                    java.util.Arrays.copyOfRange(reply, 27, reply.length));
+            assertEquals(1, selectOne(c));
+            assertTrue(PgGoAway.goAwayReceived(c));
+            assertEquals(1, signals.goAwayCount());
+            assertEquals(1, selectOne(c), "GoAway is advisory: the connection keeps working");
+            assertEquals(2, signals.goAwayCount(), "a repeat is counted but changes nothing");
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void goAwayToAnIdleConnectionIsFoundByThePollAndNothingElseIsTaken(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = signals(c);
+            server.sessions().get(0).send(Messages.stream().goAway()
+                    .msg('N', Messages.concat(new byte[] {'S'}, Messages.cstrings("NOTICE"), new byte[] {'M'},
+                            Messages.cstrings("still here"), new byte[] {0})).bytes());
+            await().atMost(WAIT).until(() -> {
+                signals.poll();
+                return signals.goAwayReceived();
+            });
+            assertEquals(server.sessions().get(0).pid, signals.backendPid().getAsInt());
+            try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+                assertTrue(rs.next());
+                assertEquals(1, rs.getInt(1));
+                assertEquals("still here", s.getWarnings().getMessage(), "the notice read by the poll reached pgjdbc");
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void anAdminTerminationWithAMessageIsRecordedBeforePgjdbcReadsIt(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = signals(c);
+            ScriptedServer.Session session = server.sessions().get(0);
+            session.send(Messages.stream().error("FATAL", "57P01",
+                    "terminating connection due to administrator command: moving to green").bytes());
+            session.close();
+            await().atMost(WAIT).until(() -> {
+                signals.poll();
+                return signals.termination().isPresent();
+            });
+            Termination t = signals.termination().orElseThrow();
+            assertTrue(t.adminTerminated());
+            assertEquals("terminating connection due to administrator command: moving to green", t.message());
+            SQLException e = assertThrows(SQLException.class, () -> selectOne(c));
+            assertEquals("57P01", e.getSQLState());
+            assertTrue(e.getMessage().contains("moving to green"), e.getMessage());
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void disconnectRequestedThroughParameterStatus(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = signals(c);
+            server.sessions().get(0).send(Messages.stream().parameterStatus("disconnect_requested", "on").bytes());
+            await().atMost(WAIT).until(() -> {
+                signals.poll();
+                return signals.disconnectRequested();
+            });
+            assertTrue(signals.leaveRequested());
+            assertFalse(signals.goAwayReceived());
+            assertEquals(1, selectOne(c));
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void goAwayDuringStartupIsRemoved(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        server.afterAuth = Messages.stream().goAway().bytes();
+        try (Connection c = connect(tls)) {
+            assertTrue(PgGoAway.goAwayReceived(c));
+            assertEquals(1, selectOne(c));
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void aThreeTwoServerNegotiatesAndPgjdbcNeverSeesIt(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_2, tls);
+        try (Connection c = connect(tls)) {
+            assertEquals(3, server.sessions().get(0).requestedMinor, "the layer asked for 3.3");
+            assertEquals(2, signals(c).protocolMinor());
+            assertFalse(signals(c).goAwayCapable());
+            assertEquals(1, selectOne(c));
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void theServerClosingAnIdleTlsConnectionIsSeen(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = signals(c);
+            server.sessions().get(0).close();
+            if (tls) {
+                // The TLS close_notify arrives as bytes: the poll reads on and finds the end of the stream.
+                await().atMost(WAIT).until(() -> {
+                    signals.poll();
+                    return signals.termination().isPresent();
+                });
+                assertEquals(Termination.Kind.SERVER_CLOSED, signals.termination().orElseThrow().kind());
+            }
+            assertThrows(SQLException.class, () -> selectOne(c));
+            assertTrue(signals.termination().isPresent());
+        }
+    }
+
+    @ParameterizedTest(name = "case {0}")
+    @ValueSource(ints = {0, 1, 2, 3, 4})
+    void aBrokenServerGivesPgjdbcAClearSqlException(int broken) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, false);
+        byte[] reply = ScriptedServer.selectOneReply();
+        byte[][] replies = {
+            Messages.concat(java.util.Arrays.copyOf(reply, 27), new byte[] {'D', (byte) 0xff, (byte) 0xff, 0, 0}),
+            Messages.concat(java.util.Arrays.copyOf(reply, 27), Messages.stream().msg('g', new byte[4]).bytes()),
+            Messages.concat(java.util.Arrays.copyOf(reply, 27), new byte[] {'q', 0, 0, 0, 4}),
+            Messages.concat(java.util.Arrays.copyOf(reply, 27), new byte[] {'D', 0x7f, (byte) 0xff, (byte) 0xff, 0}),
+            java.util.Arrays.copyOf(reply, 30),
+        };
+        String[] expected = {"length -65536", "'g' message with length 8 (must be 4)", "unknown message type 0x71",
+            "length 2147483392", "closed the connection in the middle of a 'D' message"};
+        try (Connection c = connect(false)) {
+            server.queryReply = replies[broken];
+            server.closeAfterReply = broken == 4;
+            SQLException e = assertThrows(SQLException.class, () -> selectOne(c));
+            StringBuilder chain = new StringBuilder();
+            for (Throwable t = e; t != null; t = t.getCause()) {
+                chain.append(t).append(" / ");
+            }
+            assertTrue(chain.toString().contains(expected[broken]), chain.toString());
+            assertTrue(c.isClosed(), "pgjdbc closed the broken connection");
+        }
+    }
+}
