@@ -69,6 +69,8 @@ final class BackendFilter {
 
     private final ConnectionSignals signals;
     private final String peer;
+    /** Whether the owner can reconnect and replay the startup when a peer refuses the raised version. */
+    private final boolean canRetry;
 
     // Written by the client side during startup (pgjdbc's thread), read by whoever reads: hence volatile.
     private volatile State state = State.TYPE;
@@ -88,13 +90,19 @@ final class BackendFilter {
     private byte[] released;
     private int consumed;
     private IOException failure;
+    private boolean retry;
 
     /** The startup this layer sent, until the server's first reply to it has been seen. */
     private volatile ProtocolUpgrade.Attempt startup;
 
     BackendFilter(ConnectionSignals signals, String peer) {
+        this(signals, peer, false);
+    }
+
+    BackendFilter(ConnectionSignals signals, String peer, boolean canRetry) {
         this.signals = signals;
         this.peer = peer;
+        this.canRetry = canRetry;
     }
 
     // ---- what the client side tells us --------------------------------------------------------------------
@@ -107,7 +115,26 @@ final class BackendFilter {
     /** The client sent a StartupMessage; its first reply may be a NegotiateProtocolVersion to translate. */
     void startupSent(ProtocolUpgrade.Attempt attempt) {
         startup = attempt;
+        retry = false;
         state = State.TYPE;
+    }
+
+    /** Back to the first byte of a new connection: the owner reconnected. */
+    void reset() {
+        state = State.TYPE;
+        startup = null;
+        retry = false;
+        withheld = false;
+        released = null;
+        offset = 0;
+    }
+
+    /**
+     * @return true when the peer refused our raised protocol version and the owner should reconnect and replay
+     *         pgjdbc's own StartupMessage; the refusal itself is swallowed, pgjdbc never sees it
+     */
+    boolean retryRequested() {
+        return retry;
     }
 
     /** The connection is not ours to frame (CancelRequest, direct TLS): pass everything. */
@@ -139,7 +166,7 @@ final class BackendFilter {
             return 0;
         }
         try {
-            while (r < end && released == null) {
+            while (r < end && released == null && !retry) {
                 switch (state) {
                     case PASS_THROUGH -> {
                         int n = end - r;
@@ -384,9 +411,9 @@ final class BackendFilter {
         int to = body == Body.HOLD ? held : captured;
         ErrorFields error = ErrorFields.parse(fields, from, to);
         if (body == Body.HOLD) {
-            boolean rejected = startup.rejected(error.sqlState(), error.message());
-            if (!rejected) {
-                startup.accepted(signals);
+            if (startup.rejected(error.sqlState(), error.message()) && canRetry) {
+                retry = true;
+                return;
             }
             released = copyOf(hold, held);
         }

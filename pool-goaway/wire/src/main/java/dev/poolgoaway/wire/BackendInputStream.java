@@ -34,7 +34,17 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
         int readWithin(InputStream in, byte[] b, int off, int len) throws IOException;
     }
 
-    private final InputStream raw;
+    /**
+     * Opens a new connection to the same server and replays pgjdbc's StartupMessage as pgjdbc wrote it, for a
+     * peer that refused the raised protocol version.
+     */
+    interface Reconnector {
+        /** @return the new connection's input */
+        InputStream reconnect() throws IOException;
+    }
+
+    private InputStream raw;
+    private final Reconnector reconnector;
     private final BackendFilter filter;
     private final EncryptedTransport tls;
     private final ReentrantLock lock = new ReentrantLock();
@@ -45,9 +55,28 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
     private boolean eof;
 
     BackendInputStream(InputStream raw, BackendFilter filter, EncryptedTransport tls) {
+        this(raw, filter, tls, null);
+    }
+
+    BackendInputStream(InputStream raw, BackendFilter filter, EncryptedTransport tls, Reconnector reconnector) {
         this.raw = raw;
         this.filter = filter;
         this.tls = tls;
+        this.reconnector = reconnector;
+    }
+
+    /** Starts over on a new connection's stream (the owner reconnected). */
+    void reset(InputStream fresh) {
+        lock.lock();
+        try {
+            raw = fresh;
+            ready.skip(ready.size());
+            carry.skip(carry.size());
+            eof = false;
+            filter.reset();
+        } finally {
+            lock.unlock();
+        }
     }
 
     @Override
@@ -106,7 +135,13 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
     }
 
     /** Queues what the filter released and puts back what it did not consume, in stream order. */
-    private void afterProcess(byte[] b, int off, int n) {
+    private void afterProcess(byte[] b, int off, int n) throws IOException {
+        if (filter.retryRequested()) {
+            // The rest of the refused connection is its end; pgjdbc continues on the new one.
+            carry.skip(carry.size());
+            raw = reconnector.reconnect();
+            return;
+        }
         byte[] released = filter.takeReleased();
         if (released != null) {
             ready.append(released, 0, released.length);

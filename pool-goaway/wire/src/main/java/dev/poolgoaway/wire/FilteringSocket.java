@@ -1,5 +1,6 @@
 package dev.poolgoaway.wire;
 
+import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
@@ -13,6 +14,8 @@ import java.nio.channels.SocketChannel;
 import java.time.Clock;
 import java.util.Set;
 
+import javax.net.SocketFactory;
+
 /**
  * The plain TCP socket pgjdbc gets from {@link GoAwaySocketFactory}: a socket from the delegate factory whose
  * streams run the wire layer's filters. Everything else is delegated unchanged.
@@ -22,14 +25,17 @@ import java.util.Set;
  */
 final class FilteringSocket extends Socket implements SignalSource {
 
-    private final Socket inner;
+    private final SocketFactory factory;
+    private volatile Socket inner;
+    private int connectTimeout;
     private final ProtocolUpgrade upgrade;
     private final ConnectionSignals signals;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
-    FilteringSocket(Socket inner, ProtocolUpgrade upgrade, Clock clock) {
-        this.inner = inner;
+    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock) throws IOException {
+        this.factory = factory;
+        this.inner = factory.createSocket();
         this.upgrade = upgrade;
         this.signals = new ConnectionSignals(clock);
     }
@@ -48,11 +54,60 @@ final class FilteringSocket extends Socket implements SignalSource {
     private synchronized void openStreams() throws IOException {
         if (in == null) {
             String peer = peer();
-            BackendFilter filter = new BackendFilter(signals, peer);
-            in = new BackendInputStream(inner.getInputStream(), filter, null);
+            BackendFilter filter = new BackendFilter(signals, peer, true);
+            in = new BackendInputStream(inner.getInputStream(), filter, null, this::reconnectAndReplay);
             out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
             signals.poller(in);
         }
+    }
+
+    /** @return true if the client opened with a TLS handshake rather than an SSLRequest */
+    boolean directTls() throws IOException {
+        openStreams();
+        return out.directTls();
+    }
+
+    /**
+     * Replaces the connection with a new one to the same server, with the same options: the filters start over
+     * as on a new socket. For a peer that refused the raised protocol version.
+     *
+     * @param layeredOver what runs over this socket and must be closed first (the TLS socket), or null
+     * @throws IOException if the new connection cannot be made
+     */
+    void reopen(Closeable layeredOver) throws IOException {
+        openStreams();
+        Socket old = inner;
+        boolean noDelay = old.getTcpNoDelay();
+        boolean keepAlive = old.getKeepAlive();
+        int soTimeout = old.getSoTimeout();
+        int receiveBuffer = old.getReceiveBufferSize();
+        int sendBuffer = old.getSendBufferSize();
+        SocketAddress remote = old.getRemoteSocketAddress();
+        if (layeredOver != null) {
+            layeredOver.close();
+        }
+        old.close();
+        Socket fresh = factory.createSocket();
+        try {
+            fresh.setTcpNoDelay(noDelay);
+            fresh.setKeepAlive(keepAlive);
+            fresh.setSoTimeout(soTimeout);
+            fresh.setReceiveBufferSize(receiveBuffer);
+            fresh.setSendBufferSize(sendBuffer);
+            fresh.connect(remote, connectTimeout);
+        } catch (IOException e) {
+            fresh.close();
+            throw e;
+        }
+        inner = fresh;
+        in.reset(fresh.getInputStream());
+        out.reset(fresh.getOutputStream());
+    }
+
+    private InputStream reconnectAndReplay() throws IOException {
+        reopen(null);
+        out.replayStartup(inner.getOutputStream());
+        return inner.getInputStream();
     }
 
     @Override
@@ -76,6 +131,7 @@ final class FilteringSocket extends Socket implements SignalSource {
 
     @Override
     public void connect(SocketAddress endpoint, int timeout) throws IOException {
+        connectTimeout = timeout;
         inner.connect(endpoint, timeout);
     }
 

@@ -10,14 +10,19 @@ import java.net.SocketException;
 import java.net.SocketOption;
 import java.net.SocketTimeoutException;
 import java.nio.channels.SocketChannel;
+import java.security.cert.Certificate;
+import java.util.Arrays;
 import java.util.List;
 import java.util.Set;
 import java.util.function.BiFunction;
 
 import javax.net.ssl.HandshakeCompletedListener;
+import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
+import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
+import javax.net.ssl.SSLSocketFactory;
 
 /**
  * The TLS socket pgjdbc gets from {@link GoAwaySslSocketFactory}: the delegate factory's {@link SSLSocket} with
@@ -29,27 +34,34 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     /** How long an idle poll may wait for the rest of a TLS record that has begun to arrive. */
     static final int POLL_READ_MILLIS = 5;
 
+    /** SSLRequest: length 8, code 80877103. */
+    private static final byte[] SSL_REQUEST = {0, 0, 0, 8, 0x04, (byte) 0xd2, 0x16, 0x2f};
+
     /** Runs after a successful handshake: reports what the delegate factory deferred (client key problems). */
     interface HandshakeCheck {
         void afterHandshake() throws IOException;
     }
 
-    private final SSLSocket inner;
+    private volatile SSLSocket inner;
     private final Socket transport;
+    private final SSLSocketFactory factory;
+    private final String host;
+    private final int port;
     private final ConnectionSignals signals;
     private final ProtocolUpgrade upgrade;
-    private final String peer;
     private final HandshakeCheck handshakeCheck;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
-    FilteringSslSocket(SSLSocket inner, Socket transport, ConnectionSignals signals, ProtocolUpgrade upgrade,
-            String peer, HandshakeCheck handshakeCheck) {
-        this.inner = inner;
+    FilteringSslSocket(SSLSocketFactory factory, Socket transport, String host, int port, boolean autoClose,
+            ConnectionSignals signals, ProtocolUpgrade upgrade, HandshakeCheck handshakeCheck) throws IOException {
+        this.inner = (SSLSocket) factory.createSocket(transport, host, port, autoClose);
+        this.factory = factory;
         this.transport = transport;
+        this.host = host;
+        this.port = port;
         this.signals = signals;
         this.upgrade = upgrade;
-        this.peer = peer;
         this.handshakeCheck = handshakeCheck;
     }
 
@@ -60,8 +72,9 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
 
     private synchronized void openStreams() throws IOException {
         if (in == null) {
-            BackendFilter filter = new BackendFilter(signals, peer);
-            in = new BackendInputStream(inner.getInputStream(), filter, this);
+            String peer = host + ":" + port;
+            BackendFilter filter = new BackendFilter(signals, peer, transport instanceof FilteringSocket);
+            in = new BackendInputStream(inner.getInputStream(), filter, this, this::reconnectAndReplay);
             out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
             signals.poller(in);
         }
@@ -77,6 +90,48 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     public OutputStream getOutputStream() throws IOException {
         openStreams();
         return out;
+    }
+
+    /**
+     * For a peer that refused the raised protocol version: a new TCP connection, TLS again (the server must show the
+     * certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it.
+     */
+    private InputStream reconnectAndReplay() throws IOException {
+        FilteringSocket plain = (FilteringSocket) transport;
+        SSLSocket old = inner;
+        SSLParameters parameters = old.getSSLParameters();
+        int timeout = old.getSoTimeout();
+        Certificate[] verified = old.getSession().getPeerCertificates();
+        boolean direct = plain.directTls();
+        plain.reopen(old);
+        if (!direct) {
+            OutputStream request = plain.getOutputStream();
+            request.write(SSL_REQUEST);
+            request.flush();
+            int answer = plain.getInputStream().read();
+            if (answer != 'S') {
+                throw new SSLException(host + ":" + port + " no longer offers TLS (answered SSLRequest with "
+                        + answer + ") on reconnect");
+            }
+        }
+        SSLSocket fresh = (SSLSocket) factory.createSocket(plain, host, port, true);
+        try {
+            fresh.setSSLParameters(parameters);
+            fresh.setUseClientMode(true);
+            fresh.setSoTimeout(timeout);
+            fresh.startHandshake();
+            handshakeCheck.afterHandshake();
+            if (!Arrays.equals(verified, fresh.getSession().getPeerCertificates())) {
+                throw new SSLPeerUnverifiedException(host + ":" + port
+                        + " presented a different certificate on reconnect");
+            }
+        } catch (IOException e) {
+            fresh.close();
+            throw e;
+        }
+        inner = fresh;
+        out.replayStartup(fresh.getOutputStream());
+        return fresh.getInputStream();
     }
 
     @Override

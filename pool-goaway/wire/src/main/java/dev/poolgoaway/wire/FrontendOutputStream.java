@@ -18,10 +18,13 @@ final class FrontendOutputStream extends OutputStream {
     static final int SSL_REQUEST_CODE = 80877103;
     static final int GSSENC_REQUEST_CODE = 80877104;
     private static final int PROTOCOL_MAJOR = 3;
+    /** PostgreSQL's own limit on a StartupMessage (MAX_STARTUP_PACKET_LENGTH); larger ones it refuses. */
+    static final int MAX_STARTUP_LENGTH = 10_000;
+    private static final int DIRECT_TLS_FIRST_BYTE = 0x16;
 
     private enum State { HEADER, STARTUP_BODY, PASS }
 
-    private final OutputStream out;
+    private OutputStream out;
     private final BackendFilter backend;
     private final ProtocolUpgrade upgrade;
     private final String peer;
@@ -30,6 +33,11 @@ final class FrontendOutputStream extends OutputStream {
     private int headerBytes;
     private int bodyRemaining;
     private State state = State.HEADER;
+    private boolean directTls;
+    /** pgjdbc's StartupMessage as it wrote it, kept to replay it should the peer refuse the raised version. */
+    private byte[] startupCopy;
+    private int startupCopied;
+    private int startupMinor;
 
     FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer) {
         this.out = out;
@@ -63,6 +71,7 @@ final class FrontendOutputStream extends OutputStream {
                 }
                 case STARTUP_BODY -> {
                     int n = Math.min(len, bodyRemaining);
+                    keepStartup(b, off, n);
                     out.write(b, off, n);
                     off += n;
                     len -= n;
@@ -74,6 +83,7 @@ final class FrontendOutputStream extends OutputStream {
                 case HEADER -> {
                     if (headerBytes == 0 && b[off] != 0) {
                         // No startup-phase request begins so (lengths are small): direct TLS (0x16) or not ours.
+                        directTls = b[off] == DIRECT_TLS_FIRST_BYTE;
                         state = State.PASS;
                         backend.passThrough();
                         continue;
@@ -103,7 +113,11 @@ final class FrontendOutputStream extends OutputStream {
             return;
         }
         if (code >>> 16 == PROTOCOL_MAJOR && length > header.length) {
-            ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, code & 0xffff);
+            startupMinor = code & 0xffff;
+            startupCopy = length <= MAX_STARTUP_LENGTH ? new byte[length] : null;
+            startupCopied = 0;
+            keepStartup(header, 0, header.length);
+            ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, startupMinor);
             BackendFilter.writeInt(header, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
             backend.startupSent(attempt);
             out.write(header);
@@ -115,6 +129,44 @@ final class FrontendOutputStream extends OutputStream {
         state = State.PASS;
         backend.passThrough();
         out.write(header);
+    }
+
+    private void keepStartup(byte[] b, int off, int n) {
+        if (startupCopy != null) {
+            System.arraycopy(b, off, startupCopy, startupCopied, n);
+            startupCopied += n;
+        }
+    }
+
+    /** @return true if the client started with a TLS handshake (sslnegotiation=direct) */
+    boolean directTls() {
+        return directTls;
+    }
+
+    /** Starts over on a new connection's stream: the next bytes are a new startup-phase request. */
+    void reset(OutputStream fresh) {
+        out = fresh;
+        state = State.HEADER;
+        headerBytes = 0;
+        bodyRemaining = 0;
+    }
+
+    /**
+     * Sends pgjdbc's StartupMessage again, exactly as pgjdbc asked, on a new connection to a peer that refused the
+     * raised version.
+     *
+     * @param fresh the new connection's stream
+     * @throws IOException if there is no complete StartupMessage to replay, or the write fails
+     */
+    void replayStartup(OutputStream fresh) throws IOException {
+        if (startupCopy == null || startupCopied != startupCopy.length) {
+            throw new IOException("pool-goaway cannot replay the StartupMessage to " + peer);
+        }
+        reset(fresh);
+        state = State.PASS;
+        backend.startupSent(upgrade.asRequested(peer, startupMinor));
+        out.write(startupCopy);
+        out.flush();
     }
 
     @Override

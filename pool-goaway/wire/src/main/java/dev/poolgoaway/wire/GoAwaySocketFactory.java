@@ -48,7 +48,7 @@ public final class GoAwaySocketFactory extends SocketFactory {
 
     @Override
     public Socket createSocket() throws IOException {
-        return new FilteringSocket(delegate.createSocket(), ProtocolUpgrade.SHARED, Clock.systemUTC());
+        return new FilteringSocket(delegate, ProtocolUpgrade.SHARED, Clock.systemUTC());
     }
 
     @Override

@@ -8,7 +8,6 @@ import java.time.Clock;
 import java.util.Properties;
 
 import javax.net.ssl.SSLException;
-import javax.net.ssl.SSLSocket;
 import javax.net.ssl.SSLSocketFactory;
 
 import org.postgresql.PGProperty;
@@ -55,11 +54,10 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
 
     @Override
     public Socket createSocket(Socket s, String host, int port, boolean autoClose) throws IOException {
-        SSLSocket tls = (SSLSocket) delegate.createSocket(s, host, port, autoClose);
         ConnectionSignals signals = s instanceof SignalSource source
                 ? source.signals()
                 : new ConnectionSignals(Clock.systemUTC());
-        return new FilteringSslSocket(tls, s, signals, ProtocolUpgrade.SHARED, host + ":" + port,
+        return new FilteringSslSocket(delegate, s, host, port, autoClose, signals, ProtocolUpgrade.SHARED,
                 this::afterHandshake);
     }
 

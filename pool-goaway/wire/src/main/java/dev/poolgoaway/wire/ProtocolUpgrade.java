@@ -52,6 +52,17 @@ final class ProtocolUpgrade {
         return new Attempt(peer, requestedMinor, raise ? GOAWAY_MINOR : requestedMinor);
     }
 
+    /**
+     * An attempt that sends exactly what pgjdbc asked for: the replay after a refusal.
+     *
+     * @param peer           the server, as {@code host:port}
+     * @param requestedMinor what pgjdbc asked for
+     * @return the attempt
+     */
+    Attempt asRequested(String peer, int requestedMinor) {
+        return new Attempt(peer, requestedMinor, requestedMinor);
+    }
+
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
     boolean refuses(String peer) {
         return refusingPeers.contains(peer);

@@ -172,6 +172,27 @@ class ScriptedServerTest {
 
     @ParameterizedTest(name = "tls={0}")
     @ValueSource(booleans = {false, true})
+    void aPeerThatRefusesThreeThreeCostsNoConnection(boolean tls) throws Exception {
+        start(ScriptedServer.Startup.REJECTS_ABOVE_3_2, tls);
+        try (Connection c = connect(tls)) {
+            assertEquals(1, selectOne(c));
+            assertEquals(2, server.sessions().size(), "refused once, then reconnected with pgjdbc's own request");
+            assertEquals(3, server.sessions().get(0).requestedMinor);
+            assertEquals(2, server.sessions().get(1).requestedMinor);
+            assertEquals(2, signals(c).protocolMinor());
+            assertEquals(server.sessions().get(1).pid, signals(c).backendPid().getAsInt());
+            assertTrue(server.sessions().get(0).socket.isClosed() || await().atMost(WAIT)
+                    .until(() -> server.sessions().get(0).socket.isClosed(), closed -> closed));
+        }
+        try (Connection again = connect(tls)) {
+            assertEquals(1, selectOne(again));
+            assertEquals(3, server.sessions().size(), "the refusal is remembered: no second try at 3.3");
+            assertEquals(2, server.sessions().get(2).requestedMinor);
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
     void theServerClosingAnIdleTlsConnectionIsSeen(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
