@@ -60,6 +60,14 @@ class ScriptedServerTest {
         }
     }
 
+    /** Polls the idle connection, as a pool's evictor would, until the condition holds. */
+    private static void pollUntil(ConnectionSignals signals, java.util.function.BooleanSupplier condition) {
+        await().atMost(WAIT).until(() -> {
+            signals.poll();
+            return condition.getAsBoolean();
+        });
+    }
+
     private static ConnectionSignals signals(Connection c) throws SQLException {
         return PgGoAway.signals(c).orElseThrow();
     }
@@ -94,10 +102,7 @@ class ScriptedServerTest {
             server.sessions().get(0).send(Messages.stream().goAway()
                     .msg('N', Messages.concat(new byte[] {'S'}, Messages.cstrings("NOTICE"), new byte[] {'M'},
                             Messages.cstrings("still here"), new byte[] {0})).bytes());
-            await().atMost(WAIT).until(() -> {
-                signals.poll();
-                return signals.goAwayReceived();
-            });
+            pollUntil(signals, () -> signals.goAwayReceived());
             assertEquals(server.sessions().get(0).pid, signals.backendPid().getAsInt());
             try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
                 assertTrue(rs.next());
@@ -117,10 +122,7 @@ class ScriptedServerTest {
             session.send(Messages.stream().error("FATAL", "57P01",
                     "terminating connection due to administrator command: moving to green").bytes());
             session.close();
-            await().atMost(WAIT).until(() -> {
-                signals.poll();
-                return signals.termination().isPresent();
-            });
+            pollUntil(signals, () -> signals.termination().isPresent());
             Termination t = signals.termination().orElseThrow();
             assertTrue(t.adminTerminated());
             assertEquals("terminating connection due to administrator command: moving to green", t.message());
@@ -137,10 +139,7 @@ class ScriptedServerTest {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = signals(c);
             server.sessions().get(0).send(Messages.stream().parameterStatus("disconnect_requested", "on").bytes());
-            await().atMost(WAIT).until(() -> {
-                signals.poll();
-                return signals.disconnectRequested();
-            });
+            pollUntil(signals, () -> signals.disconnectRequested());
             assertTrue(signals.leaveRequested());
             assertFalse(signals.goAwayReceived());
             assertEquals(1, selectOne(c));
@@ -200,10 +199,7 @@ class ScriptedServerTest {
             server.sessions().get(0).close();
             if (tls) {
                 // The TLS close_notify arrives as bytes: the poll reads on and finds the end of the stream.
-                await().atMost(WAIT).until(() -> {
-                    signals.poll();
-                    return signals.termination().isPresent();
-                });
+                pollUntil(signals, () -> signals.termination().isPresent());
                 assertEquals(Termination.Kind.SERVER_CLOSED, signals.termination().orElseThrow().kind());
             }
             assertThrows(SQLException.class, () -> selectOne(c));
