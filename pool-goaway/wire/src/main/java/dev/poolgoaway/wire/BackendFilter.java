@@ -33,10 +33,11 @@ final class BackendFilter {
     static final int CAPTURE_MAX = 1024;
     /** The largest startup reply we hold back while deciding what pgjdbc should see. */
     static final int HOLD_MAX = 8192;
-    /** PostgreSQL builds messages in a StringInfo, so none exceeds MaxAllocSize (1 GiB - 1) plus the length word. */
-    static final int MAX_DATA_LENGTH = 0x3FFF_FFFF + 4;
-    /** Metadata messages (errors, descriptions, parameters, notifications) stay far below this. */
-    static final int MAX_META_LENGTH = 16 * 1024 * 1024;
+    /**
+     * PostgreSQL builds every message in a StringInfo, so none exceeds MaxAllocSize (1 GiB - 1) plus the length
+     * word. Bodies are streamed, so this bound is about sanity, not memory: a notice or an error can be large too.
+     */
+    static final int MAX_LENGTH = 0x3FFF_FFFF + 4;
 
     static final byte GO_AWAY = 'g';
     static final byte NEGOTIATE_PROTOCOL_VERSION = 'v';
@@ -493,8 +494,7 @@ final class BackendFilter {
             case 'Z' -> 5;
             case 'K' -> 4 + 4 + 256;
             case 'v' -> HOLD_MAX;
-            case 'D', 'd', 'V' -> MAX_DATA_LENGTH;
-            case 'R', 'S', 'E', 'N', 'A', 'C', 'T', 't', 'G', 'H', 'W' -> MAX_META_LENGTH;
+            case 'D', 'd', 'V', 'R', 'S', 'E', 'N', 'A', 'C', 'T', 't', 'G', 'H', 'W' -> MAX_LENGTH;
             default -> -1;
         };
     }

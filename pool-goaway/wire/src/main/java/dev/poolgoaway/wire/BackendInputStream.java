@@ -70,8 +70,8 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
         lock.lock();
         try {
             raw = fresh;
-            ready.skip(ready.size());
-            carry.skip(carry.size());
+            ready.clear();
+            carry.clear();
             eof = false;
             filter.reset();
         } finally {
@@ -138,7 +138,7 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
     private void afterProcess(byte[] b, int off, int n) throws IOException {
         if (filter.retryRequested()) {
             // The rest of the refused connection is its end; pgjdbc continues on the new one.
-            carry.skip(carry.size());
+            carry.clear();
             raw = reconnector.reconnect();
             return;
         }
@@ -203,6 +203,10 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
             return ConnectionSignals.PollResult.BUSY;
         }
         try {
+            if (filter.passingThrough()) {
+                // Encrypted by something that is not ours (or a cancel connection): nothing to see, nothing to read.
+                return ConnectionSignals.PollResult.BLIND;
+            }
             pump(POLL_MAX, true);
             return ConnectionSignals.PollResult.POLLED;
         } finally {

@@ -7,6 +7,9 @@ package dev.poolgoaway.wire;
  */
 final class ByteQueue {
 
+    /** The largest array kept once the queue is empty. */
+    static final int KEEP_MAX = 8192;
+
     private byte[] buf;
     private int start;
     private int end;
@@ -52,6 +55,11 @@ final class ByteQueue {
         return n;
     }
 
+    /** Discards everything. */
+    void clear() {
+        drop(end - start);
+    }
+
     /** Discards up to {@code n} bytes from the front; returns how many. */
     int skip(long n) {
         int k = (int) Math.min(n, end - start);
@@ -64,6 +72,10 @@ final class ByteQueue {
         if (start == end) {
             start = 0;
             end = 0;
+            if (buf != null && buf.length > KEEP_MAX) {
+                // A one-off burst (a poll that read ahead) should not stay attached to the connection for its life.
+                buf = null;
+            }
         }
     }
 

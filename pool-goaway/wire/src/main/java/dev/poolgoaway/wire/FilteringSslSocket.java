@@ -50,6 +50,13 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     private final ConnectionSignals signals;
     private final ProtocolUpgrade upgrade;
     private final HandshakeCheck handshakeCheck;
+    /**
+     * pgjdbc's socket timeout, kept here because an idle poll shortens the real one for a moment: a timeout pgjdbc
+     * sets meanwhile must not be lost or overwritten by the poll's restore.
+     */
+    private final Object timeoutLock = new Object();
+    private int soTimeout;
+    private boolean polling;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
@@ -63,6 +70,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         this.signals = signals;
         this.upgrade = upgrade;
         this.handshakeCheck = handshakeCheck;
+        this.soTimeout = inner.getSoTimeout();
     }
 
     @Override
@@ -100,7 +108,6 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         FilteringSocket plain = (FilteringSocket) transport;
         SSLSocket old = inner;
         SSLParameters parameters = old.getSSLParameters();
-        int timeout = old.getSoTimeout();
         Certificate[] verified = old.getSession().getPeerCertificates();
         boolean direct = plain.directTls();
         plain.reopen(old);
@@ -118,7 +125,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         try {
             fresh.setSSLParameters(parameters);
             fresh.setUseClientMode(true);
-            fresh.setSoTimeout(timeout);
+            fresh.setSoTimeout(getSoTimeout());
             fresh.startHandshake();
             handshakeCheck.afterHandshake();
             if (!Arrays.equals(verified, fresh.getSession().getPeerCertificates())) {
@@ -141,14 +148,19 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
 
     @Override
     public int readWithin(InputStream plaintext, byte[] b, int off, int len) throws IOException {
-        int timeout = inner.getSoTimeout();
-        inner.setSoTimeout(POLL_READ_MILLIS);
+        synchronized (timeoutLock) {
+            polling = true;
+            inner.setSoTimeout(POLL_READ_MILLIS);
+        }
         try {
             return plaintext.read(b, off, len);
         } catch (SocketTimeoutException e) {
             return 0;
         } finally {
-            inner.setSoTimeout(timeout);
+            synchronized (timeoutLock) {
+                polling = false;
+                inner.setSoTimeout(soTimeout);
+            }
         }
     }
 
@@ -369,12 +381,22 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
 
     @Override
     public void setSoTimeout(int timeout) throws SocketException {
-        inner.setSoTimeout(timeout);
+        synchronized (timeoutLock) {
+            if (timeout < 0) {
+                throw new IllegalArgumentException("timeout < 0");
+            }
+            soTimeout = timeout;
+            if (!polling) {
+                inner.setSoTimeout(timeout);
+            }
+        }
     }
 
     @Override
-    public int getSoTimeout() throws SocketException {
-        return inner.getSoTimeout();
+    public int getSoTimeout() {
+        synchronized (timeoutLock) {
+            return soTimeout;
+        }
     }
 
     @Override

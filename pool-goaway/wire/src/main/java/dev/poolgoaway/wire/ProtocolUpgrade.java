@@ -1,6 +1,8 @@
 package dev.poolgoaway.wire;
 
-import java.util.Set;
+import java.time.Duration;
+import java.util.Locale;
+import java.util.Map;
 import java.util.concurrent.ConcurrentHashMap;
 
 import org.slf4j.Logger;
@@ -14,8 +16,9 @@ import org.slf4j.LoggerFactory;
  * exactly what its own request would have produced. A request pinned to 3.0 goes out unchanged.
  *
  * <p>Some poolers (and servers from before NegotiateProtocolVersion existed) reject an unknown minor version with
- * an ErrorResponse ({@code 0A000} or {@code 08P01}) instead of negotiating. Such a peer is remembered, logged
- * once, and from then on gets pgjdbc's own request.
+ * an ErrorResponse ({@code 0A000} or {@code 08P01} whose message speaks of the protocol) instead of negotiating.
+ * Such a peer is remembered for {@link #REMEMBER_REFUSAL}, logged once, and meanwhile gets pgjdbc's own request.
+ * The memory expires so that a pooler upgraded in place is asked again.
  */
 final class ProtocolUpgrade {
 
@@ -27,16 +30,19 @@ final class ProtocolUpgrade {
     static final int PGJDBC_MINOR = 2;
     /** Peers remembered as refusing 3.3; a bound so that a storm of distinct hosts cannot grow it forever. */
     static final int MAX_REMEMBERED_PEERS = 10_000;
+    /** How long a refusal is remembered. */
+    static final Duration REMEMBER_REFUSAL = Duration.ofHours(1);
 
     private static final String FEATURE_NOT_SUPPORTED = "0A000";
     private static final String PROTOCOL_VIOLATION = "08P01";
 
-    private final Set<String> refusingPeers;
+    /** Peer ({@code host:port}) to the {@link System#nanoTime()} its refusal expires at. */
+    private final Map<String, Long> refusingPeers;
 
     /** The process-wide instance: what one connection learned about a peer spares the next. */
-    static final ProtocolUpgrade SHARED = new ProtocolUpgrade(ConcurrentHashMap.newKeySet());
+    static final ProtocolUpgrade SHARED = new ProtocolUpgrade(new ConcurrentHashMap<>());
 
-    ProtocolUpgrade(Set<String> refusingPeers) {
+    ProtocolUpgrade(Map<String, Long> refusingPeers) {
         this.refusingPeers = refusingPeers;
     }
 
@@ -48,7 +54,7 @@ final class ProtocolUpgrade {
      * @return the attempt, to be told the server's first reply
      */
     Attempt begin(String peer, int requestedMinor) {
-        boolean raise = requestedMinor == PGJDBC_MINOR && !refusingPeers.contains(peer);
+        boolean raise = requestedMinor == PGJDBC_MINOR && !refuses(peer);
         return new Attempt(peer, requestedMinor, raise ? GOAWAY_MINOR : requestedMinor);
     }
 
@@ -65,7 +71,15 @@ final class ProtocolUpgrade {
 
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
     boolean refuses(String peer) {
-        return refusingPeers.contains(peer);
+        Long until = refusingPeers.get(peer);
+        if (until == null) {
+            return false;
+        }
+        if (System.nanoTime() - until < 0) {
+            return true;
+        }
+        refusingPeers.remove(peer, until);
+        return false;
     }
 
     /** One StartupMessage and the server's first reply to it. */
@@ -122,10 +136,15 @@ final class ProtocolUpgrade {
          */
         boolean rejected(String sqlState, String message) {
             replySeen = true;
-            if (!rewritten() || !(FEATURE_NOT_SUPPORTED.equals(sqlState) || PROTOCOL_VIOLATION.equals(sqlState))) {
+            // PgBouncer answers an unknown startup parameter with 08P01 too: only a complaint about the protocol
+            // version counts, or one misconfigured connection would turn GoAway off for the peer.
+            boolean versionRefused = (FEATURE_NOT_SUPPORTED.equals(sqlState) || PROTOCOL_VIOLATION.equals(sqlState))
+                    && message.toLowerCase(Locale.ROOT).contains("protocol");
+            if (!rewritten() || !versionRefused) {
                 return false;
             }
-            if (refusingPeers.size() < MAX_REMEMBERED_PEERS && refusingPeers.add(peer)) {
+            if (refusingPeers.size() < MAX_REMEMBERED_PEERS
+                    && refusingPeers.put(peer, System.nanoTime() + REMEMBER_REFUSAL.toNanos()) == null) {
                 log.warn("{} refused protocol 3.{} ({} {}); connections to it now ask for pgjdbc's 3.{} "
                         + "and cannot receive GoAway", peer, sentMinor, sqlState, LogText.sanitize(message),
                         requestedMinor);

@@ -10,7 +10,7 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.time.Clock;
-import java.util.HashSet;
+import java.util.HashMap;
 import java.util.function.IntSupplier;
 
 import org.junit.jupiter.api.Test;
@@ -79,7 +79,7 @@ class BackendFilterTest {
 
     @Test
     void negotiationForOurRaisedVersionIsRemovedWhenTheServerGivesWhatPgjdbcAskedFor() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         byte[] in = Messages.stream().negotiate(2).authOk().backendKeyData(7, 32).readyForQuery().bytes();
         byte[] expected = Messages.stream().authOk().backendKeyData(7, 32).readyForQuery().bytes();
         for (int split = 0; split <= in.length; split++) {
@@ -94,7 +94,7 @@ class BackendFilterTest {
 
     @Test
     void negotiationDownToThreeZeroReachesPgjdbcUnchanged() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         byte[] in = Messages.stream().negotiate(0).authOk().readyForQuery().bytes();
         for (int split = 0; split <= in.length; split++) {
             ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
@@ -107,7 +107,7 @@ class BackendFilterTest {
 
     @Test
     void negotiationListingUnsupportedOptionsReachesPgjdbcWithItsOwnVersion() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         BackendFilter f = new BackendFilter(signals, "p");
         f.startupSent(upgrade.begin("p", 2));
         byte[] in = Messages.stream().negotiate(3, "_pq_.compression").bytes();
@@ -117,7 +117,7 @@ class BackendFilterTest {
 
     @Test
     void aThreeThreeServerSaysNothingAndGoAwayBecomesPossible() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         filter.startupSent(upgrade.begin("p", 2));
         byte[] in = Messages.stream().authOk().readyForQuery().bytes();
         assertArrayEquals(in, readAll(filter, in));
@@ -127,7 +127,7 @@ class BackendFilterTest {
 
     @Test
     void aPinnedThreeZeroRequestIsNotRaised() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         ProtocolUpgrade.Attempt attempt = upgrade.begin("p", 0);
         assertFalse(attempt.rewritten());
         filter.startupSent(attempt);
@@ -137,11 +137,11 @@ class BackendFilterTest {
 
     @Test
     void aPeerThatRefusesThreeThreeGetsItsErrorAndIsAskedForPgjdbcsVersionNextTime() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashSet<>());
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         byte[] in = Messages.stream()
                 .error("FATAL", "0A000", "unsupported frontend protocol 3.3: server supports 3.0 to 3.2").bytes();
         for (int split = 0; split <= in.length; split++) {
-            ProtocolUpgrade fresh = new ProtocolUpgrade(new HashSet<>());
+            ProtocolUpgrade fresh = new ProtocolUpgrade(new HashMap<>());
             BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
             f.startupSent(fresh.begin("old:6432", 2));
             assertArrayEquals(in, readAll(f, in, splitAt(in, split), 8192), "split at " + split);
@@ -149,11 +149,25 @@ class BackendFilterTest {
             assertFalse(fresh.begin("old:6432", 2).rewritten());
             assertTrue(fresh.begin("other:5432", 2).rewritten());
         }
-        // An authentication failure is not a version refusal.
-        BackendFilter f = new BackendFilter(signals, "p");
-        f.startupSent(upgrade.begin("new:5432", 2));
-        readAll(f, Messages.stream().error("FATAL", "28000", "no pg_hba.conf entry").bytes());
-        assertFalse(upgrade.refuses("new:5432"));
+        // An authentication failure, or a pooler's complaint about a startup parameter, is not a version refusal.
+        for (byte[] other : new byte[][] {
+            Messages.stream().error("FATAL", "28000", "no pg_hba.conf entry").bytes(),
+            Messages.stream().error("FATAL", "08P01", "unsupported startup parameter: search_path").bytes()}) {
+            BackendFilter f = new BackendFilter(signals, "p");
+            f.startupSent(upgrade.begin("new:5432", 2));
+            assertArrayEquals(other, readAll(f, other));
+            assertFalse(upgrade.refuses("new:5432"));
+        }
+    }
+
+    @Test
+    void aRememberedRefusalExpires() {
+        HashMap<String, Long> refusing = new HashMap<>();
+        refusing.put("old:6432", System.nanoTime() - 1);
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(refusing);
+        assertFalse(upgrade.refuses("old:6432"));
+        assertTrue(upgrade.begin("old:6432", 2).rewritten());
+        assertTrue(refusing.isEmpty());
     }
 
     @Test
@@ -168,6 +182,9 @@ class BackendFilterTest {
         assertArrayEquals(encrypted, readAll(tls, encrypted), "after 'S' the bytes are TLS, not ours");
         assertTrue(tls.passingThrough());
         assertFalse(signals.goAwayReceived());
+        BackendInputStream underTls = stream(tls, new byte[] {0x17, 0x03, 0x03}, () -> 3);
+        assertEquals(ConnectionSignals.PollResult.BLIND, underTls.poll(), "ciphertext is not read ahead");
+        assertEquals(0x17, underTls.read());
 
         ConnectionSignals gss = new ConnectionSignals(Clock.systemUTC());
         BackendFilter g = new BackendFilter(gss, "p");
@@ -206,7 +223,7 @@ class BackendFilterTest {
             Messages.stream().msg('v', new byte[] {0, 0, 0, 2, (byte) 0xff, 0, 0, 0}).bytes(),
         }) {
             BackendFilter f = new BackendFilter(signals, "p");
-            f.startupSent(new ProtocolUpgrade(new HashSet<>()).begin("p", 2));
+            f.startupSent(new ProtocolUpgrade(new HashMap<>()).begin("p", 2));
             IOException e = assertThrows(IOException.class, () -> readAll(f, bogus));
             assertTrue(e.getMessage().contains("NegotiateProtocolVersion"), e.getMessage());
         }

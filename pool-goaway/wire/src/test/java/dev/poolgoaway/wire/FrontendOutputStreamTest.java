@@ -7,7 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.time.Clock;
-import java.util.HashSet;
+import java.util.HashMap;
 
 import org.junit.jupiter.api.Test;
 
@@ -45,12 +45,12 @@ class FrontendOutputStreamTest {
             ByteArrayOutputStream sink = new ByteArrayOutputStream();
             BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
             FrontendOutputStream out = new FrontendOutputStream(sink, backend,
-                    new ProtocolUpgrade(new HashSet<>()), "p");
+                    new ProtocolUpgrade(new HashMap<>()), "p");
             assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
         }
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
         FrontendOutputStream out = new FrontendOutputStream(sink,
-                new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"), new ProtocolUpgrade(new HashSet<>()),
+                new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"), new ProtocolUpgrade(new HashMap<>()),
                 "p");
         for (byte b : in) {
             out.write(b);
@@ -62,11 +62,11 @@ class FrontendOutputStreamTest {
     void pinnedThreeZeroAndRefusingPeersGetPgjdbcsOwnRequest() throws IOException {
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
         new FrontendOutputStream(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
-                new ProtocolUpgrade(new HashSet<>()), "p").write(startup(0));
+                new ProtocolUpgrade(new HashMap<>()), "p").write(startup(0));
         assertArrayEquals(startup(0), sink.toByteArray());
 
-        HashSet<String> refusing = new HashSet<>();
-        refusing.add("old:6432");
+        HashMap<String, Long> refusing = new HashMap<>();
+        refusing.put("old:6432", System.nanoTime() + 60_000_000_000L);
         ByteArrayOutputStream sink2 = new ByteArrayOutputStream();
         new FrontendOutputStream(sink2, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "old:6432"),
                 new ProtocolUpgrade(refusing), "old:6432").write(startup(2));
@@ -77,7 +77,7 @@ class FrontendOutputStreamTest {
     void sslRequestAnsweredNoThenStartupIsRaised() throws IOException {
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
         BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashSet<>()), "p");
+        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashMap<>()), "p");
         out.write(SSL_REQUEST);
         assertArrayEquals(new byte[] {'N'}, BackendFilterTest.readAll(backend, new byte[] {'N'}));
         out.write(startup(2));
@@ -88,7 +88,7 @@ class FrontendOutputStreamTest {
     void afterTlsIsAcceptedTheEncryptedBytesAreNotTouched() throws IOException {
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
         BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashSet<>()), "p");
+        FrontendOutputStream out = new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashMap<>()), "p");
         out.write(SSL_REQUEST);
         BackendFilterTest.readAll(backend, new byte[] {'S'});
         // Bytes that happen to look like a 3.2 startup must pass as they are once TLS has taken over.
@@ -108,7 +108,7 @@ class FrontendOutputStreamTest {
             ByteArrayOutputStream sink = new ByteArrayOutputStream();
             BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
             FrontendOutputStream out = new FrontendOutputStream(sink, backend,
-                    new ProtocolUpgrade(new HashSet<>()), "p");
+                    new ProtocolUpgrade(new HashMap<>()), "p");
             assertFalse(backend.passingThrough());
             out.write(Messages.concat(first, startup(2)));
             assertArrayEquals(Messages.concat(first, startup(2)), sink.toByteArray());

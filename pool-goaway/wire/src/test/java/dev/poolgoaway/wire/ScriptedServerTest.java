@@ -99,10 +99,12 @@ class ScriptedServerTest {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = signals(c);
+            c.setNetworkTimeout(Runnable::run, 7000);
             server.sessions().get(0).send(Messages.stream().goAway()
                     .msg('N', Messages.concat(new byte[] {'S'}, Messages.cstrings("NOTICE"), new byte[] {'M'},
                             Messages.cstrings("still here"), new byte[] {0})).bytes());
             pollUntil(signals, () -> signals.goAwayReceived());
+            assertEquals(7000, c.getNetworkTimeout(), "the poll's short read left pgjdbc's timeout as it was");
             assertEquals(server.sessions().get(0).pid, signals.backendPid().getAsInt());
             try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
                 assertTrue(rs.next());
