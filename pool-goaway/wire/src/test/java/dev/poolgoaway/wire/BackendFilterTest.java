@@ -282,7 +282,8 @@ class BackendFilterTest {
 
     @Test
     void randomStreamsInRandomChunksComeOutWhole() throws IOException {
-        long seed = Long.getLong("wire.seed", System.nanoTime());
+        // A fixed seed keeps the run deterministic; -Dwire.seed=N explores other streams.
+        long seed = Long.getLong("wire.seed", 20_261_121L);
         java.util.Random random = new java.util.Random(seed);
         for (int round = 0; round < 60; round++) {
             ByteArrayOutputStream input = new ByteArrayOutputStream();
