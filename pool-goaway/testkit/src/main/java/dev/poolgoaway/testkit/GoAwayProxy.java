@@ -1,0 +1,471 @@
+package dev.poolgoaway.testkit;
+
+import java.io.IOException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Objects;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.atomic.AtomicReference;
+import java.util.function.Predicate;
+
+import javax.net.ssl.SSLContext;
+
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
+/**
+ * A PostgreSQL wire-protocol proxy that speaks GoAway: a stand-in for a PostgreSQL with the GoAway patch (and the
+ * admin-message patch), built over a real server, for tests and switchover drills.
+ *
+ * <p>It listens on localhost and forwards each client to the current upstream. To a 3.3 client it is a 3.3
+ * server: it asks the upstream for at most 3.3 and hides a downgrade (a 3.3 client over PostgreSQL 18 sees no
+ * NegotiateProtocolVersion); 3.0 and 3.2 clients get exactly what the upstream says. Cancel requests, 3.2 keys
+ * included, reach the right upstream backend. The server-to-client stream is framed, so everything the proxy
+ * injects lands between two messages.
+ *
+ * <p>Controls, all thread-safe:
+ * <ul>
+ *   <li>{@link #goAway()} and friends: GoAway to 3.3 clients (to all, to some, to one backend pid), as a smart
+ *       shutdown and the later {@code pg_goaway_backend(pid)} do;</li>
+ *   <li>{@link #smartShutdown()}: GoAway to all, new connections refused with {@code FATAL 57P03 the database
+ *       system is shutting down}, existing ones keep working, a future completed when the last one leaves;</li>
+ *   <li>{@link #terminate(int, String)} and {@link #cancel(int, String)}: {@code pg_terminate_backend(pid,
+ *       timeout, msg)} and {@code pg_cancel_backend(pid, msg)} from the admin-message patch;</li>
+ *   <li>{@link #disconnectRequested(Predicate)}: ParameterStatus {@code disconnect_requested=on}, the competing
+ *       upstream proposal;</li>
+ *   <li>{@link #retarget(String, int)}: new connections go to another server, old ones stay: the proxy plays the
+ *       load balancer and the old server of a switchover at once;</li>
+ *   <li>{@link #connections()} and {@link #timeline()}: what happened, per connection and in order.</li>
+ * </ul>
+ *
+ * <p>A client that breaks the startup protocol gets an error and is dropped alone. {@link #close()} ends every
+ * socket and thread the proxy started.
+ */
+public final class GoAwayProxy implements AutoCloseable {
+
+    private static final Logger log = LoggerFactory.getLogger(GoAwayProxy.class);
+    /** Closed connections kept in {@link #connections()}, at most; the oldest are forgotten first. */
+    static final int MAX_CLOSED_KEPT = 10_000;
+
+    private final String name;
+    private final SSLContext tls;
+    private final ServerSocket listener;
+    private final AtomicReference<InetSocketAddress> upstream;
+    private final AtomicLong ids = new AtomicLong();
+    private final List<ProxySession> sessions = new CopyOnWriteArrayList<>();
+    private final List<ProxiedConnection> closedFacts = new ArrayList<>();
+    private final List<ProxyEvent> timeline = new CopyOnWriteArrayList<>();
+    private final List<Thread> threads = new CopyOnWriteArrayList<>();
+    private final Thread acceptor;
+    private final Object shutdownLock = new Object();
+    private volatile boolean shuttingDown;
+    private CompletableFuture<ShutdownCompletion> shutdown;
+    private Instant shutdownRequestedAt;
+    private int shutdownConnections;
+    private volatile boolean closed;
+
+    private GoAwayProxy(Builder b) throws IOException {
+        this.name = b.name;
+        this.tls = b.tls;
+        this.upstream = new AtomicReference<>(Objects.requireNonNull(b.upstream, "upstream"));
+        this.listener = new ServerSocket(b.port, 128, InetAddress.getLoopbackAddress());
+        this.acceptor = newThread(this::acceptLoop, "accept");
+        acceptor.start();
+        log.info("{} listening on {}:{}, forwarding to {}:{}{}", name, host(), port(), b.upstream.getHostString(),
+                b.upstream.getPort(), tls != null ? ", TLS offered" : "");
+    }
+
+    /** @return a builder */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** Builds a {@link GoAwayProxy}. */
+    public static final class Builder {
+        private InetSocketAddress upstream;
+        private SSLContext tls;
+        private int port;
+        private String name = "goaway-proxy";
+
+        private Builder() {
+        }
+
+        /**
+         * @param host the server's host
+         * @param port the server's port
+         * @return this
+         */
+        public Builder upstream(String host, int port) {
+            this.upstream = InetSocketAddress.createUnresolved(host, port);
+            return this;
+        }
+
+        /**
+         * @param server the server
+         * @return this
+         */
+        public Builder upstream(PostgresUpstream server) {
+            return upstream(server.host(), server.port());
+        }
+
+        /**
+         * Offers TLS to clients: SSLRequest is answered 'S' and the handshake uses this context. Without it
+         * clients get 'N' (so {@code sslmode=prefer} clients go on in plain text).
+         *
+         * @param context a server-side TLS context, for instance {@link TestCertificates#serverContext()}
+         * @return this
+         */
+        public Builder tls(SSLContext context) {
+            this.tls = context;
+            return this;
+        }
+
+        /**
+         * @param port the port to listen on; 0 (the default) picks a free one
+         * @return this
+         */
+        public Builder port(int port) {
+            if (port < 0 || port > 65535) {
+                throw new IllegalArgumentException("port " + port + " is not a TCP port");
+            }
+            this.port = port;
+            return this;
+        }
+
+        /**
+         * @param name a name for threads and log lines
+         * @return this
+         */
+        public Builder name(String name) {
+            this.name = Objects.requireNonNull(name, "name");
+            return this;
+        }
+
+        /**
+         * Starts listening on localhost.
+         *
+         * @return the running proxy
+         * @throws IOException if it cannot listen
+         * @throws NullPointerException if no upstream was given
+         */
+        public GoAwayProxy start() throws IOException {
+            return new GoAwayProxy(this);
+        }
+    }
+
+    // ---- where it is ------------------------------------------------------------------------------------------
+
+    /** @return the host clients connect to */
+    public String host() {
+        return "localhost";
+    }
+
+    /** @return the port clients connect to */
+    public int port() {
+        return listener.getLocalPort();
+    }
+
+    /**
+     * @param database a database name
+     * @return a pgjdbc URL for it through the proxy
+     */
+    public String jdbcUrl(String database) {
+        return "jdbc:postgresql://" + host() + ":" + port() + "/" + database;
+    }
+
+    // ---- controls ---------------------------------------------------------------------------------------------
+
+    /**
+     * GoAway to every 3.3 client, as a smart shutdown sends it (without refusing new connections).
+     *
+     * @return how many connections it was sent (or scheduled, for one still in startup) to
+     */
+    public int goAway() {
+        return goAway(c -> true);
+    }
+
+    /**
+     * GoAway to the 3.3 clients whose facts match.
+     *
+     * @param which selects connections by their facts
+     * @return how many connections it was sent to
+     */
+    public int goAway(Predicate<ProxiedConnection> which) {
+        int n = 0;
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && which.test(s.facts()) && s.goAway()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /**
+     * GoAway to one backend, like {@code pg_goaway_backend(pid)}.
+     *
+     * @param pid the upstream backend's pid
+     * @return true if a 3.3 connection with that pid got it
+     */
+    public boolean goAway(int pid) {
+        return goAway(c -> c.backendPid() == pid) > 0;
+    }
+
+    /**
+     * Smart shutdown: GoAway to every client, new connections refused with {@code FATAL 57P03 the database system
+     * is shutting down}, existing connections keep working. Calling it again returns the same future.
+     *
+     * @return completes when the last client connection has ended
+     */
+    public CompletableFuture<ShutdownCompletion> smartShutdown() {
+        synchronized (shutdownLock) {
+            if (shutdown != null) {
+                return shutdown;
+            }
+            shutdown = new CompletableFuture<>();
+            shutdownRequestedAt = Instant.now();
+            shuttingDown = true;
+            shutdownConnections = (int) sessions.stream().filter(ProxySession::isOpen).count();
+            event(ProxyEvent.Kind.SMART_SHUTDOWN, 0, shutdownConnections + " connections open");
+        }
+        goAway();
+        completeShutdownIfIdle();
+        return shutdown;
+    }
+
+    /**
+     * Terminates a backend with a message, like {@code pg_terminate_backend(pid, timeout, msg)}: the client gets
+     * {@code FATAL 57P01 terminating connection due to administrator command: <msg>} (the message cut to 127
+     * bytes, as the server does) and the connection is closed.
+     *
+     * @param pid     the upstream backend's pid
+     * @param message the admin's message; empty for the plain text
+     * @return true if a connection with that pid was open
+     */
+    public boolean terminate(int pid, String message) {
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && s.backendPid() == pid) {
+                s.terminate(message);
+                return true;
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Cancels the statement a backend is running, like {@code pg_cancel_backend(pid, msg)}: the real server
+     * cancels it and the client's {@code ERROR 57014 canceling statement due to user request} ends with
+     * {@code : <msg>}. Like the server, it does nothing to an idle backend.
+     *
+     * @param pid     the upstream backend's pid
+     * @param message the admin's message
+     * @return true if the cancel was delivered to the server for an open connection with that pid
+     * @throws IOException if the server could not be reached
+     */
+    public boolean cancel(int pid, String message) throws IOException {
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && s.backendPid() == pid) {
+                return s.cancel(message);
+            }
+        }
+        return false;
+    }
+
+    /**
+     * Reports {@code disconnect_requested = on} through ParameterStatus to the clients whose facts match (the
+     * competing upstream proposal for the same signal).
+     *
+     * @param which selects connections by their facts
+     * @return how many connections it was sent to
+     */
+    public int disconnectRequested(Predicate<ProxiedConnection> which) {
+        int n = 0;
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && which.test(s.facts()) && s.disconnectRequested()) {
+                n++;
+            }
+        }
+        return n;
+    }
+
+    /**
+     * New connections go to another server from now on; open ones stay where they are.
+     *
+     * @param host the new server's host
+     * @param port its port
+     */
+    public void retarget(String host, int port) {
+        upstream.set(InetSocketAddress.createUnresolved(host, port));
+        event(ProxyEvent.Kind.RETARGETED, 0, host + ":" + port);
+    }
+
+    /**
+     * New connections go to another server from now on; open ones stay where they are.
+     *
+     * @param server the new server
+     */
+    public void retarget(PostgresUpstream server) {
+        retarget(server.host(), server.port());
+    }
+
+    // ---- facts ------------------------------------------------------------------------------------------------
+
+    /** @return every connection so far, open and closed, oldest first */
+    public List<ProxiedConnection> connections() {
+        List<ProxiedConnection> all;
+        synchronized (closedFacts) {
+            all = new ArrayList<>(closedFacts);
+        }
+        for (ProxySession s : sessions) {
+            all.add(s.facts());
+        }
+        all.sort((a, b) -> Long.compare(a.id(), b.id()));
+        return all;
+    }
+
+    /** @return the connections open now */
+    public List<ProxiedConnection> openConnections() {
+        return sessions.stream().filter(ProxySession::isOpen).map(ProxySession::facts).toList();
+    }
+
+    /** @return what happened, in order */
+    public List<ProxyEvent> timeline() {
+        return List.copyOf(timeline);
+    }
+
+    /** @return the server new connections go to */
+    public InetSocketAddress currentUpstream() {
+        return upstream.get();
+    }
+
+    /** @return true once {@link #smartShutdown()} was called */
+    public boolean shuttingDown() {
+        return shuttingDown;
+    }
+
+    // ---- life ------------------------------------------------------------------------------------------------
+
+    /** Closes the listener and every connection, and waits for the proxy's threads to end. */
+    @Override
+    public void close() {
+        if (closed) {
+            return;
+        }
+        closed = true;
+        try {
+            listener.close();
+        } catch (IOException e) {
+            log.debug("{}: closing the listener: {}", name, e.toString());
+        }
+        for (ProxySession s : sessions) {
+            s.close();
+        }
+        for (Thread t : threads) {
+            try {
+                t.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                return;
+            }
+            if (t.isAlive()) {
+                log.warn("{}: thread {} did not end within 5 s", name, t.getName());
+            }
+        }
+        log.info("{} closed", name);
+    }
+
+    private void acceptLoop() {
+        while (!closed) {
+            Socket client;
+            try {
+                client = listener.accept();
+            } catch (IOException e) {
+                if (!closed) {
+                    log.warn("{}: accept failed, no longer listening: {}", name, e.toString());
+                }
+                return;
+            }
+            ProxySession session = new ProxySession(ids.incrementAndGet(), this, client, tls);
+            sessions.add(session);
+            if (closed) {
+                session.close();
+                return;
+            }
+            newThread(session::run, "session-" + session.id + "-client").start();
+        }
+    }
+
+    // ---- called by sessions -----------------------------------------------------------------------------------
+
+    InetSocketAddress upstream() {
+        return upstream.get();
+    }
+
+    Thread newThread(Runnable body, String what) {
+        Thread t = new Thread(() -> {
+            try {
+                body.run();
+            } finally {
+                threads.remove(Thread.currentThread());
+            }
+        }, name + "-" + what);
+        t.setDaemon(true);
+        threads.add(t);
+        return t;
+    }
+
+    void event(ProxyEvent.Kind kind, long connectionId, String detail) {
+        timeline.add(new ProxyEvent(Instant.now(), kind, connectionId, detail));
+        log.debug("{}: #{} {} {}", name, connectionId, kind, detail);
+    }
+
+    /** A client's CancelRequest: forward it, unchanged, to the server of the backend it names. */
+    void forwardCancel(byte[] body) {
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && s.matches(body)) {
+                byte[] request = new byte[8 + body.length];
+                Wire.writeInt(request, 0, request.length);
+                Wire.writeInt(request, 4, Wire.CANCEL_REQUEST);
+                System.arraycopy(body, 0, request, 8, body.length);
+                try {
+                    ProxySession.sendCancel(s.upstreamAddress(), request);
+                } catch (IOException e) {
+                    log.warn("{}: could not forward a cancel request for pid {}: {}", name, s.backendPid(),
+                            e.toString());
+                }
+                return;
+            }
+        }
+        // Like the server: a cancel for an unknown backend is ignored, silently.
+    }
+
+    void ended(ProxySession session) {
+        synchronized (closedFacts) {
+            if (closedFacts.size() >= MAX_CLOSED_KEPT) {
+                closedFacts.remove(0);
+            }
+            closedFacts.add(session.facts());
+        }
+        sessions.remove(session);
+        completeShutdownIfIdle();
+    }
+
+    private void completeShutdownIfIdle() {
+        ShutdownCompletion done = null;
+        synchronized (shutdownLock) {
+            if (shutdown != null && !shutdown.isDone() && sessions.stream().noneMatch(ProxySession::isOpen)) {
+                done = new ShutdownCompletion(shutdownRequestedAt, Instant.now(), shutdownConnections);
+                event(ProxyEvent.Kind.SHUTDOWN_COMPLETE, 0, "drained in " + done.drainTime().toMillis() + " ms");
+            }
+        }
+        if (done != null) {
+            shutdown.complete(done);
+        }
+    }
+}

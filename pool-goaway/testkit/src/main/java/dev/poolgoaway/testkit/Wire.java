@@ -1,0 +1,94 @@
+package dev.poolgoaway.testkit;
+
+import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
+import java.nio.charset.StandardCharsets;
+
+/** The few backend messages the proxy writes itself, and the integers it reads and writes. */
+final class Wire {
+
+    static final int SSL_REQUEST = 80877103;
+    static final int GSSENC_REQUEST = 80877104;
+    static final int CANCEL_REQUEST = 80877102;
+    /** PostgreSQL refuses a StartupMessage longer than this (MAX_STARTUP_PACKET_LENGTH). */
+    static final int MAX_STARTUP_LENGTH = 10_000;
+    /** The server cuts an admin message at 127 bytes (BACKEND_MSG_MAX_LEN 128, with the terminator). */
+    static final int MAX_ADMIN_MESSAGE_BYTES = 127;
+
+    static final byte[] GO_AWAY = {'g', 0, 0, 0, 4};
+
+    private Wire() {
+    }
+
+    /** An ErrorResponse the way PostgreSQL formats it: S and V severity, SQLSTATE, message. */
+    static byte[] error(String severity, String sqlState, String message) {
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        field(body, 'S', severity);
+        field(body, 'V', severity);
+        field(body, 'C', sqlState);
+        field(body, 'M', message);
+        body.write(0);
+        return message('E', body.toByteArray());
+    }
+
+    static byte[] parameterStatus(String name, String value) {
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        cstring(body, name);
+        cstring(body, value);
+        return message('S', body.toByteArray());
+    }
+
+    static byte[] message(char type, byte[] body) {
+        byte[] m = new byte[5 + body.length];
+        m[0] = (byte) type;
+        writeInt(m, 1, 4 + body.length);
+        System.arraycopy(body, 0, m, 5, body.length);
+        return m;
+    }
+
+    /** An admin message as the server keeps it: at most 127 bytes of UTF-8, never a split character. */
+    static String adminMessage(String message) {
+        byte[] utf8 = message.getBytes(StandardCharsets.UTF_8);
+        if (utf8.length <= MAX_ADMIN_MESSAGE_BYTES) {
+            return message;
+        }
+        int end = MAX_ADMIN_MESSAGE_BYTES;
+        while (end > 0 && (utf8[end] & 0xC0) == 0x80) {
+            end--;
+        }
+        return new String(utf8, 0, end, StandardCharsets.UTF_8);
+    }
+
+    static int readInt(byte[] b, int at) {
+        return ((b[at] & 0xff) << 24) | ((b[at + 1] & 0xff) << 16) | ((b[at + 2] & 0xff) << 8) | (b[at + 3] & 0xff);
+    }
+
+    static void writeInt(byte[] b, int at, int v) {
+        b[at] = (byte) (v >>> 24);
+        b[at + 1] = (byte) (v >>> 16);
+        b[at + 2] = (byte) (v >>> 8);
+        b[at + 3] = (byte) v;
+    }
+
+    /** Reads exactly {@code n} bytes, or null at a clean end of stream before the first. */
+    static byte[] readExactly(DataInputStream in, int n) throws IOException {
+        byte[] b = new byte[n];
+        int first = in.read(b, 0, n);
+        if (first < 0) {
+            return null;
+        }
+        in.readFully(b, first, n - first);
+        return b;
+    }
+
+    private static void field(ByteArrayOutputStream out, char code, String value) {
+        out.write(code);
+        cstring(out, value);
+    }
+
+    private static void cstring(ByteArrayOutputStream out, String value) {
+        out.writeBytes(value.getBytes(StandardCharsets.UTF_8));
+        out.write(0);
+    }
+}

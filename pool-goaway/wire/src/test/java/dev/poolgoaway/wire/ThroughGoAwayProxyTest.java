@@ -1,0 +1,104 @@
+package dev.poolgoaway.wire;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.Properties;
+
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.TestCertificates;
+
+/**
+ * End to end: real pgjdbc with the wire layer, the test kit's GoAway-speaking proxy, a real PostgreSQL 18. The
+ * GoAway is real protocol, not a scripted stream.
+ */
+class ThroughGoAwayProxyTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(10);
+    private final TestPostgres pg = TestPostgres.get();
+    private GoAwayProxy proxy;
+
+    @AfterEach
+    void close() {
+        if (proxy != null) {
+            proxy.close();
+        }
+    }
+
+    private Connection connect(boolean tls) throws Exception {
+        proxy = proxy != null ? proxy : GoAwayProxy.builder().upstream("localhost", pg.port())
+                .tls(TestCertificates.get().serverContext()).start();
+        Properties p = new Properties();
+        p.setProperty("user", "postgres");
+        if (tls) {
+            p.setProperty("sslmode", "verify-full");
+            p.setProperty("sslrootcert", pg.rootCert.toString());
+        } else {
+            p.setProperty("sslmode", "disable");
+        }
+        return DriverManager.getConnection(proxy.jdbcUrl("postgres"), PgGoAway.install(p));
+    }
+
+    private static int selectOne(Connection c) throws SQLException {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+            rs.next();
+            return rs.getInt(1);
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void goAwayIsSeenOnTheNextQueryOfAConnectionInUse(boolean tls) throws Exception {
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
+            assertTrue(signals.goAwayCapable(), "the proxy speaks 3.3");
+            assertFalse(PgGoAway.goAwayReceived(c));
+            assertEquals(1, proxy.goAway());
+            assertEquals(1, selectOne(c));
+            assertTrue(PgGoAway.goAwayReceived(c));
+            assertEquals(1, selectOne(c), "advisory: the connection keeps working");
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void goAwayToAnIdleConnectionIsSeenByThePoll(boolean tls) throws Exception {
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
+            assertTrue(proxy.goAway(signals.backendPid().getAsInt()));
+            await().atMost(WAIT).until(() -> {
+                signals.poll();
+                return signals.goAwayReceived();
+            });
+            assertEquals(1, selectOne(c));
+        }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void terminateWithAMessageIsTheRecordedReason(boolean tls) throws Exception {
+        try (Connection c = connect(tls)) {
+            ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
+            assertTrue(proxy.terminate(signals.backendPid().getAsInt(), "blue is being retired"));
+            await().atMost(WAIT).until(() -> {
+                signals.poll();
+                return signals.termination().isPresent();
+            });
+            Termination t = signals.termination().orElseThrow();
+            assertTrue(t.adminTerminated());
+            assertEquals("terminating connection due to administrator command: blue is being retired", t.message());
+        }
+    }
+}
