@@ -7,7 +7,9 @@ import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.HashMap;
 import java.util.List;
+import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
@@ -34,8 +36,9 @@ import org.slf4j.LoggerFactory;
  * <ul>
  *   <li>{@link #goAway()} and friends: GoAway to 3.3 clients (to all, to some, to one backend pid), as a smart
  *       shutdown and the later {@code pg_goaway_backend(pid)} do;</li>
- *   <li>{@link #smartShutdown()}: GoAway to all, new connections refused with {@code FATAL 57P03 the database
- *       system is shutting down}, existing ones keep working, a future completed when the last one leaves;</li>
+ *   <li>{@link #smartShutdown()}: GoAway to every client of a server, new connections to it refused with
+ *       {@code FATAL 57P03 the database system is shutting down}, existing ones keep working, a future completed
+ *       when the last one leaves;</li>
  *   <li>{@link #terminate(int, String)} and {@link #cancel(int, String)}: {@code pg_terminate_backend(pid,
  *       timeout, msg)} and {@code pg_cancel_backend(pid, msg)} from the admin-message patch;</li>
  *   <li>{@link #disconnectRequested(Predicate)}: ParameterStatus {@code disconnect_requested=on}, the competing
@@ -64,11 +67,7 @@ public final class GoAwayProxy implements AutoCloseable {
     private final List<ProxyEvent> timeline = new CopyOnWriteArrayList<>();
     private final List<Thread> threads = new CopyOnWriteArrayList<>();
     private final Thread acceptor;
-    private final Object shutdownLock = new Object();
-    private volatile boolean shuttingDown;
-    private CompletableFuture<ShutdownCompletion> shutdown;
-    private Instant shutdownRequestedAt;
-    private int shutdownConnections;
+    private final Map<InetSocketAddress, SmartShutdown> shutdowns = new HashMap<>();
     private volatile boolean closed;
 
     private GoAwayProxy(Builder b) throws IOException {
@@ -218,25 +217,56 @@ public final class GoAwayProxy implements AutoCloseable {
     }
 
     /**
-     * Smart shutdown: GoAway to every client, new connections refused with {@code FATAL 57P03 the database system
-     * is shutting down}, existing connections keep working. Calling it again returns the same future.
+     * Smart shutdown of the server new connections go to now, as {@code pg_ctl stop -m smart} on it: see
+     * {@link #smartShutdown(String, int)}.
      *
-     * @return completes when the last client connection has ended
+     * @return completes when the last client connection to that server has ended
      */
     public CompletableFuture<ShutdownCompletion> smartShutdown() {
-        synchronized (shutdownLock) {
+        InetSocketAddress server = upstream.get();
+        return smartShutdown(server.getHostString(), server.getPort());
+    }
+
+    /**
+     * Smart shutdown of one server behind the proxy: GoAway to every client connected to it, new connections that
+     * would go to it refused with {@code FATAL 57P03 the database system is shutting down}, existing connections
+     * keep working. After a {@link #retarget} new connections go to the new server and are not refused: the
+     * switchover of a drill. Calling it again for the same server returns the same future.
+     *
+     * @param host the server's host, as given to the builder or {@link #retarget}
+     * @param port its port
+     * @return completes when the last client connection to that server has ended
+     */
+    public CompletableFuture<ShutdownCompletion> smartShutdown(String host, int port) {
+        InetSocketAddress server = InetSocketAddress.createUnresolved(host, port);
+        SmartShutdown shutdown;
+        synchronized (shutdowns) {
+            shutdown = shutdowns.get(server);
             if (shutdown != null) {
-                return shutdown;
+                return shutdown.done;
             }
-            shutdown = new CompletableFuture<>();
-            shutdownRequestedAt = Instant.now();
-            shuttingDown = true;
-            shutdownConnections = (int) sessions.stream().filter(ProxySession::isOpen).count();
-            event(ProxyEvent.Kind.SMART_SHUTDOWN, 0, shutdownConnections + " connections open");
+            int open = (int) sessions.stream().filter(s -> s.isOpen() && server.equals(s.target())).count();
+            shutdown = new SmartShutdown(server, Instant.now(), open);
+            shutdowns.put(server, shutdown);
+            event(ProxyEvent.Kind.SMART_SHUTDOWN, 0, host + ":" + port + " with " + open + " connections open");
         }
-        goAway();
-        completeShutdownIfIdle();
-        return shutdown;
+        for (ProxySession s : sessions) {
+            if (s.isOpen() && server.equals(s.target())) {
+                s.goAway();
+            }
+        }
+        completeShutdowns();
+        return shutdown.done;
+    }
+
+    /**
+     * Smart shutdown of one server behind the proxy: see {@link #smartShutdown(String, int)}.
+     *
+     * @param server the server
+     * @return completes when the last client connection to it has ended
+     */
+    public CompletableFuture<ShutdownCompletion> smartShutdown(PostgresUpstream server) {
+        return smartShutdown(server.host(), server.port());
     }
 
     /**
@@ -344,9 +374,9 @@ public final class GoAwayProxy implements AutoCloseable {
         return upstream.get();
     }
 
-    /** @return true once {@link #smartShutdown()} was called */
+    /** @return true if new connections are refused now: the server they would go to is shutting down */
     public boolean shuttingDown() {
-        return shuttingDown;
+        return shuttingDown(upstream.get());
     }
 
     // ---- life ------------------------------------------------------------------------------------------------
@@ -453,19 +483,50 @@ public final class GoAwayProxy implements AutoCloseable {
             closedFacts.add(session.facts());
         }
         sessions.remove(session);
-        completeShutdownIfIdle();
+        completeShutdowns();
     }
 
-    private void completeShutdownIfIdle() {
-        ShutdownCompletion done = null;
-        synchronized (shutdownLock) {
-            if (shutdown != null && !shutdown.isDone() && sessions.stream().noneMatch(ProxySession::isOpen)) {
-                done = new ShutdownCompletion(shutdownRequestedAt, Instant.now(), shutdownConnections);
-                event(ProxyEvent.Kind.SHUTDOWN_COMPLETE, 0, "drained in " + done.drainTime().toMillis() + " ms");
+    boolean shuttingDown(InetSocketAddress server) {
+        synchronized (shutdowns) {
+            return shutdowns.containsKey(server);
+        }
+    }
+
+    /** Completes the smart shutdowns whose server has no client connection left. */
+    private void completeShutdowns() {
+        List<SmartShutdown> drained = new ArrayList<>();
+        synchronized (shutdowns) {
+            for (SmartShutdown shutdown : shutdowns.values()) {
+                if (!shutdown.drained && sessions.stream()
+                        .noneMatch(s -> s.isOpen() && shutdown.server.equals(s.target()))) {
+                    shutdown.drained = true;
+                    drained.add(shutdown);
+                }
             }
         }
-        if (done != null) {
-            shutdown.complete(done);
+        for (SmartShutdown shutdown : drained) {
+            ShutdownCompletion completion = new ShutdownCompletion(shutdown.requestedAt, Instant.now(),
+                    shutdown.connections);
+            // The timeline has the event by the time anyone waiting on the future wakes up.
+            event(ProxyEvent.Kind.SHUTDOWN_COMPLETE, 0, shutdown.server.getHostString() + ":"
+                    + shutdown.server.getPort() + " drained in " + completion.drainTime().toMillis() + " ms");
+            shutdown.done.complete(completion);
+        }
+    }
+
+    /** One server's smart shutdown. */
+    private static final class SmartShutdown {
+        final InetSocketAddress server;
+        final Instant requestedAt;
+        final int connections;
+        final CompletableFuture<ShutdownCompletion> done = new CompletableFuture<>();
+        /** Set once, under the map's lock, by whoever completes {@link #done}. */
+        boolean drained;
+
+        SmartShutdown(InetSocketAddress server, Instant requestedAt, int connections) {
+            this.server = server;
+            this.requestedAt = requestedAt;
+            this.connections = connections;
         }
     }
 }

@@ -51,6 +51,7 @@ final class ProxySession {
 
     private volatile Socket client;
     private volatile Socket upstream;
+    private volatile InetSocketAddress target;
     private volatile InetSocketAddress upstreamAddress;
     private volatile OutputStream toClient;
     private volatile int protocolMinor = -1;
@@ -130,7 +131,9 @@ final class ProxySession {
                 return null;
             }
             protocolMinor = code & 0xffff;
-            if (proxy.shuttingDown()) {
+            // The target is set before the check: a smart shutdown that starts in between counts this connection.
+            target = proxy.upstream();
+            if (proxy.shuttingDown(target)) {
                 refuse("57P03", "the database system is shutting down");
                 return null;
             }
@@ -158,7 +161,6 @@ final class ProxySession {
 
     /** Opens the upstream connection and sends it the client's StartupMessage, at most at 3.3. */
     private void connectUpstream(byte[] header, byte[] body) throws IOException {
-        InetSocketAddress target = proxy.upstream();
         InetSocketAddress resolved = new InetSocketAddress(target.getHostString(), target.getPort());
         Socket s = new Socket();
         try {
@@ -409,6 +411,11 @@ final class ProxySession {
 
     InetSocketAddress upstreamAddress() {
         return upstreamAddress;
+    }
+
+    /** @return the server this connection was sent to, as the proxy named it (null before startup) */
+    InetSocketAddress target() {
+        return target;
     }
 
     static void sendCancel(InetSocketAddress server, byte[] request) throws IOException {

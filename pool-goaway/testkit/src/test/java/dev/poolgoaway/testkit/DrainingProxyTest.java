@@ -135,6 +135,28 @@ class DrainingProxyTest {
     }
 
     @Test
+    void aSwitchoverIsSmartShutdownOfBluePlusRetargetToGreen() throws Exception {
+        try (EmbeddedUpstream green = EmbeddedUpstream.start()) {
+            Connection onBlue = connect();
+            CompletableFuture<ShutdownCompletion> done = proxy.smartShutdown();
+            proxy.retarget(green);
+            assertFalse(proxy.shuttingDown(), "new connections are no longer refused: they go to green");
+            try (Connection onGreen = connect()) {
+                assertEquals(String.valueOf(green.port()), query(onGreen, "select inet_server_port()"));
+                assertEquals(String.valueOf(blue.port()), query(onBlue, "select inet_server_port()"));
+                assertFalse(done.isDone(), "green's connection does not hold up blue's shutdown, blue's does");
+                onBlue.close();
+                assertEquals(1, done.get(10, TimeUnit.SECONDS).connectionsAtRequest());
+                assertEquals("1", query(onGreen, "select 1"));
+            }
+            await().atMost(WAIT).until(() -> proxy.openConnections().isEmpty());
+            assertEquals(0, proxy.smartShutdown(green).get(10, TimeUnit.SECONDS).connectionsAtRequest(),
+                    "green's shutdown is its own");
+            assertTrue(proxy.shuttingDown());
+        }
+    }
+
+    @Test
     void smartShutdownWithNobodyConnectedCompletesAtOnce() throws Exception {
         assertEquals(0, proxy.smartShutdown().get(10, TimeUnit.SECONDS).connectionsAtRequest());
     }
