@@ -6,7 +6,7 @@ import java.time.Instant;
 /**
  * The end of a smart shutdown: when it was asked for, when the last client left.
  *
- * @param requestedAt          when {@link GoAwayProxy#smartShutdown()} was called
+ * @param requestedAt          when the smart shutdown was asked for
  * @param completedAt          when the last client connection ended
  * @param connectionsAtRequest how many client connections were open when it was asked for
  */
