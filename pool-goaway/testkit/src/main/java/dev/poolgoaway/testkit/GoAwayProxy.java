@@ -197,13 +197,7 @@ public final class GoAwayProxy implements AutoCloseable {
      * @return how many connections it was sent to
      */
     public int goAway(Predicate<ProxiedConnection> which) {
-        int n = 0;
-        for (ProxySession s : sessions) {
-            if (s.isOpen() && which.test(s.facts()) && s.goAway()) {
-                n++;
-            }
-        }
-        return n;
+        return toEach(which, ProxySession::goAway);
     }
 
     /**
@@ -315,9 +309,14 @@ public final class GoAwayProxy implements AutoCloseable {
      * @return how many connections it was sent to
      */
     public int disconnectRequested(Predicate<ProxiedConnection> which) {
+        return toEach(which, ProxySession::disconnectRequested);
+    }
+
+    /** Does {@code action} to every open connection {@code which} selects; returns how many it succeeded for. */
+    private int toEach(Predicate<ProxiedConnection> which, Predicate<ProxySession> action) {
         int n = 0;
         for (ProxySession s : sessions) {
-            if (s.isOpen() && which.test(s.facts()) && s.disconnectRequested()) {
+            if (s.isOpen() && which.test(s.facts()) && action.test(s)) {
                 n++;
             }
         }

@@ -3,6 +3,7 @@ package dev.poolgoaway.testkit;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
+import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 
 /** The few backend messages the proxy writes itself, and the integers it reads and writes. */
@@ -61,14 +62,11 @@ final class Wire {
     }
 
     static int readInt(byte[] b, int at) {
-        return ((b[at] & 0xff) << 24) | ((b[at + 1] & 0xff) << 16) | ((b[at + 2] & 0xff) << 8) | (b[at + 3] & 0xff);
+        return ByteBuffer.wrap(b).getInt(at);
     }
 
     static void writeInt(byte[] b, int at, int v) {
-        b[at] = (byte) (v >>> 24);
-        b[at + 1] = (byte) (v >>> 16);
-        b[at + 2] = (byte) (v >>> 8);
-        b[at + 3] = (byte) v;
+        ByteBuffer.wrap(b).putInt(at, v);
     }
 
     /** Reads exactly {@code n} bytes, or null at a clean end of stream before the first. */
