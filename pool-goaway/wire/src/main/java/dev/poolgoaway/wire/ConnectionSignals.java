@@ -44,6 +44,7 @@ public final class ConnectionSignals {
     private volatile int protocolMinor = -1;
     private volatile Poller poller;
     private volatile boolean blind;
+    private volatile String server = "";
 
     ConnectionSignals(Clock clock) {
         this.clock = clock;
@@ -88,6 +89,11 @@ public final class ConnectionSignals {
     /** @return why the server ended this connection, if it did: a FATAL error or the stream's end */
     public Optional<Termination> termination() {
         return Optional.ofNullable(termination);
+    }
+
+    /** @return the server this connection talks to, as {@code host:port} the way pgjdbc named it */
+    public String server() {
+        return server;
     }
 
     /** @return the backend process id from BackendKeyData, once startup got that far */
@@ -173,6 +179,10 @@ public final class ConnectionSignals {
 
     void poller(Poller p) {
         poller = p;
+    }
+
+    void server(String hostAndPort) {
+        server = hostAndPort;
     }
 
     void blind() {

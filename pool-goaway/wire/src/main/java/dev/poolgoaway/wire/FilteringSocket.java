@@ -58,6 +58,7 @@ final class FilteringSocket extends Socket implements SignalSource {
             in = new BackendInputStream(inner.getInputStream(), filter, null, this::reconnectAndReplay);
             out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
             signals.poller(in);
+            signals.server(peer);
         }
     }
 

@@ -85,6 +85,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             in = new BackendInputStream(inner.getInputStream(), filter, this, this::reconnectAndReplay);
             out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
             signals.poller(in);
+            signals.server(peer);
         }
     }
 

@@ -1,0 +1,27 @@
+package dev.poolgoaway.hikari;
+
+import java.time.Duration;
+import java.time.Instant;
+import java.util.List;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * One drain of a pool: from the first connection asked to leave until none of those is left open.
+ *
+ * @param servers      the servers that asked ({@code host:port})
+ * @param connections  how many connections were asked to leave
+ * @param kinds        how many signals of each kind ({@code goaway}, {@code disconnect_requested},
+ *                     {@code admin_terminated}, {@code server_closed})
+ * @param startedAt    when the first connection was found asked to leave
+ * @param endedAt      when the last of them was closed
+ * @param adminMessage the first admin message of a termination, unsanitized (use {@code LogText.sanitize})
+ */
+public record DrainEpisode(List<String> servers, int connections, Map<String, Integer> kinds, Instant startedAt,
+        Instant endedAt, Optional<String> adminMessage) {
+
+    /** @return how long the drain took */
+    public Duration duration() {
+        return Duration.between(startedAt, endedAt);
+    }
+}

@@ -1,0 +1,203 @@
+package dev.poolgoaway.hikari;
+
+import java.time.Duration;
+import java.util.Collections;
+import java.util.EnumSet;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.Set;
+
+/**
+ * How the evictor drains a pool. Immutable; build with {@link #builder()}. Every setting has a default that suits
+ * a pool under load (see {@code docs/configuration.md}).
+ */
+public final class EvictorSettings {
+
+    /** Default {@link Builder#tick}: how often every pooled connection is looked at. */
+    public static final Duration DEFAULT_TICK = Duration.ofMillis(250);
+    /** Default {@link Builder#drainWindow}: idle connections asked to leave are closed within it. */
+    public static final Duration DEFAULT_DRAIN_WINDOW = Duration.ofMillis(250);
+
+    private final Duration tick;
+    private final Duration drainWindow;
+    private final int maxReplacementsInFlight;
+    private final Duration stragglerDeadline;
+    private final boolean abortStragglers;
+    private final boolean enabled;
+    private final Set<LeaveSignal> signals;
+
+    private EvictorSettings(Builder b) {
+        this.signals = Collections.unmodifiableSet(EnumSet.copyOf(b.signals));
+        this.tick = b.tick;
+        this.drainWindow = b.drainWindow;
+        this.maxReplacementsInFlight = b.maxReplacementsInFlight;
+        this.stragglerDeadline = b.stragglerDeadline;
+        this.abortStragglers = b.abortStragglers;
+        this.enabled = b.enabled;
+    }
+
+    /** @return the defaults */
+    public static EvictorSettings defaults() {
+        return builder().build();
+    }
+
+    /** @return a builder with the defaults */
+    public static Builder builder() {
+        return new Builder();
+    }
+
+    /** @return how often the evictor looks at every pooled connection */
+    public Duration tick() {
+        return tick;
+    }
+
+    /** @return the window over which idle connections asked to leave are spread out */
+    public Duration drainWindow() {
+        return drainWindow;
+    }
+
+    /**
+     * @param maximumPoolSize the pool's maximum size
+     * @return how many idle connections may be closed and not yet replaced at once
+     */
+    public int maxReplacementsInFlight(int maximumPoolSize) {
+        return maxReplacementsInFlight > 0 ? maxReplacementsInFlight : Math.max(2, maximumPoolSize / 4);
+    }
+
+    /** @return how long a connection in use may stay after the server asked it to leave before it is reported */
+    public Optional<Duration> stragglerDeadline() {
+        return Optional.ofNullable(stragglerDeadline);
+    }
+
+    /** @return whether stragglers past the deadline are aborted (off by default: they are only logged) */
+    public boolean abortStragglers() {
+        return abortStragglers;
+    }
+
+    /** @return the requests to leave that are honoured */
+    public Set<LeaveSignal> signals() {
+        return signals;
+    }
+
+    /** @return false to install nothing at all */
+    public boolean enabled() {
+        return enabled;
+    }
+
+    @Override
+    public String toString() {
+        return "EvictorSettings{tick=" + tick + ", drainWindow=" + drainWindow + ", maxReplacementsInFlight="
+                + (maxReplacementsInFlight > 0 ? maxReplacementsInFlight : "auto") + ", stragglerDeadline="
+                + stragglerDeadline + ", abortStragglers=" + abortStragglers + ", signals=" + signals + ", enabled="
+                + enabled + '}';
+    }
+
+    /** Builds {@link EvictorSettings}; every setter checks its argument. */
+    public static final class Builder {
+        private Duration tick = DEFAULT_TICK;
+        private Duration drainWindow = DEFAULT_DRAIN_WINDOW;
+        private int maxReplacementsInFlight;
+        private Duration stragglerDeadline;
+        private boolean abortStragglers;
+        private boolean enabled = true;
+        private Set<LeaveSignal> signals = EnumSet.allOf(LeaveSignal.class);
+
+        private Builder() {
+        }
+
+        /**
+         * @param honoured which requests to leave count (default: all); an end of the connection always does
+         * @return this
+         * @throws IllegalArgumentException if empty: use {@link #enabled(boolean)} to turn the evictor off
+         */
+        public Builder signals(Set<LeaveSignal> honoured) {
+            if (honoured.isEmpty()) {
+                throw new IllegalArgumentException("at least one LeaveSignal; use enabled(false) to turn pool-goaway off");
+            }
+            this.signals = EnumSet.copyOf(honoured);
+            return this;
+        }
+
+        /**
+         * @param tick how often every pooled connection is looked at; 10 ms to 1 minute (default 250 ms)
+         * @return this
+         */
+        public Builder tick(Duration tick) {
+            this.tick = within("tick", tick, Duration.ofMillis(10), Duration.ofMinutes(1));
+            return this;
+        }
+
+        /**
+         * @param window idle connections asked to leave are closed at random moments within this window after
+         *               the signal, like max-lifetime's variance, so that the pool keeps serving and the new server
+         *               sees no connection storm; 0 to 10 minutes (default 250 ms; 0 closes them at once)
+         * @return this
+         */
+        public Builder drainWindow(Duration window) {
+            this.drainWindow = within("drainWindow", window, Duration.ZERO, Duration.ofMinutes(10));
+            return this;
+        }
+
+        /**
+         * @param max how many idle connections may be closed and not yet replaced at once; 0 (the default) means
+         *            a quarter of the maximum pool size, at least 2
+         * @return this
+         */
+        public Builder maxReplacementsInFlight(int max) {
+            if (max < 0) {
+                throw new IllegalArgumentException("maxReplacementsInFlight must be 0 (auto) or more, not " + max);
+            }
+            this.maxReplacementsInFlight = max;
+            return this;
+        }
+
+        /**
+         * @param deadline a connection in use this long after the server asked it to leave is logged (with the
+         *                 borrower's stack when Hikari's leak detection is on); null for no deadline (the default)
+         * @return this
+         */
+        public Builder stragglerDeadline(Duration deadline) {
+            this.stragglerDeadline = deadline == null ? null
+                    : within("stragglerDeadline", deadline, Duration.ofMillis(1), Duration.ofDays(1));
+            return this;
+        }
+
+        /**
+         * @param abort also abort stragglers past the deadline ({@link java.sql.Connection#abort}); off by default
+         * @return this
+         */
+        public Builder abortStragglers(boolean abort) {
+            this.abortStragglers = abort;
+            return this;
+        }
+
+        /**
+         * @param enabled false to make {@link PoolGoAway#install} install nothing
+         * @return this
+         */
+        public Builder enabled(boolean enabled) {
+            this.enabled = enabled;
+            return this;
+        }
+
+        /**
+         * @return the settings
+         * @throws IllegalStateException if aborting is asked for without a straggler deadline
+         */
+        public EvictorSettings build() {
+            if (abortStragglers && stragglerDeadline == null) {
+                throw new IllegalStateException("abortStragglers needs a stragglerDeadline");
+            }
+            return new EvictorSettings(this);
+        }
+
+        private static Duration within(String name, Duration value, Duration min, Duration max) {
+            Objects.requireNonNull(value, name);
+            if (value.compareTo(min) < 0 || value.compareTo(max) > 0) {
+                throw new IllegalArgumentException(name + " must be between " + min + " and " + max + ", not "
+                        + value);
+            }
+            return value;
+        }
+    }
+}

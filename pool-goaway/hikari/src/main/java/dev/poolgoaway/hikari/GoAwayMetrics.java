@@ -1,0 +1,82 @@
+package dev.poolgoaway.hikari;
+
+import java.time.Duration;
+
+import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.Timer;
+
+/**
+ * Micrometer meters for one pool's evictor, tagged {@code pool=<pool name>} like HikariCP's own
+ * {@code hikaricp.connections.*} meters, so dashboards can join them (see {@code docs/metrics.md}).
+ *
+ * <ul>
+ *   <li>{@value #SIGNALS} (counter, tag {@code kind}: goaway, disconnect_requested, admin_terminated,
+ *       server_closed): connections found asked to leave or ended by the server;</li>
+ *   <li>{@value #EVICTIONS} (counter, tag {@code state}: idle, in_use): such connections closed;</li>
+ *   <li>{@value #FLAGGED} (gauge): asked to leave and still open;</li>
+ *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>
+ *   <li>{@value #DRAIN_EPISODES} (counter): drains begun.</li>
+ * </ul>
+ */
+public final class GoAwayMetrics {
+
+    /** Counter of signals by kind. */
+    public static final String SIGNALS = "poolgoaway.signals";
+    /** Counter of evictions by state. */
+    public static final String EVICTIONS = "poolgoaway.evictions";
+    /** Gauge of connections asked to leave and still open. */
+    public static final String FLAGGED = "poolgoaway.connections.flagged";
+    /** Timer from signal to close. */
+    public static final String SIGNAL_TO_CLOSE = "poolgoaway.signal.to.close";
+    /** Counter of drain episodes. */
+    public static final String DRAIN_EPISODES = "poolgoaway.drain.episodes";
+
+    private GoAwayMetrics() {
+    }
+
+    /**
+     * Binds an evictor's meters to a registry, tagged with the pool's name (known once the pool starts: the
+     * meters appear then). Call once per evictor.
+     *
+     * @param evictor  the evictor
+     * @param registry where the meters go
+     */
+    public static void bind(GoAwayEvictor evictor, MeterRegistry registry) {
+        evictor.onAttach(poolName -> bind(evictor, poolName, registry));
+    }
+
+    private static void bind(GoAwayEvictor evictor, String poolName, MeterRegistry registry) {
+        Gauge.builder(FLAGGED, evictor, GoAwayEvictor::flaggedConnections).tag("pool", poolName)
+                .description("Connections the server asked to leave that are still open").register(registry);
+        Timer signalToClose = Timer.builder(SIGNAL_TO_CLOSE).tag("pool", poolName)
+                .description("Time from the server's signal to the connection's close").register(registry);
+        Counter episodes = Counter.builder(DRAIN_EPISODES).tag("pool", poolName)
+                .description("Drains begun").register(registry);
+        evictor.events(new EvictorEvents() {
+            @Override
+            public void signal(String kind) {
+                Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind)
+                        .description("Connections the server asked to leave, or ended").register(registry).increment();
+            }
+
+            @Override
+            public void evicted(String state) {
+                Counter.builder(EVICTIONS).tag("pool", poolName).tag("state", state)
+                        .description("Connections closed because the server asked them to leave")
+                        .register(registry).increment();
+            }
+
+            @Override
+            public void closed(Duration time) {
+                signalToClose.record(time.isNegative() ? Duration.ZERO : time);
+            }
+
+            @Override
+            public void episode() {
+                episodes.increment();
+            }
+        });
+    }
+}

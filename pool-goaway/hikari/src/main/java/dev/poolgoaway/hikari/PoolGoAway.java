@@ -1,0 +1,179 @@
+package dev.poolgoaway.hikari;
+
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Properties;
+
+import javax.sql.DataSource;
+
+import org.postgresql.PGProperty;
+import org.postgresql.ds.common.BaseDataSource;
+import org.postgresql.ssl.LibPQFactory;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.util.PropertyElf;
+
+import dev.poolgoaway.wire.PgGoAway;
+
+/**
+ * Installs pool-goaway into a HikariCP pool: one call, before the pool starts.
+ *
+ * <pre>{@code
+ * HikariConfig config = new HikariConfig();
+ * config.setJdbcUrl("jdbc:postgresql://db/app");
+ * GoAwayEvictor evictor = PoolGoAway.install(config);
+ * HikariDataSource ds = new HikariDataSource(config);   // the evictor starts with the pool, stops with it
+ * }</pre>
+ *
+ * <p>It installs the wire layer into the pool's driver properties (a {@code jdbcUrl} pool) or into its pgjdbc
+ * data source (a {@code dataSourceClassName} or {@code dataSource} pool), keeping a {@code socketFactory} or
+ * {@code sslfactory} the user set, and attaches a {@link GoAwayEvictor} that starts when the pool does.
+ */
+public final class PoolGoAway {
+
+    private static final String[] WIRE_KEYS = {
+        PGProperty.SOCKET_FACTORY.getName(), PGProperty.SSL_FACTORY.getName(), PGProperty.PROTOCOL_VERSION.getName()};
+
+    private PoolGoAway() {
+    }
+
+    /**
+     * Installs with the default settings.
+     *
+     * @param config a pool configuration, or a {@link HikariDataSource} that has not started yet
+     * @return the evictor, which starts with the pool
+     * @see #install(HikariConfig, EvictorSettings)
+     */
+    public static GoAwayEvictor install(HikariConfig config) {
+        return install(config, EvictorSettings.defaults());
+    }
+
+    /**
+     * Installs pool-goaway into a pool that has not started.
+     *
+     * @param config   a pool configuration, or a {@link HikariDataSource} that has not started yet
+     * @param settings how to drain
+     * @return the evictor, which starts with the pool (inert if {@code settings.enabled()} is false)
+     * @throws IllegalStateException    if the pool is running already, pool-goaway is installed already, or a
+     *                                  Dropwizard/Prometheus {@code metricRegistry} is set (use a
+     *                                  {@code metricsTrackerFactory} instead: pool-goaway chains to it)
+     * @throws IllegalArgumentException if the pool is not a pgjdbc one
+     */
+    public static GoAwayEvictor install(HikariConfig config, EvictorSettings settings) {
+        GoAwayEvictor evictor = new GoAwayEvictor(settings, config.getMaximumPoolSize());
+        if (!settings.enabled()) {
+            return evictor;
+        }
+        String name = config.getPoolName() != null ? config.getPoolName() : "a HikariCP pool";
+        if (config instanceof HikariDataSource ds && (ds.getHikariPoolMXBean() != null || ds.isClosed())) {
+            throw new IllegalStateException(name + " is already running: install pool-goaway before the pool "
+                    + "starts (before new HikariDataSource(config), or before the first getConnection())");
+        }
+        if (config.getMetricsTrackerFactory() instanceof PoolStartHook) {
+            throw new IllegalStateException("pool-goaway is already installed in " + name);
+        }
+        if (config.getMetricRegistry() != null) {
+            throw new IllegalStateException(name + " has a metricRegistry; HikariCP allows no metricsTrackerFactory "
+                    + "beside it, and pool-goaway attaches through one. Use a metricsTrackerFactory (for Micrometer, "
+                    + "MicrometerMetricsTrackerFactory): pool-goaway hands Hikari's metrics on to it.");
+        }
+        try {
+            installWireLayer(config, name);
+            config.setMetricsTrackerFactory(new PoolStartHook(config.getMetricsTrackerFactory(), evictor));
+        } catch (IllegalStateException sealed) {
+            throw new IllegalStateException(name + " is already running (its configuration is sealed): install "
+                    + "pool-goaway before the pool starts", sealed);
+        }
+        return evictor;
+    }
+
+    private static void installWireLayer(HikariConfig config, String name) {
+        if (config.getJdbcUrl() != null) {
+            if (!config.getJdbcUrl().startsWith("jdbc:postgresql:")) {
+                throw new IllegalArgumentException(name + " is not a PostgreSQL pool: jdbcUrl " + config.getJdbcUrl());
+            }
+            // Parameters in the URL win over driver properties in pgjdbc: move ours into the properties.
+            Properties props = config.getDataSourceProperties();
+            config.setJdbcUrl(moveUrlParameters(config.getJdbcUrl(), props));
+            PgGoAway.install(props);
+            return;
+        }
+        DataSource ds = config.getDataSource();
+        if (ds == null && config.getDataSourceClassName() != null) {
+            ds = instantiate(config.getDataSourceClassName(), name);
+            // Configure it exactly as Hikari would, then hand Hikari the instance.
+            PropertyElf.setTargetFromProperties(ds, config.getDataSourceProperties());
+            config.setDataSourceProperties(new Properties());
+            config.setDataSource(ds);
+            config.setDataSourceClassName(null);
+        }
+        if (!(ds instanceof BaseDataSource pg)) {
+            throw new IllegalArgumentException(name + " is not a pgjdbc pool: set a jdbc:postgresql: jdbcUrl, or a "
+                    + "pgjdbc data source (dataSourceClassName org.postgresql.ds.PGSimpleDataSource)");
+        }
+        installInto(pg, name);
+    }
+
+    /** A pgjdbc data source takes only pgjdbc's own properties, so user factories cannot be kept there. */
+    private static void installInto(BaseDataSource ds, String name) {
+        Properties props = new Properties();
+        copy(ds.getSocketFactory(), PGProperty.SOCKET_FACTORY.getName(), props);
+        String sslFactory = ds.getSslfactory();
+        if (sslFactory != null && !sslFactory.equals(PGProperty.SSL_FACTORY.getDefaultValue())
+                && !sslFactory.equals(LibPQFactory.class.getName())) {
+            props.setProperty(PGProperty.SSL_FACTORY.getName(), sslFactory);
+        }
+        if (ds.getProtocolVersion() != 0) {
+            // Set by the user (pgjdbc reports 0 when unset): a pin, which install() respects.
+            props.setProperty(PGProperty.PROTOCOL_VERSION.getName(), String.valueOf(ds.getProtocolVersion()));
+        }
+        PgGoAway.install(props);
+        if (props.containsKey(PgGoAway.DELEGATE_SOCKET_FACTORY) || props.containsKey(PgGoAway.DELEGATE_SSL_FACTORY)) {
+            throw new IllegalArgumentException(name + " sets its own socketFactory or sslfactory on a pgjdbc data "
+                    + "source, which cannot carry pool-goaway's wrapper settings: configure the pool with a jdbcUrl "
+                    + "and driver properties instead, where pool-goaway keeps and wraps them");
+        }
+        for (String key : WIRE_KEYS) {
+            ds.setProperty(PGProperty.forName(key), props.getProperty(key));
+        }
+    }
+
+    private static void copy(String value, String key, Properties into) {
+        if (value != null) {
+            into.setProperty(key, value);
+        }
+    }
+
+    private static DataSource instantiate(String className, String name) {
+        try {
+            return (DataSource) Class.forName(className).getDeclaredConstructor().newInstance();
+        } catch (ReflectiveOperationException | ClassCastException e) {
+            throw new IllegalArgumentException(name + ": cannot instantiate dataSourceClassName " + className, e);
+        }
+    }
+
+    /**
+     * Moves {@code socketFactory}, {@code sslfactory} and {@code protocolVersion} from a pgjdbc URL's query into
+     * properties.
+     */
+    static String moveUrlParameters(String url, Properties into) {
+        int q = url.indexOf('?');
+        if (q < 0) {
+            return url;
+        }
+        List<String> kept = new ArrayList<>();
+        for (String pair : url.substring(q + 1).split("&")) {
+            int eq = pair.indexOf('=');
+            String key = eq < 0 ? pair : pair.substring(0, eq);
+            if (List.of(WIRE_KEYS).contains(key)) {
+                into.setProperty(key, eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8));
+            } else if (!pair.isEmpty()) {
+                kept.add(pair);
+            }
+        }
+        return kept.isEmpty() ? url.substring(0, q) : url.substring(0, q + 1) + String.join("&", kept);
+    }
+}

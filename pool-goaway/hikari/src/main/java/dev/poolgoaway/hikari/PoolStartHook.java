@@ -1,0 +1,55 @@
+package dev.poolgoaway.hikari;
+
+import java.lang.reflect.Field;
+
+import com.zaxxer.hikari.metrics.IMetricsTracker;
+import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
+import com.zaxxer.hikari.metrics.PoolStats;
+import com.zaxxer.hikari.pool.HikariPool;
+
+/**
+ * The moment a pool starts, seen from inside: HikariCP asks its {@link MetricsTrackerFactory} for a tracker while
+ * constructing the pool, with a {@link PoolStats} that belongs to the pool. This factory attaches the evictor then
+ * and hands the request on to the factory that was configured before (Micrometer's, say), so Hikari's own metrics
+ * are unchanged.
+ */
+final class PoolStartHook implements MetricsTrackerFactory {
+
+    private final MetricsTrackerFactory delegate;
+    private final GoAwayEvictor evictor;
+
+    PoolStartHook(MetricsTrackerFactory delegate, GoAwayEvictor evictor) {
+        this.delegate = delegate;
+        this.evictor = evictor;
+    }
+
+    MetricsTrackerFactory delegate() {
+        return delegate;
+    }
+
+    @Override
+    public IMetricsTracker create(String poolName, PoolStats poolStats) {
+        evictor.attach(HikariAccess.of(poolOf(poolStats)), poolName);
+        return delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {
+        };
+    }
+
+    /** The pool's PoolStats is an inner class of the pool: its enclosing instance is the pool. */
+    private static HikariPool poolOf(PoolStats stats) {
+        for (Class<?> c = stats.getClass(); c != null && c != PoolStats.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+                if (HikariPool.class.isAssignableFrom(f.getType())) {
+                    try {
+                        f.setAccessible(true);
+                        return (HikariPool) f.get(stats);
+                    } catch (ReflectiveOperationException | RuntimeException e) {
+                        throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP "
+                                + HikariAccess.hikariVersion() + ": " + e, e);
+                    }
+                }
+            }
+        }
+        throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP " + HikariAccess.hikariVersion()
+                + " from its PoolStats (" + stats.getClass().getName() + ")");
+    }
+}

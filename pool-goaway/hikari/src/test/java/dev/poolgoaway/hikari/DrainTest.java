@@ -1,0 +1,287 @@
+package dev.poolgoaway.hikari;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.ExecutorService;
+import java.util.concurrent.Executors;
+import java.util.concurrent.Future;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicBoolean;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.stream.Collectors;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.BeforeEach;
+import org.junit.jupiter.api.Test;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.ProxiedConnection;
+import dev.poolgoaway.testkit.ShutdownCompletion;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+
+/**
+ * Real HikariCP with pool-goaway, real pgjdbc, the test kit's GoAway-speaking proxy, two real PostgreSQL 18
+ * servers (blue and green).
+ */
+class DrainTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(15);
+    private static EmbeddedUpstream blue;
+    private static EmbeddedUpstream green;
+    private GoAwayProxy proxy;
+    private HikariDataSource pool;
+    private GoAwayEvictor evictor;
+    private final SimpleMeterRegistry meters = new SimpleMeterRegistry();
+
+    @BeforeAll
+    static void servers() throws Exception {
+        blue = EmbeddedUpstream.start();
+        green = EmbeddedUpstream.start();
+    }
+
+    @AfterAll
+    static void stopServers() throws Exception {
+        blue.close();
+        green.close();
+    }
+
+    @BeforeEach
+    void startProxy() throws Exception {
+        proxy = GoAwayProxy.builder().upstream(blue).name("drain-proxy").start();
+    }
+
+    @AfterEach
+    void close() {
+        if (pool != null) {
+            pool.close();
+        }
+        proxy.close();
+    }
+
+    private HikariDataSource pool(int size, EvictorSettings settings) {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(proxy.jdbcUrl("postgres"));
+        config.setUsername("postgres");
+        config.setMaximumPoolSize(size);
+        config.setMinimumIdle(size);
+        config.setPoolName("drain-test");
+        config.setConnectionTimeout(10_000);
+        evictor = PoolGoAway.install(config, settings);
+        GoAwayMetrics.bind(evictor, meters);
+        pool = new HikariDataSource(config);
+        await().atMost(WAIT).until(() -> pool.getHikariPoolMXBean().getTotalConnections() == size);
+        return pool;
+    }
+
+    private static int serverPort(Connection c) throws SQLException {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select inet_server_port()")) {
+            rs.next();
+            return rs.getInt(1);
+        }
+    }
+
+    private Set<Integer> openPidsOn(EmbeddedUpstream server) {
+        return proxy.openConnections().stream().filter(c -> c.upstream().getPort() == server.port())
+                .map(ProxiedConnection::backendPid).collect(Collectors.toSet());
+    }
+
+    private double count(String meter, String tag, String value) {
+        var c = meters.find(meter).tag("pool", "drain-test").tag(tag, value).counter();
+        return c == null ? 0 : c.count();
+    }
+
+    /** Steady load: each request borrows, runs a short transaction, returns. Counts failures, never retries. */
+    private final class Load implements AutoCloseable {
+        final AtomicBoolean stop = new AtomicBoolean();
+        final AtomicLong ok = new AtomicLong();
+        final AtomicLong failed = new AtomicLong();
+        final AtomicLong longestNanos = new AtomicLong();
+        final List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
+        final ExecutorService threads = Executors.newFixedThreadPool(8);
+        final List<Future<?>> running = new ArrayList<>();
+
+        Load() {
+            for (int i = 0; i < 8; i++) {
+                running.add(threads.submit(() -> {
+                    while (!stop.get()) {
+                        long start = System.nanoTime();
+                        try (Connection c = pool.getConnection()) {
+                            c.setAutoCommit(false);
+                            try (Statement s = c.createStatement()) {
+                                s.execute("select pg_sleep(0.002)");
+                                s.execute("select inet_server_port()");
+                            }
+                            c.commit();
+                            ok.incrementAndGet();
+                        } catch (SQLException | RuntimeException e) {
+                            failed.incrementAndGet();
+                            failures.add(e);
+                        }
+                        longestNanos.accumulateAndGet(System.nanoTime() - start, Math::max);
+                    }
+                }));
+            }
+        }
+
+        @Override
+        public void close() throws Exception {
+            stop.set(true);
+            for (Future<?> f : running) {
+                f.get(30, TimeUnit.SECONDS);
+            }
+            threads.shutdown();
+        }
+    }
+
+    @Test
+    void aSwitchoverUnderLoadDrainsBlueFastWithZeroFailedRequests() throws Exception {
+        pool(20, EvictorSettings.defaults());
+        assertEquals(20, openPidsOn(blue).size());
+        try (Load load = new Load()) {
+            await().atMost(WAIT).until(() -> load.ok.get() > 200);
+            proxy.retarget(green);
+            CompletableFuture<ShutdownCompletion> drained = proxy.smartShutdown(blue);
+            ShutdownCompletion done = drained.get(15, TimeUnit.SECONDS);
+            long okAtDrain = load.ok.get();
+            await().atMost(WAIT).until(() -> load.ok.get() > okAtDrain + 200);
+            assertEquals(0, load.failed.get(), () -> "failed requests: " + load.failures);
+            Duration longest = Duration.ofNanos(load.longestNanos.get());
+            assertTrue(done.drainTime().compareTo(Duration.ofSeconds(1).plus(longest)) <= 0,
+                    "drained in " + done.drainTime() + ", longest request " + longest);
+            assertEquals(20, done.connectionsAtRequest());
+        }
+        assertTrue(openPidsOn(blue).isEmpty());
+        try (Connection c = pool.getConnection()) {
+            assertEquals(green.port(), serverPort(c));
+        }
+        assertEquals(20, count(GoAwayMetrics.SIGNALS, "kind", "goaway"));
+        assertEquals(20, count(GoAwayMetrics.EVICTIONS, "state", "idle") + count(GoAwayMetrics.EVICTIONS, "state",
+                "in_use"));
+        await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());
+        assertEquals(List.of("localhost:" + proxy.port()), evictor.lastDrain().get().servers());
+        assertFalse(evictor.draining());
+    }
+
+    @Test
+    void aTransactionHeldOpenAcrossTheGoAwayFinishesAndItsConnectionClosesOnReturn() throws Exception {
+        pool(4, EvictorSettings.defaults());
+        int pid;
+        try (Connection c = pool.getConnection()) {
+            c.setAutoCommit(false);
+            try (Statement s = c.createStatement()) {
+                s.execute("create temp table held (v int)");
+                s.execute("insert into held values (1)");
+                try (ResultSet rs = s.executeQuery("select pg_backend_pid()")) {
+                    rs.next();
+                    pid = rs.getInt(1);
+                }
+                proxy.goAway();
+                try (ResultSet rs = s.executeQuery("select count(*) from held")) {
+                    rs.next();
+                    assertEquals(1, rs.getInt(1));
+                }
+            }
+            c.commit();
+            await().atMost(WAIT).until(evictor::draining);
+            assertTrue(openPidsOn(blue).contains(pid), "never interrupted while in use");
+        }
+        await().atMost(WAIT).until(() -> !openPidsOn(blue).contains(pid));
+        await().atMost(WAIT).until(() -> count(GoAwayMetrics.EVICTIONS, "state", "in_use") == 1);
+    }
+
+    @Test
+    void anAdminTerminatedIdleConnectionIsEvictedBeforeAnyBorrow() throws Exception {
+        pool(3, EvictorSettings.defaults());
+        int victim = openPidsOn(blue).iterator().next();
+        assertTrue(proxy.terminate(victim, "moving to green"));
+        await().atMost(WAIT).until(() -> count(GoAwayMetrics.EVICTIONS, "state", "idle") == 1);
+        assertEquals(1, count(GoAwayMetrics.SIGNALS, "kind", "admin_terminated"));
+        await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());
+        assertEquals("terminating connection due to administrator command: moving to green",
+                evictor.lastDrain().get().adminMessage().orElseThrow());
+        List<Connection> all = new ArrayList<>();
+        try {
+            for (int i = 0; i < 3; i++) {
+                Connection c = pool.getConnection();
+                all.add(c);
+                assertEquals(blue.port(), serverPort(c), "no dead connection is handed out");
+            }
+        } finally {
+            for (Connection c : all) {
+                c.close();
+            }
+        }
+    }
+
+    @Test
+    void goAwayToOneBackendMovesOnlyThatOne() throws Exception {
+        pool(5, EvictorSettings.defaults());
+        Set<Integer> before = openPidsOn(blue);
+        int leaving = before.iterator().next();
+        assertTrue(proxy.goAway(leaving));
+        await().atMost(WAIT).until(() -> !openPidsOn(blue).contains(leaving) && openPidsOn(blue).size() == 5);
+        Set<Integer> stayed = new java.util.HashSet<>(before);
+        stayed.remove(leaving);
+        assertTrue(openPidsOn(blue).containsAll(stayed), "the others stay");
+        assertEquals(1, count(GoAwayMetrics.SIGNALS, "kind", "goaway"));
+    }
+
+    @Test
+    void waitersOfAnExhaustedPoolAreServedDuringADrain() throws Exception {
+        pool(4, EvictorSettings.defaults());
+        ExecutorService borrowers = Executors.newFixedThreadPool(12);
+        try {
+            List<Future<Integer>> results = new ArrayList<>();
+            for (int i = 0; i < 48; i++) {
+                results.add(borrowers.submit(() -> {
+                    try (Connection c = pool.getConnection(); Statement s = c.createStatement()) {
+                        s.execute("select pg_sleep(0.05)");
+                        return serverPort(c);
+                    }
+                }));
+                if (i == 12) {
+                    await().atMost(WAIT).until(() -> pool.getHikariPoolMXBean().getThreadsAwaitingConnection() > 0);
+                    proxy.retarget(green);
+                    proxy.smartShutdown(blue);
+                }
+            }
+            for (Future<Integer> r : results) {
+                r.get(30, TimeUnit.SECONDS);
+            }
+        } finally {
+            borrowers.shutdown();
+        }
+        await().atMost(WAIT).until(() -> openPidsOn(blue).isEmpty());
+    }
+
+    @Test
+    void closingThePoolDuringADrainStopsTheEvictorAndLeavesNothingBehind() throws Exception {
+        pool(6, EvictorSettings.builder().drainWindow(Duration.ofMinutes(5)).build());
+        proxy.goAway();
+        await().atMost(WAIT).until(() -> evictor.flaggedConnections() == 6);
+        assertTrue(evictor.running());
+        pool.close();
+        await().atMost(WAIT).until(() -> !evictor.running());
+        await().atMost(WAIT).until(() -> Thread.getAllStackTraces().keySet().stream()
+                .noneMatch(t -> t.getName().startsWith("poolgoaway-evictor-")));
+        await().atMost(WAIT).until(() -> proxy.openConnections().isEmpty());
+    }
+}

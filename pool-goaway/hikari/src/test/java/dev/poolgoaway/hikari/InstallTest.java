@@ -1,0 +1,165 @@
+package dev.poolgoaway.hikari;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.Properties;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.wire.ConnectionSignals;
+import dev.poolgoaway.wire.GoAwaySocketFactory;
+import dev.poolgoaway.wire.PgGoAway;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+
+/** Installing into every kind of pgjdbc pool configuration, refusing what cannot work, and doing nothing when no
+ * server ever asks. */
+class InstallTest {
+
+    private static EmbeddedUpstream pg;
+
+    @BeforeAll
+    static void server() throws Exception {
+        pg = EmbeddedUpstream.start();
+    }
+
+    @AfterAll
+    static void stop() throws Exception {
+        pg.close();
+    }
+
+    private static ConnectionSignals signals(HikariDataSource ds) throws SQLException {
+        try (Connection c = ds.getConnection()) {
+            return PgGoAway.signals(c).orElseThrow();
+        }
+    }
+
+    @Test
+    void aServerThatNeverSendsGoAwayChangesNothing() throws Exception {
+        try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(pg).start()) {
+            HikariConfig config = new HikariConfig();
+            config.setJdbcUrl(proxy.jdbcUrl("postgres"));
+            config.setUsername(pg.user());
+            config.setMaximumPoolSize(4);
+            config.setMinimumIdle(4);
+            GoAwayEvictor evictor = PoolGoAway.install(config, EvictorSettings.builder().tick(Duration.ofMillis(20))
+                    .build());
+            SimpleMeterRegistry meters = new SimpleMeterRegistry();
+            GoAwayMetrics.bind(evictor, meters);
+            try (HikariDataSource ds = new HikariDataSource(config)) {
+                await().until(() -> ds.getHikariPoolMXBean().getTotalConnections() == 4);
+                await().until(evictor::running);
+                long sent = bytesToServer(proxy);
+                // Many evictor runs (every 20 ms) over the idle connections: each one polls them all.
+                await().pollDelay(Duration.ofMillis(500)).until(() -> true);
+                assertEquals(sent, bytesToServer(proxy), "the evictor sends the server nothing: no query, no probe");
+                assertFalse(evictor.draining());
+                assertTrue(evictor.lastDrain().isEmpty());
+                assertEquals(0.0, meters.find(GoAwayMetrics.SIGNALS).counters().stream()
+                        .mapToDouble(c -> c.count()).sum());
+                assertEquals(4, ds.getHikariPoolMXBean().getTotalConnections());
+            }
+        }
+    }
+
+    private static long bytesToServer(GoAwayProxy proxy) {
+        return proxy.openConnections().stream().mapToLong(c -> c.bytesToServer()).sum();
+    }
+
+    @Test
+    void urlParametersThatWouldBypassTheLayerAreMovedIntoProperties() {
+        Properties props = new Properties();
+        String url = PoolGoAway.moveUrlParameters(
+                "jdbc:postgresql://h/db?ApplicationName=x&sslfactory=org.example.F&protocolVersion=3.0&ssl=true", props);
+        assertEquals("jdbc:postgresql://h/db?ApplicationName=x&ssl=true", url);
+        assertEquals("org.example.F", props.getProperty("sslfactory"));
+        assertEquals("3.0", props.getProperty("protocolVersion"));
+        assertEquals("jdbc:postgresql://h/db", PoolGoAway.moveUrlParameters("jdbc:postgresql://h/db?socketFactory=a",
+                props));
+    }
+
+    @Test
+    void aDataSourceClassNamePoolGetsTheLayerAndProtocolThreeTwo() throws Exception {
+        try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(pg).start()) {
+            HikariConfig config = new HikariConfig();
+            config.setDataSourceClassName("org.postgresql.ds.PGSimpleDataSource");
+            config.addDataSourceProperty("serverName", "localhost");
+            config.addDataSourceProperty("portNumber", String.valueOf(proxy.port()));
+            config.addDataSourceProperty("databaseName", "postgres");
+            config.addDataSourceProperty("user", pg.user());
+            config.setMaximumPoolSize(2);
+            PoolGoAway.install(config);
+            try (HikariDataSource ds = new HikariDataSource(config)) {
+                ConnectionSignals signals = signals(ds);
+                assertTrue(signals.goAwayCapable(), "3.2 asked, raised to 3.3, granted by the proxy");
+            }
+        }
+    }
+
+    @Test
+    void refusesWhatCannotWork() {
+        HikariConfig mysql = new HikariConfig();
+        mysql.setJdbcUrl("jdbc:mysql://h/db");
+        assertThrows(IllegalArgumentException.class, () -> PoolGoAway.install(mysql));
+
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(pg.jdbcUrl());
+        config.setUsername(pg.user());
+        config.setMaximumPoolSize(1);
+        PoolGoAway.install(config);
+        IllegalStateException twice = assertThrows(IllegalStateException.class, () -> PoolGoAway.install(config));
+        assertTrue(twice.getMessage().contains("already installed"));
+        try (HikariDataSource running = new HikariDataSource(config)) {
+            IllegalStateException e = assertThrows(IllegalStateException.class, () -> PoolGoAway.install(running));
+            assertTrue(e.getMessage().contains("already running"), e.getMessage());
+        }
+
+        HikariConfig custom = new HikariConfig();
+        custom.setDataSourceClassName("org.postgresql.ds.PGSimpleDataSource");
+        custom.addDataSourceProperty("sslfactory", "org.postgresql.ssl.NonValidatingFactory");
+        assertThrows(IllegalArgumentException.class, () -> PoolGoAway.install(custom));
+
+        HikariConfig disabled = new HikariConfig();
+        disabled.setJdbcUrl(pg.jdbcUrl());
+        GoAwayEvictor inert = PoolGoAway.install(disabled, EvictorSettings.builder().enabled(false).build());
+        assertFalse(inert.running());
+        assertTrue(disabled.getDataSourceProperties().isEmpty(), "disabled installs nothing");
+    }
+
+    @Test
+    void userFactoriesOnAJdbcUrlPoolAreKeptAndWrapped() throws Exception {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(pg.jdbcUrl() + "?sslfactory=org.postgresql.ssl.NonValidatingFactory&sslmode=require");
+        config.setUsername(pg.user());
+        config.setMaximumPoolSize(1);
+        PoolGoAway.install(config);
+        assertEquals(GoAwaySocketFactory.class.getName(), config.getDataSourceProperties().get("socketFactory"));
+        assertEquals("org.postgresql.ssl.NonValidatingFactory",
+                config.getDataSourceProperties().get(PgGoAway.DELEGATE_SSL_FACTORY));
+        assertFalse(config.getJdbcUrl().contains("sslfactory"));
+    }
+
+    @Test
+    void settingsAreChecked() {
+        assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().tick(Duration.ZERO));
+        assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().drainWindow(Duration.ofDays(1)));
+        assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().maxReplacementsInFlight(-1));
+        assertThrows(IllegalStateException.class, () -> EvictorSettings.builder().abortStragglers(true).build());
+        assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().signals(java.util.Set.of()));
+        assertEquals(5, EvictorSettings.defaults().maxReplacementsInFlight(20));
+        assertEquals(2, EvictorSettings.defaults().maxReplacementsInFlight(4));
+    }
+}
