@@ -320,7 +320,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         pool.evictReserved(entry, reason);
         t.evicted = true;
         episode().evicted++;
-        events.evicted("idle");
+        // A connection flagged in use counts as such even where the Hikari line requites it before closing it.
+        events.evicted(t.marked ? "in_use" : "idle");
         events.closed(Duration.between(t.signalAt, Instant.now()));
         log.debug("{} - evicted idle connection pid {} {}", poolName, t.signals.backendPid().orElse(0), reason);
     }

@@ -1,10 +1,13 @@
 package dev.poolgoaway.hikari;
 
+import java.io.IOException;
+import java.io.InputStream;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.sql.Connection;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Properties;
 
 import com.zaxxer.hikari.pool.HikariPool;
 import com.zaxxer.hikari.util.ConcurrentBag;
@@ -18,8 +21,7 @@ import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
  */
 final class HikariAccess {
 
-    private static final String HIKARI_VERSION = String.valueOf(HikariPool.class.getPackage()
-            .getImplementationVersion());
+    private static final String HIKARI_VERSION = readHikariVersion();
 
     private final HikariPool pool;
     private final ConcurrentBag<IConcurrentBagEntry> bag;
@@ -64,6 +66,20 @@ final class HikariAccess {
 
     static String hikariVersion() {
         return HIKARI_VERSION;
+    }
+
+    /** HikariCP's jar names its version only in its Maven metadata, not in the manifest. */
+    private static String readHikariVersion() {
+        try (InputStream in = HikariPool.class.getResourceAsStream("/META-INF/maven/com.zaxxer/HikariCP/pom.properties")) {
+            if (in != null) {
+                Properties p = new Properties();
+                p.load(in);
+                return p.getProperty("version", "unknown");
+            }
+        } catch (IOException e) {
+            // fall through
+        }
+        return String.valueOf(HikariPool.class.getPackage().getImplementationVersion());
     }
 
     /** @return the pool's entries now, in every state */
