@@ -24,6 +24,7 @@ import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import com.zaxxer.hikari.pool.HikariPool;
 import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
 
 import dev.poolgoaway.wire.ConnectionSignals;
@@ -62,12 +63,15 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile EvictorEvents events = EvictorEvents.NONE;
     private volatile String poolName = "";
     private volatile HikariAccess access;
+    private volatile HikariPool pool;
+    private volatile String group;
     private volatile ScheduledExecutorService executor;
     private volatile boolean closed;
     private final List<Consumer<String>> onAttach = new ArrayList<>();
 
     /** Evictor-thread state. */
-    private final Map<IConcurrentBagEntry, Tracked> tracked = new IdentityHashMap<>();
+    /** Keyed by Hikari's pool entry, or (public-API fallback) by the connection's signals. */
+    private final Map<Object, Tracked> tracked = new IdentityHashMap<>();
     private Episode episode;
     private volatile int flaggedOpen;
     private volatile DrainEpisode lastDrain;
@@ -107,13 +111,29 @@ public final class GoAwayEvictor implements AutoCloseable {
 
     // ---- life ---------------------------------------------------------------------------------------------
 
-    /** Called when the pool exists: resolves Hikari's internals (failing clearly) and starts the loop. */
-    synchronized void attach(HikariAccess pool, String name) {
-        if (closed || access != null) {
+    /** The wire layer's {@link PgGoAway#GROUP} of this pool's connections, for the public-API fallback. */
+    void group(String name) {
+        this.group = name;
+    }
+
+    /**
+     * Called when the pool exists: starts the loop.
+     *
+     * @param internals Hikari's internals, or null to run on the public API alone (see {@link #cleanupPublic})
+     * @param hikari    the pool
+     * @param name      its name
+     */
+    synchronized void attach(HikariAccess internals, HikariPool hikari, String name) {
+        if (closed || executor != null) {
             return;
         }
-        this.access = pool;
+        this.access = internals;
+        this.pool = hikari;
         this.poolName = name;
+        if (internals == null && group == null) {
+            log.warn("{} - a pgjdbc data-source pool cannot list its connections without HikariCP's internals: "
+                    + "pool-goaway drains nothing in this pool (use a jdbcUrl pool for the fallback)", name);
+        }
         String threadName = "poolgoaway-evictor-" + name;
         executor = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, threadName);
@@ -133,7 +153,7 @@ public final class GoAwayEvictor implements AutoCloseable {
 
     /** Runs {@code action} with the pool's name once the pool has started (now, if it has). */
     synchronized void onAttach(Consumer<String> action) {
-        if (access != null) {
+        if (executor != null) {
             action.accept(poolName);
         } else {
             onAttach.add(action);
@@ -177,14 +197,17 @@ public final class GoAwayEvictor implements AutoCloseable {
      * @return nanoseconds until the next run, or -1 when the pool is shut down
      */
     long cleanup(long now) {
-        HikariAccess pool = access;
-        if (pool.shutDown()) {
+        if (pool.poolState == HikariPool.POOL_SHUTDOWN) {
             return -1;
+        }
+        HikariAccess pool = access;
+        if (pool == null) {
+            return cleanupPublic(now);
         }
         int inFlight = episode == null ? 0 : Math.max(0, episode.evicted - episode.newcomers);
         int budget = settings.maxReplacementsInFlight(maximumPoolSize) - inFlight;
         int flagged = 0;
-        Set<IConcurrentBagEntry> present = Collections.newSetFromMap(new IdentityHashMap<>());
+        Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
         for (IConcurrentBagEntry entry : pool.entries()) {
             present.add(entry);
             Tracked t = tracked.get(entry);
@@ -239,6 +262,37 @@ public final class GoAwayEvictor implements AutoCloseable {
                     }
                 }
             }
+        }
+        forgetClosed(present, now);
+        flaggedOpen = flagged;
+        endEpisodeIfDrained(flagged);
+        return settings.tick().toNanos();
+    }
+
+    /**
+     * The public-API fallback, for a HikariCP whose internals the adapter does not know: the wire layer lists the
+     * pool's connections (its {@link PgGoAway#GROUP}), idle ones cannot be reserved or polled, and the only tool is
+     * {@code softEvictConnections()}. So the first connection found asked to leave soft-evicts the whole pool, once
+     * per drain: idle connections close now, connections in use when returned: max-lifetime rotation all at once.
+     */
+    private long cleanupPublic(long now) {
+        List<ConnectionSignals> members = group == null ? List.of() : PgGoAway.group(group);
+        Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
+        boolean fresh = false;
+        int flagged = 0;
+        for (ConnectionSignals s : members) {
+            present.add(s);
+            Tracked t = tracked.computeIfAbsent(s, key -> new Tracked(s));
+            flag(t, now);
+            if (t.kind != null) {
+                flagged++;
+                fresh |= !t.marked;
+                t.marked = true;
+            }
+        }
+        if (fresh) {
+            pool.softEvictConnections();
+            log.debug("{} - pool-goaway (public-API fallback): soft-evicted the pool", poolName);
         }
         forgetClosed(present, now);
         flaggedOpen = flagged;
@@ -350,9 +404,9 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /** Entries that left the bag: closed by us, or by Hikari when a marked connection came back. */
-    private void forgetClosed(Set<IConcurrentBagEntry> present, long now) {
-        for (Iterator<Map.Entry<IConcurrentBagEntry, Tracked>> it = tracked.entrySet().iterator(); it.hasNext(); ) {
-            Map.Entry<IConcurrentBagEntry, Tracked> e = it.next();
+    private void forgetClosed(Set<Object> present, long now) {
+        for (Iterator<Map.Entry<Object, Tracked>> it = tracked.entrySet().iterator(); it.hasNext(); ) {
+            Map.Entry<Object, Tracked> e = it.next();
             if (present.contains(e.getKey())) {
                 continue;
             }
@@ -399,6 +453,11 @@ public final class GoAwayEvictor implements AutoCloseable {
     /** @return the last completed drain, if any */
     public Optional<DrainEpisode> lastDrain() {
         return Optional.ofNullable(lastDrain);
+    }
+
+    /** @return true if the evictor runs on HikariCP's public API alone (see {@code docs/how-it-works.md}) */
+    public boolean publicApiFallback() {
+        return executor != null && access == null;
     }
 
     /** @return true while the loop runs: the pool has started and neither it nor this evictor was closed */

@@ -119,11 +119,6 @@ final class HikariAccess {
         pool.addBagItem(bag.getWaitingThreadCount());
     }
 
-    /** @return true once the pool is shut down */
-    boolean shutDown() {
-        return pool.poolState == HikariPool.POOL_SHUTDOWN;
-    }
-
     private static void invoke(Method m, Object target, Object... args) {
         try {
             m.invoke(target, args);

@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
+import java.util.UUID;
 
 import javax.sql.DataSource;
 
@@ -33,6 +34,12 @@ import dev.poolgoaway.wire.PgGoAway;
  * {@code sslfactory} the user set, and attaches a {@link GoAwayEvictor} that starts when the pool does.
  */
 public final class PoolGoAway {
+
+    /**
+     * System property: {@code false} makes pools started from now on run on HikariCP's public API alone, the
+     * fallback for a HikariCP release whose internals pool-goaway does not know (see {@code docs/how-it-works.md}).
+     */
+    public static final String INTERNALS_PROPERTY = "poolgoaway.hikari.internals";
 
     private static final String[] WIRE_KEYS = {
         PGProperty.SOCKET_FACTORY.getName(), PGProperty.SSL_FACTORY.getName(), PGProperty.PROTOCOL_VERSION.getName()};
@@ -81,7 +88,7 @@ public final class PoolGoAway {
                     + "MicrometerMetricsTrackerFactory): pool-goaway hands Hikari's metrics on to it.");
         }
         try {
-            installWireLayer(config, name);
+            installWireLayer(config, name, evictor);
             config.setMetricsTrackerFactory(new PoolStartHook(config.getMetricsTrackerFactory(), evictor));
         } catch (IllegalStateException sealed) {
             throw new IllegalStateException(name + " is already running (its configuration is sealed): install "
@@ -90,7 +97,7 @@ public final class PoolGoAway {
         return evictor;
     }
 
-    private static void installWireLayer(HikariConfig config, String name) {
+    private static void installWireLayer(HikariConfig config, String name, GoAwayEvictor evictor) {
         if (config.getJdbcUrl() != null) {
             if (!config.getJdbcUrl().startsWith("jdbc:postgresql:")) {
                 throw new IllegalArgumentException(name + " is not a PostgreSQL pool: jdbcUrl " + config.getJdbcUrl());
@@ -99,6 +106,9 @@ public final class PoolGoAway {
             Properties props = config.getDataSourceProperties();
             config.setJdbcUrl(moveUrlParameters(config.getJdbcUrl(), props));
             PgGoAway.install(props);
+            String group = "hikari-" + UUID.randomUUID();
+            props.setProperty(PgGoAway.GROUP, group);
+            evictor.group(group);
             return;
         }
         DataSource ds = config.getDataSource();

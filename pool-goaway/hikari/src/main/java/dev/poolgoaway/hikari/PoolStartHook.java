@@ -2,6 +2,9 @@ package dev.poolgoaway.hikari;
 
 import java.lang.reflect.Field;
 
+import org.slf4j.Logger;
+import org.slf4j.LoggerFactory;
+
 import com.zaxxer.hikari.metrics.IMetricsTracker;
 import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
 import com.zaxxer.hikari.metrics.PoolStats;
@@ -14,6 +17,8 @@ import com.zaxxer.hikari.pool.HikariPool;
  * are unchanged.
  */
 final class PoolStartHook implements MetricsTrackerFactory {
+
+    private static final Logger log = LoggerFactory.getLogger(PoolStartHook.class);
 
     private final MetricsTrackerFactory delegate;
     private final GoAwayEvictor evictor;
@@ -29,9 +34,26 @@ final class PoolStartHook implements MetricsTrackerFactory {
 
     @Override
     public IMetricsTracker create(String poolName, PoolStats poolStats) {
-        evictor.attach(HikariAccess.of(poolOf(poolStats)), poolName);
+        HikariPool pool = poolOf(poolStats);
+        evictor.attach(internals(pool, poolName), pool, poolName);
         return delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {
         };
+    }
+
+    /** Hikari's internals, or null (with one WARN) for the public-API fallback. */
+    private HikariAccess internals(HikariPool pool, String poolName) {
+        if ("false".equalsIgnoreCase(System.getProperty(PoolGoAway.INTERNALS_PROPERTY))) {
+            log.warn("{} - {}=false: pool-goaway runs on HikariCP's public API alone (a drain soft-evicts the "
+                    + "whole pool)", poolName, PoolGoAway.INTERNALS_PROPERTY);
+            return null;
+        }
+        try {
+            return HikariAccess.of(pool);
+        } catch (IllegalStateException e) {
+            log.warn("{} - {}; pool-goaway falls back to HikariCP's public API (a drain soft-evicts the whole "
+                    + "pool)", poolName, e.getMessage());
+            return null;
+        }
     }
 
     /** The pool's PoolStats is an inner class of the pool: its enclosing instance is the pool. */

@@ -101,7 +101,8 @@ class DrainTest {
     }
 
     private Set<Integer> openPidsOn(EmbeddedUpstream server) {
-        return proxy.openConnections().stream().filter(c -> c.upstream().getPort() == server.port())
+        return proxy.openConnections().stream()
+                .filter(c -> c.upstream() != null && c.upstream().getPort() == server.port())
                 .map(ProxiedConnection::backendPid).collect(Collectors.toSet());
     }
 
@@ -278,6 +279,39 @@ class DrainTest {
             borrowers.shutdown();
         }
         await().atMost(WAIT).until(() -> openPidsOn(blue).isEmpty());
+    }
+
+    @Test
+    void withoutHikariInternalsThePublicApiFallbackStillMovesThePool() throws Exception {
+        System.setProperty(PoolGoAway.INTERNALS_PROPERTY, "false");
+        try {
+            pool(6, EvictorSettings.defaults());
+        } finally {
+            System.clearProperty(PoolGoAway.INTERNALS_PROPERTY);
+        }
+        assertTrue(evictor.publicApiFallback());
+        Set<Integer> before = openPidsOn(blue);
+        proxy.retarget(green);
+        try (Connection inUse = pool.getConnection()) {
+            proxy.smartShutdown(blue);
+            // pgjdbc reads the GoAway on this connection's next statement: the first flag soft-evicts the pool.
+            assertEquals(blue.port(), serverPort(inUse));
+            await().atMost(WAIT).until(() -> openPidsOn(blue).size() == 1);
+        }
+        // Hikari closes the returned connection at once (7.x) or when next found idle (5.1): borrow them all.
+        List<Connection> all = new ArrayList<>();
+        try {
+            for (int i = 0; i < 6; i++) {
+                all.add(pool.getConnection());
+                assertEquals(green.port(), serverPort(all.get(i)));
+            }
+        } finally {
+            for (Connection c : all) {
+                c.close();
+            }
+        }
+        await().atMost(WAIT).until(() -> openPidsOn(blue).isEmpty());
+        assertEquals(6, before.size());
     }
 
     @Test

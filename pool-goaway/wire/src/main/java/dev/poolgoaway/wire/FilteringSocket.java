@@ -30,14 +30,19 @@ final class FilteringSocket extends Socket implements SignalSource {
     private int connectTimeout;
     private final ProtocolUpgrade upgrade;
     private final ConnectionSignals signals;
+    private final String group;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
-    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock) throws IOException {
+    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group) throws IOException {
         this.factory = factory;
         this.inner = factory.createSocket();
         this.upgrade = upgrade;
         this.signals = new ConnectionSignals(clock);
+        this.group = group;
+        if (group != null) {
+            PgGoAway.joinGroup(group, signals);
+        }
     }
 
     @Override
@@ -103,6 +108,10 @@ final class FilteringSocket extends Socket implements SignalSource {
         inner = fresh;
         in.reset(fresh.getInputStream());
         out.reset(fresh.getOutputStream());
+        if (group != null) {
+            // Closing the TLS socket on top closed this one too, which left the group: the connection goes on.
+            PgGoAway.joinGroup(group, signals);
+        }
     }
 
     private InputStream reconnectAndReplay() throws IOException {
@@ -274,6 +283,9 @@ final class FilteringSocket extends Socket implements SignalSource {
 
     @Override
     public void close() throws IOException {
+        if (group != null) {
+            PgGoAway.leaveGroup(group, signals);
+        }
         inner.close();
     }
 

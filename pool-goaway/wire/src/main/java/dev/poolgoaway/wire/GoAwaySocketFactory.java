@@ -24,6 +24,7 @@ import org.postgresql.util.ObjectFactory;
 public final class GoAwaySocketFactory extends SocketFactory {
 
     private final SocketFactory delegate;
+    private final String group;
 
     /**
      * Called by pgjdbc with the connection's properties.
@@ -32,6 +33,7 @@ public final class GoAwaySocketFactory extends SocketFactory {
      * @throws IOException if the delegate factory named in the properties cannot be instantiated
      */
     public GoAwaySocketFactory(Properties info) throws IOException {
+        group = info.getProperty(PgGoAway.GROUP);
         String name = info.getProperty(PgGoAway.DELEGATE_SOCKET_FACTORY);
         if (name == null || name.isBlank()) {
             delegate = SocketFactory.getDefault();
@@ -48,7 +50,7 @@ public final class GoAwaySocketFactory extends SocketFactory {
 
     @Override
     public Socket createSocket() throws IOException {
-        return new FilteringSocket(delegate, ProtocolUpgrade.SHARED, Clock.systemUTC());
+        return new FilteringSocket(delegate, ProtocolUpgrade.SHARED, Clock.systemUTC(), group);
     }
 
     @Override

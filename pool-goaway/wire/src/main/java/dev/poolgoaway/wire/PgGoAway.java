@@ -4,8 +4,12 @@ import java.lang.reflect.Field;
 import java.net.Socket;
 import java.sql.Connection;
 import java.sql.SQLException;
+import java.util.List;
+import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
+import java.util.Set;
+import java.util.concurrent.ConcurrentHashMap;
 
 import org.postgresql.PGConnection;
 import org.postgresql.PGProperty;
@@ -45,6 +49,15 @@ public final class PgGoAway {
      * moves a user's {@code sslfactory} here. Unset means pgjdbc's default {@code LibPQFactory}.
      */
     public static final String DELEGATE_SSL_FACTORY = "poolgoaway.sslfactory";
+
+    /**
+     * Connection property naming a group: the signals of every open connection made with it can be listed with
+     * {@link #group(String)}, without reaching the connections themselves (a pool's public-API fallback uses it).
+     */
+    public static final String GROUP = "poolgoaway.group";
+
+    /** Open connections by {@link #GROUP}; a connection leaves its group when its socket closes. */
+    private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
 
     private static final Logger log = LoggerFactory.getLogger(PgGoAway.class);
     private static final String SOCKET_FACTORY = PGProperty.SOCKET_FACTORY.getName();
@@ -138,6 +151,26 @@ public final class PgGoAway {
      */
     public static boolean goAwayReceived(Connection connection) throws SQLException {
         return signals(connection).map(ConnectionSignals::goAwayReceived).orElse(false);
+    }
+
+    /**
+     * @param group a {@link #GROUP} value
+     * @return the signals of the group's connections whose sockets are open now
+     */
+    public static List<ConnectionSignals> group(String group) {
+        Set<ConnectionSignals> members = GROUPS.get(group);
+        return members == null ? List.of() : List.copyOf(members);
+    }
+
+    static void joinGroup(String group, ConnectionSignals signals) {
+        GROUPS.computeIfAbsent(group, g -> ConcurrentHashMap.newKeySet()).add(signals);
+    }
+
+    static void leaveGroup(String group, ConnectionSignals signals) {
+        GROUPS.computeIfPresent(group, (g, members) -> {
+            members.remove(signals);
+            return members.isEmpty() ? null : members;
+        });
     }
 
     /** Reaches the socket under a pgjdbc query executor; resolved once, with a clear error if it cannot be. */
