@@ -37,6 +37,7 @@ import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.ProxiedConnection;
 import dev.poolgoaway.testkit.ShutdownCompletion;
+import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 
 /**
@@ -279,6 +280,26 @@ class DrainTest {
             borrowers.shutdown();
         }
         await().atMost(WAIT).until(() -> openPidsOn(blue).isEmpty());
+    }
+
+    @Test
+    void aStragglerPastTheDeadlineIsAbortedOnlyWhenTheUserOptedIn() throws Exception {
+        pool(2, EvictorSettings.builder().stragglerDeadline(Duration.ofMillis(300)).abortStragglers(true).build());
+        int pid;
+        try (Connection held = pool.getConnection()) {
+            proxy.goAway();
+            assertEquals(blue.port(), serverPort(held));
+            pid = PgGoAway.signals(held).orElseThrow().backendPid().getAsInt();
+            await().atMost(WAIT).until(() -> {
+                try {
+                    serverPort(held);
+                    return false;
+                } catch (SQLException aborted) {
+                    return true;
+                }
+            });
+        }
+        await().atMost(WAIT).until(() -> !openPidsOn(blue).contains(pid));
     }
 
     @Test
