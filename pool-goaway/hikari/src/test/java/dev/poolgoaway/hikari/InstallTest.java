@@ -110,6 +110,25 @@ class InstallTest {
     }
 
     @Test
+    void aHikariDataSourceThatStartsLazilyGetsItsEvictorWhenItStarts() throws Exception {
+        try (HikariDataSource ds = new HikariDataSource()) {
+            ds.setJdbcUrl(pg.jdbcUrl());
+            ds.setUsername(pg.user());
+            ds.setMaximumPoolSize(2);
+            ds.setPoolName("lazy");
+            GoAwayEvictor evictor = PoolGoAway.install(ds);
+            assertFalse(evictor.running(), "no pool yet, no thread");
+            try (var c = ds.getConnection()) {
+                assertTrue(PgGoAway.signals(c).isPresent(), "made through the wire layer");
+            }
+            await().until(evictor::running);
+            assertEquals("lazy", evictor.poolName());
+            ds.close();
+            await().until(() -> !evictor.running());
+        }
+    }
+
+    @Test
     void refusesWhatCannotWork() {
         HikariConfig mysql = new HikariConfig();
         mysql.setJdbcUrl("jdbc:mysql://h/db");
