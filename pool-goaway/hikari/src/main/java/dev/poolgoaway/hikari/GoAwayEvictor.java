@@ -24,6 +24,7 @@ import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import com.zaxxer.hikari.metrics.PoolStats;
 import com.zaxxer.hikari.pool.HikariPool;
 import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
 
@@ -59,11 +60,11 @@ public final class GoAwayEvictor implements AutoCloseable {
     static final String SERVER_CLOSED = "server_closed";
 
     private final EvictorSettings settings;
-    private final int maximumPoolSize;
     private volatile EvictorEvents events = EvictorEvents.NONE;
     private volatile String poolName = "";
     private volatile HikariAccess access;
     private volatile HikariPool pool;
+    private volatile PoolStats stats;
     private volatile String group;
     private volatile ScheduledExecutorService executor;
     private volatile boolean closed;
@@ -76,9 +77,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile int flaggedOpen;
     private volatile DrainEpisode lastDrain;
 
-    GoAwayEvictor(EvictorSettings settings, int maximumPoolSize) {
+    GoAwayEvictor(EvictorSettings settings) {
         this.settings = settings;
-        this.maximumPoolSize = maximumPoolSize;
     }
 
     /** What the evictor knows about one pooled connection. */
@@ -105,8 +105,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         final Map<String, Integer> kinds = new TreeMap<>();
         String adminMessage;
         int connections;
-        int evicted;
-        int newcomers;
+        /** Public-API fallback: the pool was soft-evicted for this drain already. */
+        boolean softEvicted;
     }
 
     // ---- life ---------------------------------------------------------------------------------------------
@@ -117,23 +117,30 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /**
-     * Called when the pool exists: starts the loop.
+     * Called when the pool exists (from inside its constructor): starts the loop, last, so that nothing that fails
+     * before leaves a thread behind.
      *
      * @param internals Hikari's internals, or null to run on the public API alone (see {@link #cleanupPublic})
      * @param hikari    the pool
+     * @param poolStats the pool's statistics (sizes)
      * @param name      its name
      */
-    synchronized void attach(HikariAccess internals, HikariPool hikari, String name) {
+    synchronized void attach(HikariAccess internals, HikariPool hikari, PoolStats poolStats, String name) {
         if (closed || executor != null) {
             return;
         }
         this.access = internals;
         this.pool = hikari;
+        this.stats = poolStats;
         this.poolName = name;
         if (internals == null && group == null) {
             log.warn("{} - a pgjdbc data-source pool cannot list its connections without HikariCP's internals: "
                     + "pool-goaway drains nothing in this pool (use a jdbcUrl pool for the fallback)", name);
         }
+        for (Consumer<String> c : onAttach) {
+            c.accept(name);
+        }
+        onAttach.clear();
         String threadName = "poolgoaway-evictor-" + name;
         executor = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, threadName);
@@ -141,8 +148,6 @@ public final class GoAwayEvictor implements AutoCloseable {
             return t;
         });
         executor.schedule(this::run, settings.tick().toNanos(), TimeUnit.NANOSECONDS);
-        onAttach.forEach(c -> c.accept(name));
-        onAttach.clear();
         log.debug("{} - pool-goaway evictor attached ({}, HikariCP {})", name, settings,
                 HikariAccess.hikariVersion());
     }
@@ -173,7 +178,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         long delay;
         try {
             delay = cleanup(System.nanoTime());
-        } catch (RuntimeException e) {
+        } catch (Throwable e) {
+            // Whatever it was, the loop must go on: a silent death would leave the pool undrained.
             log.warn("{} - pool-goaway evictor run failed; trying again next tick", poolName, e);
             delay = settings.tick().toNanos();
         }
@@ -200,24 +206,18 @@ public final class GoAwayEvictor implements AutoCloseable {
         if (pool.poolState == HikariPool.POOL_SHUTDOWN) {
             return -1;
         }
-        HikariAccess pool = access;
-        if (pool == null) {
+        HikariAccess internals = access;
+        if (internals == null) {
             return cleanupPublic(now);
         }
-        int inFlight = episode == null ? 0 : Math.max(0, episode.evicted - episode.newcomers);
-        int budget = settings.maxReplacementsInFlight(maximumPoolSize) - inFlight;
-        int flagged = 0;
+        // Replacements in flight: what Hikari is refilling towards minimumIdle. An elastic pool above it refills
+        // nothing, and nothing then holds the drain back but its window.
+        int deficit = Math.max(0, stats.getMinConnections() - pool.getTotalConnections());
+        int budget = settings.maxReplacementsInFlight(stats.getMaxConnections()) - deficit;
         Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (IConcurrentBagEntry entry : pool.entries()) {
+        for (IConcurrentBagEntry entry : internals.entries()) {
             present.add(entry);
-            Tracked t = tracked.get(entry);
-            if (t == null) {
-                t = new Tracked(signalsOf(pool.connection(entry)));
-                tracked.put(entry, t);
-                if (episode != null) {
-                    episode.newcomers++;
-                }
-            }
+            Tracked t = tracked.computeIfAbsent(entry, e -> new Tracked(signalsOf(internals.connection(entry))));
             if (t.signals == null || t.evicted) {
                 continue;
             }
@@ -225,21 +225,20 @@ public final class GoAwayEvictor implements AutoCloseable {
             if (state == IConcurrentBagEntry.STATE_IN_USE) {
                 flag(t, now);
                 if (t.kind != null) {
-                    flagged++;
                     if (!t.marked) {
                         t.marked = true;
-                        pool.markEvicted(entry);
+                        internals.markEvicted(entry);
                         log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
                                 poolName, t.signals.backendPid().orElse(0), t.kind);
                     }
-                    straggler(pool, entry, t, now);
+                    straggler(internals, entry, t, now);
                 }
             } else if (state == IConcurrentBagEntry.STATE_NOT_IN_USE) {
-                if (t.kind != null && !t.dead && (now - t.dueNanos < 0 || budget <= 0)) {
-                    flagged++;
+                // Not yet due: leave it to borrowers (it still works); it closes on return or when due.
+                if (t.kind != null && !evictNow(t, now, budget)) {
                     continue;
                 }
-                if (!pool.reserve(entry)) {
+                if (!internals.reserve(entry)) {
                     continue;
                 }
                 boolean evicted = false;
@@ -248,25 +247,29 @@ public final class GoAwayEvictor implements AutoCloseable {
                         poll(t, now);
                         flag(t, now);
                     }
-                    if (t.kind != null) {
-                        flagged++;
-                        if (t.dead || (now - t.dueNanos >= 0 && budget > 0)) {
-                            evict(pool, entry, t, now);
-                            evicted = true;
-                            budget--;
-                        }
+                    if (t.kind != null && evictNow(t, now, budget)) {
+                        evict(internals, entry, t);
+                        evicted = true;
+                        budget--;
                     }
                 } finally {
                     if (!evicted) {
-                        pool.unreserve(entry);
+                        internals.unreserve(entry);
                     }
                 }
             }
         }
-        forgetClosed(present, now);
-        flaggedOpen = flagged;
-        endEpisodeIfDrained(flagged);
+        forgetClosed(present);
+        endEpisodeIfDrained();
         return settings.tick().toNanos();
+    }
+
+    /**
+     * Dead connections go at once, and so do ones flagged while in use and now back (HikariCP 5.1 returns them to
+     * the pool instead of closing them); others when due and within the bound on replacements.
+     */
+    private static boolean evictNow(Tracked t, long now, int budget) {
+        return t.dead || t.marked || (now - t.dueNanos >= 0 && budget > 0);
     }
 
     /**
@@ -278,25 +281,20 @@ public final class GoAwayEvictor implements AutoCloseable {
     private long cleanupPublic(long now) {
         List<ConnectionSignals> members = group == null ? List.of() : PgGoAway.group(group);
         Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
-        boolean fresh = false;
-        int flagged = 0;
         for (ConnectionSignals s : members) {
             present.add(s);
             Tracked t = tracked.computeIfAbsent(s, key -> new Tracked(s));
             flag(t, now);
-            if (t.kind != null) {
-                flagged++;
-                fresh |= !t.marked;
-                t.marked = true;
-            }
+            t.marked |= t.kind != null;
         }
-        if (fresh) {
+        if (episode != null && !episode.softEvicted) {
+            // Once per drain: the replacements on the new server must not be evicted again.
+            episode.softEvicted = true;
             pool.softEvictConnections();
             log.debug("{} - pool-goaway (public-API fallback): soft-evicted the pool", poolName);
         }
-        forgetClosed(present, now);
-        flaggedOpen = flagged;
-        endEpisodeIfDrained(flagged);
+        forgetClosed(present);
+        endEpisodeIfDrained();
         return settings.tick().toNanos();
     }
 
@@ -345,7 +343,6 @@ public final class GoAwayEvictor implements AutoCloseable {
         boolean first = t.kind == null;
         t.kind = kind;
         t.dead = dead;
-        events.signal(kind);
         Episode e = episode();
         e.kinds.merge(kind, 1, Integer::sum);
         if (adminMessage != null && e.adminMessage == null) {
@@ -359,28 +356,37 @@ public final class GoAwayEvictor implements AutoCloseable {
             e.connections++;
             e.servers.add(t.signals.server());
         }
+        emit(() -> events.signal(kind));
+    }
+
+    /** Listeners (metrics) must not break the loop's bookkeeping: they run last and their failures are logged. */
+    private void emit(Runnable event) {
+        try {
+            event.run();
+        } catch (RuntimeException e) {
+            log.warn("{} - a pool-goaway metrics listener failed", poolName, e);
+        }
     }
 
     private Episode episode() {
         if (episode == null) {
             episode = new Episode();
-            events.episode();
+            emit(events::episode);
         }
         return episode;
     }
 
-    private void evict(HikariAccess pool, IConcurrentBagEntry entry, Tracked t, long now) {
+    private void evict(HikariAccess internals, IConcurrentBagEntry entry, Tracked t) {
         String reason = "(pool-goaway: " + t.kind + (t.dead ? ")" : ", server asked the connection to leave)");
-        pool.evictReserved(entry, reason);
+        internals.evictReserved(entry, reason);
         t.evicted = true;
-        episode().evicted++;
         // A connection flagged in use counts as such even where the Hikari line requites it before closing it.
-        events.evicted(t.marked ? "in_use" : "idle");
-        events.closed(Duration.between(t.signalAt, Instant.now()));
+        emit(() -> events.evicted(t.marked ? "in_use" : "idle"));
+        emit(() -> events.closed(Duration.between(t.signalAt, Instant.now())));
         log.debug("{} - evicted idle connection pid {} {}", poolName, t.signals.backendPid().orElse(0), reason);
     }
 
-    private void straggler(HikariAccess pool, IConcurrentBagEntry entry, Tracked t, long now) {
+    private void straggler(HikariAccess internals, IConcurrentBagEntry entry, Tracked t, long now) {
         Optional<Duration> deadline = settings.stragglerDeadline();
         if (deadline.isEmpty() || t.stragglerReported || now - t.flaggedNanos < deadline.get().toNanos()) {
             return;
@@ -391,7 +397,7 @@ public final class GoAwayEvictor implements AutoCloseable {
                 TimeUnit.NANOSECONDS.toMillis(now - t.flaggedNanos), t.kind,
                 settings.abortStragglers() ? ": aborting it" : "");
         if (settings.abortStragglers()) {
-            Connection c = pool.connection(entry);
+            Connection c = internals.connection(entry);
             if (c != null) {
                 try {
                     c.abort(Runnable::run);
@@ -404,7 +410,7 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /** Entries that left the bag: closed by us, or by Hikari when a marked connection came back. */
-    private void forgetClosed(Set<Object> present, long now) {
+    private void forgetClosed(Set<Object> present) {
         for (Iterator<Map.Entry<Object, Tracked>> it = tracked.entrySet().iterator(); it.hasNext(); ) {
             Map.Entry<Object, Tracked> e = it.next();
             if (present.contains(e.getKey())) {
@@ -412,14 +418,17 @@ public final class GoAwayEvictor implements AutoCloseable {
             }
             Tracked t = e.getValue();
             if (t.kind != null && !t.evicted) {
-                events.evicted(t.marked ? "in_use" : "idle");
-                events.closed(Duration.between(t.signalAt, Instant.now()));
+                emit(() -> events.evicted(t.marked ? "in_use" : "idle"));
+                emit(() -> events.closed(Duration.between(t.signalAt, Instant.now())));
             }
             it.remove();
         }
     }
 
-    private void endEpisodeIfDrained(int flagged) {
+    /** Counts the flagged connections still open, whatever their state (a reserved one counts too). */
+    private void endEpisodeIfDrained() {
+        int flagged = (int) tracked.values().stream().filter(t -> t.kind != null && !t.evicted).count();
+        flaggedOpen = flagged;
         if (episode == null || flagged > 0) {
             return;
         }

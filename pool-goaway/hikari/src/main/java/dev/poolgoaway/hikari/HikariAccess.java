@@ -5,7 +5,6 @@ import java.io.InputStream;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.sql.Connection;
-import java.util.ArrayList;
 import java.util.List;
 import java.util.Properties;
 
@@ -84,7 +83,7 @@ final class HikariAccess {
 
     /** @return the pool's entries now, in every state */
     List<IConcurrentBagEntry> entries() {
-        return new ArrayList<>(bag.values());
+        return bag.values();
     }
 
     /** @return the real (pgjdbc) connection of an entry, or null once it is closed */

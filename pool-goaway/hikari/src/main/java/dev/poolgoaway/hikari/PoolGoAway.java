@@ -70,7 +70,7 @@ public final class PoolGoAway {
      * @throws IllegalArgumentException if the pool is not a pgjdbc one
      */
     public static GoAwayEvictor install(HikariConfig config, EvictorSettings settings) {
-        GoAwayEvictor evictor = new GoAwayEvictor(settings, config.getMaximumPoolSize());
+        GoAwayEvictor evictor = new GoAwayEvictor(settings);
         if (!settings.enabled()) {
             return evictor;
         }

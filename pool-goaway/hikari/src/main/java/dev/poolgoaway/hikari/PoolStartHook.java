@@ -34,10 +34,17 @@ final class PoolStartHook implements MetricsTrackerFactory {
 
     @Override
     public IMetricsTracker create(String poolName, PoolStats poolStats) {
-        HikariPool pool = poolOf(poolStats);
-        evictor.attach(internals(pool, poolName), pool, poolName);
-        return delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {
+        IMetricsTracker tracker = delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {
         };
+        try {
+            HikariPool pool = poolOf(poolStats);
+            evictor.attach(internals(pool, poolName), pool, poolStats, poolName);
+        } catch (RuntimeException e) {
+            // pool-goaway must never be why a pool does not start: without the evictor it is plain HikariCP.
+            log.warn("{} - pool-goaway could not attach its evictor; the pool runs without it: {}", poolName,
+                    e.toString(), e);
+        }
+        return tracker;
     }
 
     /** Hikari's internals, or null (with one WARN) for the public-API fallback. */

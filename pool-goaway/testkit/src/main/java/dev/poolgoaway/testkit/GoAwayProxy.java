@@ -348,11 +348,12 @@ public final class GoAwayProxy implements AutoCloseable {
     /** @return every connection so far, open and closed, oldest first */
     public List<ProxiedConnection> connections() {
         List<ProxiedConnection> all;
+        // Under the lock that ended() moves a connection from open to closed with: each is listed once.
         synchronized (closedFacts) {
             all = new ArrayList<>(closedFacts);
-        }
-        for (ProxySession s : sessions) {
-            all.add(s.facts());
+            for (ProxySession s : sessions) {
+                all.add(s.facts());
+            }
         }
         all.sort((a, b) -> Long.compare(a.id(), b.id()));
         return all;
@@ -480,8 +481,8 @@ public final class GoAwayProxy implements AutoCloseable {
                 closedFacts.remove(0);
             }
             closedFacts.add(session.facts());
+            sessions.remove(session);
         }
-        sessions.remove(session);
         completeShutdowns();
     }
 

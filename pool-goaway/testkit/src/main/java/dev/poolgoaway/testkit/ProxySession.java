@@ -14,6 +14,7 @@ import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.locks.ReentrantLock;
@@ -36,6 +37,7 @@ final class ProxySession {
     /** An ErrorResponse longer than this is passed on as it is, never rewritten. */
     private static final int MAX_REWRITTEN_ERROR = 64 * 1024;
     private static final int CONNECT_TIMEOUT_MILLIS = 10_000;
+    static final int INJECT_TIMEOUT_SECONDS = 5;
 
     final long id;
     private final GoAwayProxy proxy;
@@ -57,7 +59,8 @@ final class ProxySession {
     private volatile int protocolMinor = -1;
     private volatile boolean secure;
     private volatile boolean ready;
-    private volatile boolean goAwayPending;
+    /** A GoAway asked for; sent as soon as the connection is ready (a backend sends it at its next read). */
+    private final AtomicBoolean goAwayPending = new AtomicBoolean();
     private volatile int backendPid;
     private volatile byte[] cancelKey;
     private volatile String cancelMessage;
@@ -174,6 +177,11 @@ final class ProxySession {
         }
         upstream = s;
         upstreamAddress = resolved;
+        if (closed.get()) {
+            // close() ran while we were connecting and could not see this socket.
+            s.close();
+            throw new IOException("connection " + id + " closed while connecting upstream");
+        }
         byte[] startup = Arrays.copyOf(header, 8 + body.length);
         Wire.writeInt(startup, 4, (3 << 16) | Math.min(protocolMinor, PROXY_MINOR));
         System.arraycopy(body, 0, startup, 8, body.length);
@@ -218,14 +226,16 @@ final class ProxySession {
                 } else {
                     forward(up, type, length);
                 }
+                if (type == 'Z') {
+                    // A cancel message belongs to the statement running when it was sent, and to no later one.
+                    cancelMessage = null;
+                }
                 if (type == 'Z' && startup) {
                     startup = false;
                     ready = true;
                     proxy.event(ProxyEvent.Kind.CONNECTED, id, "to " + upstreamAddress.getHostString() + ":"
                             + upstreamAddress.getPort() + " as 3." + protocolMinor + (secure ? " over TLS" : ""));
-                    if (goAwayPending) {
-                        goAway();
-                    }
+                    sendPendingGoAway();
                 }
             }
         } catch (IOException e) {
@@ -265,11 +275,16 @@ final class ProxySession {
     private void negotiateProtocolVersion(DataInputStream up, int length) throws IOException {
         byte[] body = new byte[length - 4];
         up.readFully(body);
-        int unsupported = body.length >= 8 ? Wire.readInt(body, 4) : 0;
-        if (unsupported == 0 && protocolMinor <= PROXY_MINOR) {
+        if (protocolMinor < PROXY_MINOR) {
+            // 3.0 and 3.2 clients hear exactly what the server says.
+            send(Wire.message('v', body));
             return;
         }
-        Wire.writeInt(body, 0, (3 << 16) | Math.min(protocolMinor, PROXY_MINOR));
+        int unsupported = body.length >= 8 ? Wire.readInt(body, 4) : 0;
+        if (unsupported == 0 && protocolMinor == PROXY_MINOR) {
+            return;
+        }
+        Wire.writeInt(body, 0, (3 << 16) | PROXY_MINOR);
         send(Wire.message('v', body));
     }
 
@@ -317,9 +332,14 @@ final class ProxySession {
 
     // ---- what the proxy does to the connection ------------------------------------------------------------
 
-    /** Writes bytes to the client between two server messages. */
+    /**
+     * Writes bytes to the client between two server messages.
+     *
+     * @throws IOException also if the client has not read for {@value #INJECT_TIMEOUT_SECONDS} s: a control call
+     *                     must not hang on one stuck client
+     */
     void send(byte[] bytes) throws IOException {
-        clientWrite.lock();
+        lockClient();
         try {
             toClient.write(bytes);
             toClient.flush();
@@ -331,27 +351,34 @@ final class ProxySession {
 
     /**
      * Sends GoAway if the client speaks 3.3; a connection still in startup gets it once ready, as a backend sends
-     * it at its next read. @return true if sent or scheduled
+     * it at its next read.
+     *
+     * @return true if sent or scheduled
      */
     boolean goAway() {
         if (protocolMinor < PROXY_MINOR || closed.get()) {
             return false;
         }
-        if (!ready) {
-            goAwayPending = true;
-            return true;
+        goAwayPending.set(true);
+        if (ready) {
+            sendPendingGoAway();
+        }
+        return true;
+    }
+
+    /** Sends the GoAway asked for, once, by whichever thread gets here first (control call or pump). */
+    private void sendPendingGoAway() {
+        if (!goAwayPending.getAndSet(false)) {
+            return;
         }
         try {
             send(Wire.GO_AWAY);
             if (goAwaySentAt == null) {
                 goAwaySentAt = Instant.now();
             }
-            goAwayPending = false;
             proxy.event(ProxyEvent.Kind.GOAWAY_SENT, id, "pid " + backendPid);
-            return true;
         } catch (IOException e) {
             log.debug("connection {}: GoAway not delivered: {}", id, e.toString());
-            return false;
         }
     }
 
@@ -372,13 +399,23 @@ final class ProxySession {
     void terminate(String message) {
         String text = "terminating connection due to administrator command"
                 + (message == null || message.isEmpty() ? "" : ": " + Wire.adminMessage(message));
+        proxy.event(ProxyEvent.Kind.TERMINATED, id, text);
         try {
-            send(Wire.error("FATAL", "57P01", text));
+            lockClient();
+        } catch (IOException e) {
+            close();
+            return;
+        }
+        try {
+            // Under the lock: nothing the server sends may follow the FATAL error.
+            toClient.write(Wire.error("FATAL", "57P01", text));
+            toClient.flush();
         } catch (IOException e) {
             log.debug("connection {}: termination not delivered: {}", id, e.toString());
+        } finally {
+            close();
+            clientWrite.unlock();
         }
-        proxy.event(ProxyEvent.Kind.TERMINATED, id, text);
-        close();
     }
 
     /**
@@ -416,6 +453,18 @@ final class ProxySession {
     /** @return the server this connection was sent to, as the proxy named it (null before startup) */
     InetSocketAddress target() {
         return target;
+    }
+
+    private void lockClient() throws IOException {
+        try {
+            if (!clientWrite.tryLock(INJECT_TIMEOUT_SECONDS, TimeUnit.SECONDS)) {
+                throw new IOException("connection " + id + ": the client has not read for "
+                        + INJECT_TIMEOUT_SECONDS + " s");
+            }
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new IOException("interrupted", e);
+        }
     }
 
     static void sendCancel(InetSocketAddress server, byte[] request) throws IOException {
