@@ -130,7 +130,9 @@ public final class PoolGoAway {
     /** A pgjdbc data source takes only pgjdbc's own properties, so user factories cannot be kept there. */
     private static void installInto(BaseDataSource ds, String name) {
         Properties props = new Properties();
-        copy(ds.getSocketFactory(), PGProperty.SOCKET_FACTORY.getName(), props);
+        if (ds.getSocketFactory() != null) {
+            props.setProperty(PGProperty.SOCKET_FACTORY.getName(), ds.getSocketFactory());
+        }
         String sslFactory = ds.getSslfactory();
         if (sslFactory != null && !sslFactory.equals(PGProperty.SSL_FACTORY.getDefaultValue())
                 && !sslFactory.equals(LibPQFactory.class.getName())) {
@@ -148,12 +150,6 @@ public final class PoolGoAway {
         }
         for (String key : WIRE_KEYS) {
             ds.setProperty(PGProperty.forName(key), props.getProperty(key));
-        }
-    }
-
-    private static void copy(String value, String key, Properties into) {
-        if (value != null) {
-            into.setProperty(key, value);
         }
     }
 

@@ -28,10 +28,6 @@ final class PoolStartHook implements MetricsTrackerFactory {
         this.evictor = evictor;
     }
 
-    MetricsTrackerFactory delegate() {
-        return delegate;
-    }
-
     @Override
     public IMetricsTracker create(String poolName, PoolStats poolStats) {
         IMetricsTracker tracker = delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {

@@ -332,7 +332,8 @@ final class BackendFilter {
         lengthBytes = 0;
         length = 0;
         withheld = t == GO_AWAY || t == NEGOTIATE_PROTOCOL_VERSION
-                || (t == ERROR_RESPONSE && startup != null && startup.mayFallBack() && !startup.replySeen());
+                // An ErrorResponse as first reply to a raised startup may be a refusal of the version: hold it.
+                || (t == ERROR_RESPONSE && startup != null && startup.rewritten() && !startup.replySeen());
         if (startup != null && !startup.replySeen() && t != NEGOTIATE_PROTOCOL_VERSION && t != GO_AWAY
                 && t != ERROR_RESPONSE) {
             startup.accepted(signals);

@@ -107,11 +107,6 @@ final class ProtocolUpgrade {
             return sentMinor != requestedMinor;
         }
 
-        /** @return true if an ErrorResponse as first reply could be a refusal of our raised version */
-        boolean mayFallBack() {
-            return rewritten();
-        }
-
         boolean replySeen() {
             return replySeen;
         }
