@@ -9,7 +9,7 @@ import java.util.Optional;
  *
  * @param id            the proxy's number for the connection, from 1
  * @param client        the client's address
- * @param upstream      the server it was forwarded to
+ * @param upstream      the server it was forwarded to; null while the client's startup has not chosen one yet
  * @param backendPid    the upstream backend's pid (0 until BackendKeyData)
  * @param protocolMinor the protocol minor version the client asked for (0, 2, 3, ...)
  * @param tls           whether the client side is TLS

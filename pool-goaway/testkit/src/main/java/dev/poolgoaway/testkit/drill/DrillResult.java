@@ -1,0 +1,111 @@
+package dev.poolgoaway.testkit.drill;
+
+import java.time.Duration;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+
+/**
+ * What a {@link SwitchoverDrill} saw.
+ *
+ * @param label              the drill's label
+ * @param switchover         how the old server went away
+ * @param oldServer          the old server, host:port
+ * @param newServer          the new server, host:port
+ * @param before             how long the load ran before the switchover
+ * @param observed           from the switchover until drained, or the whole observation window if not drained
+ * @param oldAtSwitchover    connections open to the old server at the switchover
+ * @param drainTime          from the switchover (GoAway) to the close of the last of those; empty if not drained
+ * @param stillOnOld         connections still open to the old server when the drill stopped watching
+ * @param projectedWait      with connections left: when {@code maxLifetime} rotation alone would retire the last
+ * @param peakNewConnectionsPerSecond the most connections the new server received within one second
+ * @param phases             what the application saw, by phase
+ * @param timeline           connections per server and requests over time
+ * @param errors             the first failures, with time and phase
+ * @param note               anything that did not go as planned in the switchover itself; empty if nothing
+ */
+public record DrillResult(String label, Switchover switchover, String oldServer, String newServer, Duration before,
+        Duration observed, int oldAtSwitchover, Optional<Duration> drainTime, int stillOnOld,
+        Optional<Duration> projectedWait, int peakNewConnectionsPerSecond, Map<Phase, PhaseStats> phases,
+        List<TimelinePoint> timeline, List<String> errors, String note) {
+
+    /** @return true if every connection left the old server within the observation window */
+    public boolean drained() {
+        return drainTime.isPresent();
+    }
+
+    /** @return requests that failed, in all phases */
+    public int failedRequests() {
+        return phases.values().stream().mapToInt(PhaseStats::failed).sum();
+    }
+
+    /** @return requests issued, in all phases */
+    public int requests() {
+        return phases.values().stream().mapToInt(PhaseStats::requests).sum();
+    }
+
+    /** @return the report, as printed at the end of a drill */
+    public String report() {
+        StringBuilder out = new StringBuilder();
+        out.append(String.format(Locale.ROOT, "Switchover drill \"%s\": %s shutdown of %s, new connections to %s%n",
+                label, switchover.name().toLowerCase(Locale.ROOT), oldServer, newServer));
+        if (drained()) {
+            out.append(String.format(Locale.ROOT,
+                    "  drain time (switchover -> last old connection closed): %s for %d connections%n",
+                    millis(drainTime.get()), oldAtSwitchover));
+        } else {
+            out.append(String.format(Locale.ROOT, "  NOT drained: after %s, %d of %d connections still on %s%n",
+                    seconds(observed), stillOnOld, oldAtSwitchover, oldServer));
+            projectedWait.ifPresent(wait -> out.append(String.format(Locale.ROOT,
+                    "  projected wait for maxLifetime rotation to free it: %s more%n", minutes(wait))));
+        }
+        out.append(String.format(Locale.ROOT, "  requests: %,d, failed: %,d%n", requests(), failedRequests()));
+        out.append(String.format(Locale.ROOT, "  peak new connections at %s: %d within one second%n", newServer,
+                peakNewConnectionsPerSecond));
+        if (!note.isEmpty()) {
+            out.append("  note: ").append(note).append(System.lineSeparator());
+        }
+        out.append(String.format(Locale.ROOT, "  %-7s %9s %7s %24s %24s%n", "phase", "requests", "failed",
+                "getConnection p50 / p99", "query p50 / p99"));
+        for (Map.Entry<Phase, PhaseStats> e : phases.entrySet()) {
+            PhaseStats s = e.getValue();
+            if (s.requests() == 0) {
+                continue;
+            }
+            out.append(String.format(Locale.ROOT, "  %-7s %,9d %,7d %24s %24s%n",
+                    e.getKey().name().toLowerCase(Locale.ROOT), s.requests(), s.failed(), pair(s.getConnection()),
+                    pair(s.query())));
+        }
+        for (String error : errors) {
+            out.append("  failure: ").append(error).append(System.lineSeparator());
+        }
+        return out.toString();
+    }
+
+    /** @return the timeline as CSV: millis, connections on the old and new server, requests ok and failed */
+    public String timelineCsv() {
+        StringBuilder csv = new StringBuilder("millis,on_old,on_new,succeeded,failed\n");
+        for (TimelinePoint p : timeline) {
+            csv.append(p.millis()).append(',').append(p.onOld()).append(',').append(p.onNew()).append(',')
+                    .append(p.succeeded()).append(',').append(p.failed()).append('\n');
+        }
+        return csv.toString();
+    }
+
+    private static String pair(Latency latency) {
+        return latency.count() == 0 ? "-" : millis(latency.p50()) + " / " + millis(latency.p99());
+    }
+
+    private static String millis(Duration d) {
+        return String.format(Locale.ROOT, "%.1f ms", d.toNanos() / 1e6);
+    }
+
+    private static String seconds(Duration d) {
+        return String.format(Locale.ROOT, "%.1f s", d.toMillis() / 1e3);
+    }
+
+    private static String minutes(Duration d) {
+        return String.format(Locale.ROOT, "%d min %02d s", d.toMinutes(), d.toSecondsPart());
+    }
+}

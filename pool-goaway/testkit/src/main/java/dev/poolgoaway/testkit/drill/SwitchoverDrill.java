@@ -1,0 +1,493 @@
+package dev.poolgoaway.testkit.drill;
+
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.time.Instant;
+import java.util.ArrayList;
+import java.util.EnumMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Objects;
+import java.util.Optional;
+import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.concurrent.locks.LockSupport;
+import java.util.function.Consumer;
+
+import javax.sql.DataSource;
+
+import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.PostgresUpstream;
+import dev.poolgoaway.testkit.ProxiedConnection;
+
+/**
+ * A switchover drill: steady load through an application's pool, then the database moves from one server to
+ * another behind a {@link GoAwayProxy}, measured from both sides.
+ *
+ * <pre>{@code
+ * DrillResult result = SwitchoverDrill.builder(proxy, blue, green)
+ *         .workers(8).requestsPerSecond(400)
+ *         .before(Duration.ofSeconds(5)).after(Duration.ofSeconds(5)).observeAtMost(Duration.ofSeconds(30))
+ *         .progress(System.out::println)
+ *         .build()
+ *         .run(dataSource);
+ * System.out.println(result.report());
+ * }</pre>
+ *
+ * <p>The load is open-loop: each worker starts its requests on a fixed schedule (workers × rate), borrows a
+ * connection, runs the {@link Request} on it and gives it back, timing the borrow and the request separately. At
+ * the switchover the proxy sends new connections to the new server and the old one is shut down
+ * ({@link Switchover}); the drill then watches the proxy until no connection to the old server is open (the drain)
+ * or the observation window ends, and keeps the load going for {@code after} once drained. Requests are assigned
+ * to a {@link Phase} by when they started.
+ */
+public final class SwitchoverDrill {
+
+    /** What one request of the load does with its borrowed connection. */
+    @FunctionalInterface
+    public interface Request {
+
+        /**
+         * Runs the request.
+         *
+         * @param connection a connection borrowed from the pool, given back by the drill
+         * @throws SQLException if it fails: counted as a failed request
+         */
+        void execute(Connection connection) throws SQLException;
+    }
+
+    /** The default request: a 2 ms query, like a short OLTP statement. */
+    public static final Request SHORT_QUERY = c -> {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select pg_sleep(0.002)")) {
+            rs.next();
+        }
+    };
+
+    private static final long PROGRESS_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
+    private static final int ERRORS_KEPT = 10;
+
+    private final GoAwayProxy proxy;
+    private final PostgresUpstream from;
+    private final PostgresUpstream to;
+    private final String label;
+    private final Switchover switchover;
+    private final int workers;
+    private final int requestsPerSecond;
+    private final Request request;
+    private final Duration before;
+    private final Duration after;
+    private final Duration observeAtMost;
+    private final Duration sampleEvery;
+    private final Duration maxLifetime;
+    private final Consumer<String> progress;
+
+    private SwitchoverDrill(Builder b) {
+        this.proxy = b.proxy;
+        this.from = b.from;
+        this.to = b.to;
+        this.label = b.label;
+        this.switchover = b.switchover;
+        this.workers = b.workers;
+        this.requestsPerSecond = b.requestsPerSecond;
+        this.request = b.request;
+        this.before = b.before;
+        this.after = b.after;
+        this.observeAtMost = b.observeAtMost;
+        this.sampleEvery = b.sampleEvery;
+        this.maxLifetime = b.maxLifetime;
+        this.progress = b.progress;
+    }
+
+    /**
+     * A drill moving the database from {@code from} to {@code to}.
+     *
+     * @param proxy the proxy the pool connects through, sending new connections to {@code from} now
+     * @param from  the old server
+     * @param to    the new server
+     * @return a builder with defaults: smart switchover, 8 workers, 400 requests/s, 5 s before, 5 s after,
+     *         observed for at most 30 s, sampled every 100 ms
+     */
+    public static Builder builder(GoAwayProxy proxy, PostgresUpstream from, PostgresUpstream to) {
+        return new Builder(proxy, from, to);
+    }
+
+    /**
+     * Runs the drill with the pool the load borrows from. It must connect through the proxy.
+     *
+     * @param pool the application's pool
+     * @return what the drill saw
+     * @throws InterruptedException if interrupted; the load is stopped first
+     * @throws IllegalStateException if the proxy does not send new connections to the old server now
+     */
+    public DrillResult run(DataSource pool) throws InterruptedException {
+        if (!isServer(proxy.currentUpstream().getHostString(), proxy.currentUpstream().getPort(), from)) {
+            throw new IllegalStateException("the proxy sends new connections to " + proxy.currentUpstream()
+                    + ", not to the drill's old server " + from.host() + ":" + from.port());
+        }
+        Run run = new Run(pool);
+        try {
+            return run.execute();
+        } finally {
+            run.stop();
+        }
+    }
+
+    private boolean isServer(String host, int port, PostgresUpstream server) {
+        return port == server.port() && host.equals(server.host());
+    }
+
+    private boolean on(ProxiedConnection c, PostgresUpstream server) {
+        // A connection still in its startup has no server yet.
+        return c.upstream() != null && isServer(c.upstream().getHostString(), c.upstream().getPort(), server);
+    }
+
+    /** One request's outcome; times in nanoseconds, start relative to the drill's start. */
+    private record Sample(long start, long getConnection, long query, boolean ok) {
+    }
+
+    /** The state of one run: workers, sampler, what they recorded. */
+    private final class Run {
+
+        private final DataSource pool;
+        private final long startNanos = System.nanoTime();
+        private final List<List<Sample>> samples = new ArrayList<>();
+        private final List<Thread> threads = new ArrayList<>();
+        private final List<TimelinePoint> timeline = new CopyOnWriteArrayList<>();
+        private final List<String> errors = new CopyOnWriteArrayList<>();
+        private final AtomicLong succeeded = new AtomicLong();
+        private final AtomicLong failed = new AtomicLong();
+        private final ScheduledExecutorService sampler = Executors.newSingleThreadScheduledExecutor(r -> {
+            Thread t = new Thread(r, "drill-sampler");
+            t.setDaemon(true);
+            return t;
+        });
+        private volatile boolean running = true;
+        private volatile Phase phase = Phase.BEFORE;
+        private long lastProgress = -PROGRESS_EVERY_NANOS;
+
+        Run(DataSource pool) {
+            this.pool = pool;
+        }
+
+        DrillResult execute() throws InterruptedException {
+            sampler.scheduleAtFixedRate(this::sample, 0, sampleEvery.toNanos(), TimeUnit.NANOSECONDS);
+            for (int i = 0; i < workers; i++) {
+                List<Sample> mine = new ArrayList<>();
+                samples.add(mine);
+                Thread t = new Thread(() -> load(mine), "drill-load-" + i);
+                t.setDaemon(true);
+                threads.add(t);
+                t.start();
+            }
+            Thread.sleep(before.toMillis());
+
+            List<ProxiedConnection> oldAtSwitch = proxy.openConnections().stream().filter(c -> on(c, from)).toList();
+            Instant switchedAt = Instant.now();
+            long switchNanos = elapsed();
+            phase = Phase.DURING;
+            proxy.retarget(to);
+            String switchoverNote = switchOver();
+
+            long deadline = switchNanos + observeAtMost.toNanos();
+            while (oldOpen() > 0 && elapsed() < deadline) {
+                Thread.sleep(10);
+            }
+            List<ProxiedConnection> stillOld = proxy.openConnections().stream().filter(c -> on(c, from)).toList();
+            boolean drained = stillOld.isEmpty();
+            long drainedNanos = elapsed();
+            Optional<Duration> drainTime = Optional.empty();
+            if (drained) {
+                drainTime = Optional.of(lastClose(oldAtSwitch).map(at -> Duration.between(switchedAt, at))
+                        .orElse(Duration.ZERO));
+                phase = Phase.AFTER;
+                Thread.sleep(after.toMillis());
+            }
+            stop();
+            sample();
+            return new DrillResult(label, switchover, from.host() + ":" + from.port(), to.host() + ":" + to.port(),
+                    before, drained ? Duration.ofNanos(drainedNanos - switchNanos) : observeAtMost,
+                    oldAtSwitch.size(), drainTime, stillOld.size(), projectedWait(stillOld), peakNewConnections(),
+                    phases(switchNanos, drained ? drainedNanos : Long.MAX_VALUE), List.copyOf(timeline),
+                    List.copyOf(errors), switchoverNote);
+        }
+
+        /** Performs the switchover itself; returns a note for the report if something did not go as planned. */
+        private String switchOver() {
+            if (switchover == Switchover.SMART) {
+                proxy.smartShutdown(from);
+                return "";
+            }
+            try {
+                from.close();
+                return "";
+            } catch (Exception e) {
+                return "stopping the old server failed: " + e;
+            }
+        }
+
+        private void load(List<Sample> mine) {
+            long interval = requestsPerSecond == 0 ? 0 : TimeUnit.SECONDS.toNanos(workers) / requestsPerSecond;
+            // Spread the workers' schedules over one interval so they do not fire together.
+            long next = System.nanoTime() + (interval == 0 ? 0 : (long) (Math.random() * interval));
+            while (running) {
+                if (interval > 0) {
+                    long wait = next - System.nanoTime();
+                    if (wait > 0) {
+                        LockSupport.parkNanos(wait);
+                        continue;
+                    }
+                    next += interval;
+                }
+                long start = elapsed();
+                long borrowed = start;
+                try (Connection c = pool.getConnection()) {
+                    borrowed = elapsed();
+                    request.execute(c);
+                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, true));
+                    succeeded.incrementAndGet();
+                } catch (SQLException | RuntimeException e) {
+                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, false));
+                    failed.incrementAndGet();
+                    if (errors.size() < ERRORS_KEPT) {
+                        errors.add(String.format(Locale.ROOT, "%.1fs %s: %s", start / 1e9, phase, describe(e)));
+                    }
+                }
+            }
+        }
+
+        private void sample() {
+            int onOld = 0;
+            int onNew = 0;
+            for (ProxiedConnection c : proxy.openConnections()) {
+                if (on(c, from)) {
+                    onOld++;
+                } else if (on(c, to)) {
+                    onNew++;
+                }
+            }
+            long now = elapsed();
+            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, succeeded.get(),
+                    failed.get()));
+            if (now - lastProgress >= PROGRESS_EVERY_NANOS && running) {
+                lastProgress = now;
+                progress.accept(String.format(Locale.ROOT,
+                        "[drill %s] %5.1fs %-6s requests ok %,d failed %,d | connections old %d new %d", label,
+                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), succeeded.get(), failed.get(), onOld,
+                        onNew));
+            }
+        }
+
+        private long oldOpen() {
+            return proxy.openConnections().stream().filter(c -> on(c, from)).count();
+        }
+
+        private Optional<Instant> lastClose(List<ProxiedConnection> oldAtSwitch) {
+            List<Long> ids = oldAtSwitch.stream().map(ProxiedConnection::id).toList();
+            return proxy.connections().stream().filter(c -> ids.contains(c.id()))
+                    .flatMap(c -> c.closedAt().stream()).max(Instant::compareTo);
+        }
+
+        /** With HikariCP's max-lifetime rotation alone, the old server is free when its youngest connection retires. */
+        private Optional<Duration> projectedWait(List<ProxiedConnection> stillOld) {
+            if (maxLifetime == null || stillOld.isEmpty()) {
+                return Optional.empty();
+            }
+            Instant now = Instant.now();
+            return stillOld.stream().map(c -> Duration.between(now, c.connectedAt().plus(maxLifetime)))
+                    .max(Duration::compareTo).map(d -> d.isNegative() ? Duration.ZERO : d);
+        }
+
+        /** The most connections the new server received within any one second. */
+        private int peakNewConnections() {
+            List<Instant> opened = proxy.connections().stream().filter(c -> on(c, to))
+                    .map(ProxiedConnection::connectedAt).sorted().toList();
+            int peak = 0;
+            int first = 0;
+            for (int last = 0; last < opened.size(); last++) {
+                while (Duration.between(opened.get(first), opened.get(last)).compareTo(Duration.ofSeconds(1)) >= 0) {
+                    first++;
+                }
+                peak = Math.max(peak, last - first + 1);
+            }
+            return peak;
+        }
+
+        private Map<Phase, PhaseStats> phases(long switchNanos, long drainedNanos) {
+            Map<Phase, PhaseStats> stats = new EnumMap<>(Phase.class);
+            for (Phase p : Phase.values()) {
+                List<Sample> in = new ArrayList<>();
+                for (List<Sample> worker : samples) {
+                    for (Sample s : worker) {
+                        Phase of = s.start() < switchNanos ? Phase.BEFORE
+                                : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER;
+                        if (of == p) {
+                            in.add(s);
+                        }
+                    }
+                }
+                stats.put(p, new PhaseStats(in.size(), (int) in.stream().filter(s -> !s.ok()).count(),
+                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::getConnection).toArray()),
+                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::query).toArray())));
+            }
+            return stats;
+        }
+
+        private long elapsed() {
+            return System.nanoTime() - startNanos;
+        }
+
+        /** Stops the load and the sampler; a worker stuck in the pool is interrupted after a grace period. */
+        void stop() throws InterruptedException {
+            if (!running) {
+                return;
+            }
+            running = false;
+            sampler.shutdown();
+            for (Thread t : threads) {
+                t.join(TimeUnit.SECONDS.toMillis(10));
+                if (t.isAlive()) {
+                    t.interrupt();
+                    t.join(TimeUnit.SECONDS.toMillis(5));
+                }
+            }
+            sampler.awaitTermination(5, TimeUnit.SECONDS);
+        }
+    }
+
+    private static String describe(Exception e) {
+        String state = e instanceof SQLException sql && sql.getSQLState() != null ? " [" + sql.getSQLState() + "]" : "";
+        String message = Objects.toString(e.getMessage(), e.getClass().getName()).replaceAll("\\s+", " ");
+        return e.getClass().getSimpleName() + state + " " + (message.length() > 200 ? message.substring(0, 200) + "…"
+                : message);
+    }
+
+    /** Settings of a drill; every one has a default. */
+    public static final class Builder {
+
+        private final GoAwayProxy proxy;
+        private final PostgresUpstream from;
+        private final PostgresUpstream to;
+        private String label = "drill";
+        private Switchover switchover = Switchover.SMART;
+        private int workers = 8;
+        private int requestsPerSecond = 400;
+        private Request request = SHORT_QUERY;
+        private Duration before = Duration.ofSeconds(5);
+        private Duration after = Duration.ofSeconds(5);
+        private Duration observeAtMost = Duration.ofSeconds(30);
+        private Duration sampleEvery = Duration.ofMillis(100);
+        private Duration maxLifetime;
+        private Consumer<String> progress = line -> {
+        };
+
+        private Builder(GoAwayProxy proxy, PostgresUpstream from, PostgresUpstream to) {
+            this.proxy = Objects.requireNonNull(proxy, "proxy");
+            this.from = Objects.requireNonNull(from, "from");
+            this.to = Objects.requireNonNull(to, "to");
+            if (from.port() == to.port() && from.host().equals(to.host())) {
+                throw new IllegalArgumentException("the old and the new server are the same: " + from);
+            }
+        }
+
+        /** @param label names the drill in progress lines and the report @return this */
+        public Builder label(String label) {
+            this.label = Objects.requireNonNull(label, "label");
+            return this;
+        }
+
+        /** @param switchover how the old server goes away (default {@link Switchover#SMART}) @return this */
+        public Builder switchover(Switchover switchover) {
+            this.switchover = Objects.requireNonNull(switchover, "switchover");
+            return this;
+        }
+
+        /** @param workers threads issuing requests, at least 1 (default 8) @return this */
+        public Builder workers(int workers) {
+            if (workers < 1) {
+                throw new IllegalArgumentException("workers must be at least 1, got " + workers);
+            }
+            this.workers = workers;
+            return this;
+        }
+
+        /**
+         * @param requestsPerSecond the load, all workers together; 0 for closed-loop (each worker back to back)
+         *                          (default 400)
+         * @return this
+         */
+        public Builder requestsPerSecond(int requestsPerSecond) {
+            if (requestsPerSecond < 0) {
+                throw new IllegalArgumentException("requestsPerSecond must be 0 (closed loop) or more, got "
+                        + requestsPerSecond);
+            }
+            this.requestsPerSecond = requestsPerSecond;
+            return this;
+        }
+
+        /** @param request what each request does (default {@link #SHORT_QUERY}) @return this */
+        public Builder request(Request request) {
+            this.request = Objects.requireNonNull(request, "request");
+            return this;
+        }
+
+        /** @param before steady load before the switchover (default 5 s) @return this */
+        public Builder before(Duration before) {
+            this.before = positive("before", before);
+            return this;
+        }
+
+        /** @param after load kept going once drained (default 5 s) @return this */
+        public Builder after(Duration after) {
+            this.after = positive("after", after);
+            return this;
+        }
+
+        /** @param observeAtMost how long to wait for the drain before giving up (default 30 s) @return this */
+        public Builder observeAtMost(Duration observeAtMost) {
+            this.observeAtMost = positive("observeAtMost", observeAtMost);
+            return this;
+        }
+
+        /** @param sampleEvery how often the timeline is sampled (default 100 ms) @return this */
+        public Builder sampleEvery(Duration sampleEvery) {
+            this.sampleEvery = positive("sampleEvery", sampleEvery);
+            return this;
+        }
+
+        /**
+         * @param maxLifetime the pool's {@code maxLifetime}: when connections remain on the old server at the end,
+         *                    the report projects when rotation alone would free it (default: no projection)
+         * @return this
+         */
+        public Builder maxLifetime(Duration maxLifetime) {
+            this.maxLifetime = positive("maxLifetime", maxLifetime);
+            return this;
+        }
+
+        /** @param progress receives a progress line about once a second (default: none) @return this */
+        public Builder progress(Consumer<String> progress) {
+            this.progress = Objects.requireNonNull(progress, "progress");
+            return this;
+        }
+
+        /** @return the drill */
+        public SwitchoverDrill build() {
+            return new SwitchoverDrill(this);
+        }
+
+        private static Duration positive(String name, Duration value) {
+            Objects.requireNonNull(value, name);
+            if (value.isNegative() || value.isZero()) {
+                throw new IllegalArgumentException(name + " must be positive, got " + value);
+            }
+            return value;
+        }
+    }
+}
