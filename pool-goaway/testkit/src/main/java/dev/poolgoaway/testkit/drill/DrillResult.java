@@ -93,6 +93,28 @@ public record DrillResult(String label, Switchover switchover, String oldServer,
         return csv.toString();
     }
 
+    /**
+     * Several drills side by side, as a Markdown table: the comparison a benchmark or a drill ends with.
+     *
+     * @param results the drills, in the order to show them
+     * @return the table
+     */
+    public static String comparison(List<DrillResult> results) {
+        StringBuilder out = new StringBuilder(
+                "| drill | drain time | failed requests | left on old server | getConnection p50 / p99 before "
+                        + "| during | after | peak new conn/s |\n|---|---|---|---|---|---|---|---|\n");
+        for (DrillResult r : results) {
+            String drain = r.drainTime().map(DrillResult::millis).orElse("not drained in " + seconds(r.observed())
+                    + r.projectedWait().map(w -> " (maxLifetime: " + minutes(w) + " more)").orElse(""));
+            out.append(String.format(Locale.ROOT, "| %s | %s | %,d of %,d | %d of %d | %s | %s | %s | %d |%n",
+                    r.label(), drain, r.failedRequests(), r.requests(), r.stillOnOld(), r.oldAtSwitchover(),
+                    pair(r.phases().get(Phase.BEFORE).getConnection()),
+                    pair(r.phases().get(Phase.DURING).getConnection()),
+                    pair(r.phases().get(Phase.AFTER).getConnection()), r.peakNewConnectionsPerSecond()));
+        }
+        return out.toString();
+    }
+
     private static String pair(Latency latency) {
         return latency.count() == 0 ? "-" : millis(latency.p50()) + " / " + millis(latency.p99());
     }

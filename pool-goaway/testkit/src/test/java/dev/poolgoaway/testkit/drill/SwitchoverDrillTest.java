@@ -8,6 +8,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
+import java.util.List;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
@@ -82,6 +83,8 @@ class SwitchoverDrillTest {
         assertTrue(result.report().contains("drain time"), result::report);
         assertTrue(progress.toString().contains("[drill unpooled]"), progress::toString);
         assertTrue(result.timelineCsv().startsWith("millis,on_old,on_new,succeeded,failed\n"));
+        String table = DrillResult.comparison(List.of(result));
+        assertTrue(table.lines().anyMatch(l -> l.startsWith("| unpooled | ") && l.contains(" | 0 of ")), table);
     }
 
     @Test

@@ -1,0 +1,162 @@
+package dev.poolgoaway.testkit.drill;
+
+import java.time.Duration;
+import java.time.format.DateTimeParseException;
+import java.util.Arrays;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+
+/**
+ * Command-line options of a drill program, {@code --name=value}, each declared with a default and a description so
+ * {@code --help} and every error can list them all.
+ *
+ * <pre>{@code
+ * DrillOptions options = new DrillOptions("switchover-drill")
+ *         .option("pool-size", "20", "connections in the pool")
+ *         .option("before", "5s", "steady load before the switchover");
+ * options.parse(args);                       // IllegalArgumentException with the usage on bad input
+ * int poolSize = options.intValue("pool-size", 1, 500);
+ * Duration before = options.duration("before");
+ * }</pre>
+ */
+public final class DrillOptions {
+
+    private record Option(String defaultValue, String description) {
+    }
+
+    private final String program;
+    private final Map<String, Option> declared = new LinkedHashMap<>();
+    private final Map<String, String> values = new LinkedHashMap<>();
+    private boolean help;
+
+    /** @param program the program's name, for the usage text */
+    public DrillOptions(String program) {
+        this.program = program;
+    }
+
+    /**
+     * Declares an option.
+     *
+     * @param name         its name, without the leading dashes
+     * @param defaultValue its value when not given
+     * @param description  what it sets, for the usage text
+     * @return this
+     */
+    public DrillOptions option(String name, String defaultValue, String description) {
+        declared.put(name, new Option(defaultValue, description));
+        return this;
+    }
+
+    /**
+     * Reads the arguments.
+     *
+     * @param args {@code --name=value} arguments, or {@code --help}
+     * @return true to go on; false if {@code --help} was asked for (print {@link #usage()} then)
+     * @throws IllegalArgumentException naming the bad argument, with the usage
+     */
+    public boolean parse(String... args) {
+        for (String arg : args) {
+            if (arg.equals("--help") || arg.equals("-h")) {
+                help = true;
+                continue;
+            }
+            int eq = arg.indexOf('=');
+            String name = arg.startsWith("--") && eq > 2 ? arg.substring(2, eq) : null;
+            if (name == null || !declared.containsKey(name)) {
+                throw new IllegalArgumentException("unknown argument " + arg + "\n" + usage());
+            }
+            values.put(name, arg.substring(eq + 1));
+        }
+        return !help;
+    }
+
+    /** @return the usage text: every option with its default and description */
+    public String usage() {
+        StringBuilder out = new StringBuilder("usage: " + program + " [--name=value ...]\n");
+        declared.forEach((name, o) -> out.append(String.format(Locale.ROOT, "  --%-22s %s (default %s)%n",
+                name + "=", o.description(), o.defaultValue())));
+        return out.toString();
+    }
+
+    /** @param name a declared option @return its value as given, or its default */
+    public String value(String name) {
+        Option o = declared.get(name);
+        if (o == null) {
+            throw new IllegalArgumentException("undeclared option " + name);
+        }
+        return values.getOrDefault(name, o.defaultValue());
+    }
+
+    /**
+     * @param name a declared option
+     * @param min  the smallest value allowed
+     * @param max  the largest value allowed
+     * @return its value as an integer
+     * @throws IllegalArgumentException if it is not an integer within the bounds
+     */
+    public int intValue(String name, int min, int max) {
+        String v = value(name);
+        try {
+            int i = Integer.parseInt(v.trim());
+            if (i < min || i > max) {
+                throw new IllegalArgumentException("--" + name + " must be between " + min + " and " + max + ", got "
+                        + v);
+            }
+            return i;
+        } catch (NumberFormatException e) {
+            throw new IllegalArgumentException("--" + name + " must be an integer, got " + v, e);
+        }
+    }
+
+    /**
+     * @param name a declared option
+     * @return its value as a positive duration: {@code 500ms}, {@code 5s}, {@code 2m}, or ISO-8601 ({@code PT5S})
+     * @throws IllegalArgumentException if it is not one
+     */
+    public Duration duration(String name) {
+        String v = value(name).trim().toLowerCase(Locale.ROOT);
+        Duration d;
+        try {
+            if (v.startsWith("pt")) {
+                d = Duration.parse(v.toUpperCase(Locale.ROOT));
+            } else if (v.endsWith("ms")) {
+                d = Duration.ofMillis(Long.parseLong(v.substring(0, v.length() - 2)));
+            } else if (v.endsWith("s")) {
+                d = Duration.ofMillis(Math.round(Double.parseDouble(v.substring(0, v.length() - 1)) * 1000));
+            } else if (v.endsWith("m")) {
+                d = Duration.ofSeconds(Long.parseLong(v.substring(0, v.length() - 1)) * 60);
+            } else {
+                throw new IllegalArgumentException("--" + name + " needs a unit (500ms, 5s, 2m), got " + v);
+            }
+        } catch (NumberFormatException | DateTimeParseException e) {
+            throw new IllegalArgumentException("--" + name + " must be a duration such as 500ms, 5s or 2m, got " + v,
+                    e);
+        }
+        if (d.isNegative() || d.isZero()) {
+            throw new IllegalArgumentException("--" + name + " must be positive, got " + v);
+        }
+        return d;
+    }
+
+    /**
+     * @param name    a declared option
+     * @param allowed the values allowed
+     * @return its value as a comma-separated list, each one of {@code allowed}
+     * @throws IllegalArgumentException if one is not allowed, or the list is empty
+     */
+    public List<String> list(String name, List<String> allowed) {
+        List<String> items = Arrays.stream(value(name).split(",")).map(String::trim).filter(s -> !s.isEmpty())
+                .toList();
+        if (items.isEmpty()) {
+            throw new IllegalArgumentException("--" + name + " must list at least one of " + allowed);
+        }
+        for (String item : items) {
+            if (!allowed.contains(item)) {
+                throw new IllegalArgumentException("--" + name + ": unknown " + item + ", allowed " + allowed);
+            }
+        }
+        return items;
+    }
+}
