@@ -120,7 +120,8 @@ public record DrillResult(String label, Switchover switchover, String oldServer,
     }
 
     private static String millis(Duration d) {
-        return String.format(Locale.ROOT, "%.1f ms", d.toNanos() / 1e6);
+        double ms = d.toNanos() / 1e6;
+        return String.format(Locale.ROOT, ms < 10 ? "%.2f ms" : "%.1f ms", ms);
     }
 
     private static String seconds(Duration d) {
