@@ -9,7 +9,6 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.TimeUnit;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
@@ -119,8 +118,8 @@ public final class DrainBenchmark {
                 PoolGoAway.install(config);
             }
             try (HikariDataSource pool = new HikariDataSource(config)) {
-                awaitFull(pool, poolSize);
                 DrillResult result = SwitchoverDrill.builder(proxy, blue, green).label(mode).switchover(switchover)
+                        .warmUp(poolSize)
                         .workers(options.intValue("workers", 1, 1000))
                         .requestsPerSecond(options.intValue("rate", 0, 1_000_000))
                         .before(options.duration("before")).after(options.duration("after"))
@@ -130,17 +129,6 @@ public final class DrainBenchmark {
                 System.out.println(result.report());
                 return result;
             }
-        }
-    }
-
-    /** The drill starts from a full pool, as a service that has been up for a while. */
-    private static void awaitFull(HikariDataSource pool, int size) throws InterruptedException {
-        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(30);
-        while (pool.getHikariPoolMXBean().getTotalConnections() < size) {
-            if (System.nanoTime() > deadline) {
-                throw new IllegalStateException(pool.getPoolName() + " did not fill to " + size + " connections in 30 s");
-            }
-            Thread.sleep(20);
         }
     }
 

@@ -72,6 +72,7 @@ public final class SwitchoverDrill {
 
     private static final long PROGRESS_EVERY_NANOS = TimeUnit.SECONDS.toNanos(1);
     private static final int ERRORS_KEPT = 10;
+    private static final Duration WARM_UP_TIMEOUT = Duration.ofSeconds(30);
 
     private final GoAwayProxy proxy;
     private final PostgresUpstream from;
@@ -86,6 +87,7 @@ public final class SwitchoverDrill {
     private final Duration observeAtMost;
     private final Duration sampleEvery;
     private final Duration maxLifetime;
+    private final int warmUp;
     private final Consumer<String> progress;
 
     private SwitchoverDrill(Builder b) {
@@ -102,6 +104,7 @@ public final class SwitchoverDrill {
         this.observeAtMost = b.observeAtMost;
         this.sampleEvery = b.sampleEvery;
         this.maxLifetime = b.maxLifetime;
+        this.warmUp = b.warmUp;
         this.progress = b.progress;
     }
 
@@ -131,11 +134,32 @@ public final class SwitchoverDrill {
             throw new IllegalStateException("the proxy sends new connections to " + proxy.currentUpstream()
                     + ", not to the drill's old server " + from.host() + ":" + from.port());
         }
+        awaitWarm(pool);
         Run run = new Run(pool);
         try {
             return run.execute();
         } finally {
             run.stop();
+        }
+    }
+
+    /** A drill starts from a warm pool, as a service that has been up for a while. */
+    private void awaitWarm(DataSource pool) throws InterruptedException {
+        if (warmUp == 0) {
+            return;
+        }
+        try (Connection first = pool.getConnection()) {
+            first.isValid(1);   // a lazily started pool starts now
+        } catch (SQLException e) {
+            throw new IllegalStateException("the pool cannot connect through the proxy: " + e.getMessage(), e);
+        }
+        long deadline = System.nanoTime() + WARM_UP_TIMEOUT.toNanos();
+        while (proxy.openConnections().stream().filter(c -> on(c, from)).count() < warmUp) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException("the pool did not open " + warmUp + " connections to the old server in "
+                        + WARM_UP_TIMEOUT.toSeconds() + " s");
+            }
+            Thread.sleep(20);
         }
     }
 
@@ -384,6 +408,7 @@ public final class SwitchoverDrill {
         private Duration observeAtMost = Duration.ofSeconds(30);
         private Duration sampleEvery = Duration.ofMillis(100);
         private Duration maxLifetime;
+        private int warmUp;
         private Consumer<String> progress = line -> {
         };
 
@@ -468,6 +493,20 @@ public final class SwitchoverDrill {
          */
         public Builder maxLifetime(Duration maxLifetime) {
             this.maxLifetime = positive("maxLifetime", maxLifetime);
+            return this;
+        }
+
+        /**
+         * @param connections wait, before the load starts, until the pool has this many connections open to the old
+         *                    server (at most 30 s; borrowing one first starts a lazily started pool); 0 to start at
+         *                    once (default 0)
+         * @return this
+         */
+        public Builder warmUp(int connections) {
+            if (connections < 0) {
+                throw new IllegalArgumentException("warmUp must be 0 or more, got " + connections);
+            }
+            this.warmUp = connections;
             return this;
         }
 
