@@ -22,7 +22,8 @@ import dev.poolgoaway.testkit.GoAwayProxyTest;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.ShutdownCompletion;
 
-/** The complete example of docs/testkit.md: keep the two in step. */
+/** The complete example of docs/testkit.md (DocSnippetsTest keeps the two equal). */
+// tag::example[]
 @GoAwayProxyTest
 class SwitchoverDrillExampleTest {
 
@@ -64,3 +65,4 @@ class SwitchoverDrillExampleTest {
         }
     }
 }
+// end::example[]
