@@ -1,0 +1,47 @@
+package dev.poolgoaway.spring;
+
+import java.util.LinkedHashMap;
+import java.util.Map;
+
+import dev.poolgoaway.hikari.DrainEpisode;
+import dev.poolgoaway.hikari.GoAwayEvictor;
+import dev.poolgoaway.wire.LogText;
+
+/**
+ * What the health indicator shows, whichever Spring Boot's health API carries it: the state of each pool's
+ * evictor, by data source bean name. Always UP: a drain is the pool doing what the server asked, not a fault.
+ */
+final class PoolGoAwayHealth {
+
+    private PoolGoAwayHealth() {
+    }
+
+    static Map<String, Object> details(Map<String, GoAwayEvictor> evictors) {
+        Map<String, Object> details = new LinkedHashMap<>();
+        evictors.forEach((beanName, evictor) -> details.put(beanName, details(evictor)));
+        return details;
+    }
+
+    private static Map<String, Object> details(GoAwayEvictor evictor) {
+        Map<String, Object> pool = new LinkedHashMap<>();
+        pool.put("pool", evictor.poolName());
+        pool.put("running", evictor.running());
+        pool.put("draining", evictor.draining());
+        pool.put("flaggedConnections", evictor.flaggedConnections());
+        pool.put("publicApiFallback", evictor.publicApiFallback());
+        evictor.lastDrain().ifPresent(drain -> pool.put("lastDrain", details(drain)));
+        return pool;
+    }
+
+    private static Map<String, Object> details(DrainEpisode drain) {
+        Map<String, Object> episode = new LinkedHashMap<>();
+        episode.put("startedAt", drain.startedAt().toString());
+        episode.put("endedAt", drain.endedAt().toString());
+        episode.put("durationMillis", drain.duration().toMillis());
+        episode.put("servers", drain.servers());
+        episode.put("connections", drain.connections());
+        episode.put("signals", drain.kinds());
+        drain.adminMessage().ifPresent(m -> episode.put("adminMessage", LogText.sanitize(m)));
+        return episode;
+    }
+}

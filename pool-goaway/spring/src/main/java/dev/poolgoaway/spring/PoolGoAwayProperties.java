@@ -1,0 +1,151 @@
+package dev.poolgoaway.spring;
+
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.function.Consumer;
+
+import org.springframework.boot.context.properties.ConfigurationProperties;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
+
+import dev.poolgoaway.hikari.EvictorSettings;
+import dev.poolgoaway.hikari.LeaveSignal;
+
+/**
+ * pool-goaway's settings under {@value #PREFIX}: how every PostgreSQL HikariCP pool of the application is drained
+ * (see {@code docs/spring-boot.md}). The defaults are {@link EvictorSettings#defaults()}.
+ */
+@ConfigurationProperties(PoolGoAwayProperties.PREFIX)
+public class PoolGoAwayProperties {
+
+    /** The prefix of every property. */
+    public static final String PREFIX = "poolgoaway";
+
+    /**
+     * Whether to install pool-goaway into the application's PostgreSQL HikariCP pools.
+     */
+    private boolean enabled = true;
+
+    /**
+     * How often every pooled connection is looked at; a request to leave on an idle connection is seen within one
+     * tick. 10ms to 1m.
+     */
+    private Duration tick = Duration.ofMillis(250);
+
+    /**
+     * Idle connections asked to leave are closed at random moments within this window after the request, so that
+     * the pool keeps serving and the new server sees no connection storm. 0 (at the next tick) to 10m.
+     */
+    private Duration drainWindow = Duration.ofMillis(250);
+
+    /**
+     * How many evicted idle connections may await their replacement at once. 0 means a quarter of the pool's
+     * maximum size, at least 2.
+     */
+    private int maxReplacementsInFlight = 0;
+
+    /**
+     * A connection still in use this long after the server asked it to leave is logged at WARN (with the
+     * borrower's stack when Hikari's leak detection is on). Unset: no deadline. 1ms to 1d.
+     */
+    private Duration stragglerDeadline;
+
+    /**
+     * Whether to also abort a connection past the straggler deadline (Connection.abort). Needs a straggler
+     * deadline.
+     */
+    private boolean abortStragglers = false;
+
+    /**
+     * Which requests to leave are honoured: goaway (the protocol message), disconnect-requested (the
+     * ParameterStatus proposal). An end of the connection always is.
+     */
+    private Set<LeaveSignal> signals = EnumSet.allOf(LeaveSignal.class);
+
+    public boolean isEnabled() {
+        return enabled;
+    }
+
+    public void setEnabled(boolean enabled) {
+        this.enabled = enabled;
+    }
+
+    public Duration getTick() {
+        return tick;
+    }
+
+    public void setTick(Duration tick) {
+        this.tick = tick;
+    }
+
+    public Duration getDrainWindow() {
+        return drainWindow;
+    }
+
+    public void setDrainWindow(Duration drainWindow) {
+        this.drainWindow = drainWindow;
+    }
+
+    public int getMaxReplacementsInFlight() {
+        return maxReplacementsInFlight;
+    }
+
+    public void setMaxReplacementsInFlight(int maxReplacementsInFlight) {
+        this.maxReplacementsInFlight = maxReplacementsInFlight;
+    }
+
+    public Duration getStragglerDeadline() {
+        return stragglerDeadline;
+    }
+
+    public void setStragglerDeadline(Duration stragglerDeadline) {
+        this.stragglerDeadline = stragglerDeadline;
+    }
+
+    public boolean isAbortStragglers() {
+        return abortStragglers;
+    }
+
+    public void setAbortStragglers(boolean abortStragglers) {
+        this.abortStragglers = abortStragglers;
+    }
+
+    public Set<LeaveSignal> getSignals() {
+        return signals;
+    }
+
+    public void setSignals(Set<LeaveSignal> signals) {
+        this.signals = signals;
+    }
+
+    /**
+     * The settings these properties describe, checked by {@link EvictorSettings.Builder}.
+     *
+     * @return the settings
+     * @throws InvalidConfigurationPropertyValueException naming the property whose value the builder refused
+     */
+    public EvictorSettings toSettings() {
+        EvictorSettings.Builder builder = EvictorSettings.builder().enabled(enabled);
+        check("tick", tick, builder::tick);
+        check("drain-window", drainWindow, builder::drainWindow);
+        check("max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+        check("straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
+        check("signals", signals, builder::signals);
+        check("abort-stragglers", abortStragglers, builder::abortStragglers);
+        try {
+            return builder.build();
+        } catch (IllegalStateException e) {
+            throw new InvalidConfigurationPropertyValueException(PREFIX + ".abort-stragglers", abortStragglers,
+                    e.getMessage() + " (set " + PREFIX + ".straggler-deadline)");
+        }
+    }
+
+    private static <T> void check(String property, T value, Consumer<T> setter) {
+        try {
+            setter.accept(value);
+        } catch (IllegalArgumentException | NullPointerException e) {
+            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value,
+                    e.getMessage() == null ? "a value is required" : e.getMessage());
+        }
+    }
+}

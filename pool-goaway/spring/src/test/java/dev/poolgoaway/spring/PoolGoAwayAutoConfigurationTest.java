@@ -1,0 +1,277 @@
+package dev.poolgoaway.spring;
+
+import static org.assertj.core.api.Assertions.assertThat;
+
+import java.io.IOException;
+import java.io.InputStream;
+import java.sql.Connection;
+import java.sql.SQLException;
+import java.time.Duration;
+import java.util.EnumSet;
+import java.util.Properties;
+
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
+import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
+import org.springframework.boot.test.context.FilteredClassLoader;
+import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Configuration;
+
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
+
+import dev.poolgoaway.hikari.EvictorSettings;
+import dev.poolgoaway.hikari.GoAwayEvictor;
+import dev.poolgoaway.hikari.GoAwayMetrics;
+import dev.poolgoaway.hikari.LeaveSignal;
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.wire.GoAwaySocketFactory;
+import io.micrometer.core.instrument.MeterRegistry;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+
+/**
+ * The auto-configuration in application contexts built from every auto-configuration on the class path (as an
+ * application's {@code @SpringBootApplication} sees them), over a real embedded PostgreSQL.
+ */
+class PoolGoAwayAutoConfigurationTest {
+
+    private static EmbeddedUpstream server;
+
+    private final ApplicationContextRunner runner = new ApplicationContextRunner()
+            .withUserConfiguration(Application.class);
+
+    @Configuration(proxyBeanMethods = false)
+    @EnableAutoConfiguration
+    static class Application {
+    }
+
+    @BeforeAll
+    static void startServer() throws IOException {
+        server = EmbeddedUpstream.start();
+    }
+
+    @AfterAll
+    static void stopServer() throws IOException {
+        server.close();
+    }
+
+    private static String url() {
+        return "jdbc:postgresql://localhost:" + server.port() + "/postgres";
+    }
+
+    /** Boot's own data source, configured by properties alone: all it takes. */
+    private ApplicationContextRunner withBootDataSource() {
+        return runner.withPropertyValues("spring.datasource.url=" + url(), "spring.datasource.username=postgres",
+                "spring.datasource.hikari.pool-name=app-pool");
+    }
+
+    private static boolean hasWireLayer(HikariDataSource pool) {
+        return GoAwaySocketFactory.class.getName().equals(pool.getDataSourceProperties().getProperty("socketFactory"));
+    }
+
+    private static void query(HikariDataSource pool) throws SQLException {
+        try (Connection c = pool.getConnection()) {
+            assertThat(c.isValid(5)).isTrue();
+        }
+    }
+
+    @Test
+    void installsIntoBootsPostgresPoolBeforeItStarts() {
+        withBootDataSource().run(context -> {
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            assertThat(pool.isRunning()).isFalse();
+            assertThat(hasWireLayer(pool)).isTrue();
+            GoAwayEvictor evictor = context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource");
+            assertThat(evictor.settings()).hasToString(EvictorSettings.defaults().toString());
+            assertThat(evictor.running()).isFalse();
+            query(pool);
+            assertThat(evictor.running()).isTrue();
+            assertThat(evictor.poolName()).isEqualTo("app-pool");
+        });
+    }
+
+    @Test
+    void backsOffWhenDisabled() {
+        withBootDataSource().withPropertyValues("poolgoaway.enabled=false").run(context -> {
+            assertThat(context).doesNotHaveBean(PoolGoAwayInstaller.class).doesNotHaveBean(EvictorSettings.class)
+                    .doesNotHaveBean("poolGoAwayHealthIndicator");
+            assertThat(hasWireLayer(context.getBean(HikariDataSource.class))).isFalse();
+        });
+    }
+
+    @Test
+    void backsOffWithoutHikari() {
+        runner.withClassLoader(new FilteredClassLoader(HikariDataSource.class))
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(PoolGoAwayInstaller.class));
+    }
+
+    @Test
+    void backsOffWithoutPgjdbc() {
+        withBootDataSource().withClassLoader(new FilteredClassLoader(org.postgresql.Driver.class))
+                .run(context -> assertThat(context).hasNotFailed().doesNotHaveBean(PoolGoAwayInstaller.class));
+    }
+
+    @Test
+    void leavesAPoolOfAnotherDatabaseAlone() {
+        runner.withBean("dataSource", HikariDataSource.class, () -> {
+            HikariDataSource other = new HikariDataSource();
+            other.setJdbcUrl("jdbc:mysql://localhost/app");
+            return other;
+        }).run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
+            assertThat(hasWireLayer(context.getBean(HikariDataSource.class))).isFalse();
+        });
+    }
+
+    @Test
+    void leavesAPoolThatStartedAloneAndTheApplicationStarts() {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl(url());
+        config.setUsername("postgres");
+        runner.withBean("dataSource", HikariDataSource.class, () -> new HikariDataSource(config)).run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
+            query(context.getBean(HikariDataSource.class));
+        });
+    }
+
+    @Test
+    void leavesAPoolWithAMetricRegistryAloneAndTheApplicationStarts() {
+        SimpleMeterRegistry own = new SimpleMeterRegistry();
+        runner.withBean("dataSource", HikariDataSource.class, () -> {
+            HikariDataSource pool = new HikariDataSource();
+            pool.setJdbcUrl(url());
+            pool.setUsername("postgres");
+            pool.setMetricRegistry(own);
+            return pool;
+        }).run(context -> {
+            assertThat(context).hasNotFailed();
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            assertThat(hasWireLayer(pool)).isFalse();
+            query(pool);
+            assertThat(own.find("hikaricp.connections").gauge()).isNotNull();
+        });
+    }
+
+    @Test
+    void installsIntoTheApplicationsOwnPoolBean() {
+        runner.withUserConfiguration(ReportingPoolConfiguration.class)
+                .withPropertyValues("app.reporting.datasource.jdbc-url=" + url(),
+                        "app.reporting.datasource.username=postgres")
+                .run(context -> {
+                    HikariDataSource pool = context.getBean(HikariDataSource.class);
+                    assertThat(hasWireLayer(pool)).isTrue();
+                    assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).containsOnlyKeys(
+                            "reportingDataSource");
+                    query(pool);
+                });
+    }
+
+    @Test
+    void bindsEveryProperty() throws IOException {
+        Properties example = new Properties();
+        try (InputStream in = getClass().getResourceAsStream("/poolgoaway-example.properties")) {
+            example.load(in);
+        }
+        String[] pairs = example.stringPropertyNames().stream().map(k -> k + "=" + example.getProperty(k))
+                .toArray(String[]::new);
+        withBootDataSource().withPropertyValues(pairs).run(context -> {
+            EvictorSettings expected = EvictorSettings.builder().tick(Duration.ofMillis(100))
+                    .drainWindow(Duration.ofSeconds(2)).maxReplacementsInFlight(4)
+                    .stragglerDeadline(Duration.ofSeconds(30)).abortStragglers(true)
+                    .signals(EnumSet.of(LeaveSignal.GOAWAY)).build();
+            assertThat(context.getBean(EvictorSettings.class)).hasToString(expected.toString());
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource").settings())
+                    .isSameAs(context.getBean(EvictorSettings.class));
+        });
+    }
+
+    @Test
+    void theDefaultsAreTheLibrarysDefaults() {
+        assertThat(new PoolGoAwayProperties().toSettings()).hasToString(EvictorSettings.defaults().toString());
+    }
+
+    @Test
+    void aBadValueStopsTheApplicationNamingTheProperty() {
+        runner.withPropertyValues("poolgoaway.tick=-1s").run(context -> assertThat(context).getFailure()
+                .rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.tick").hasMessageContaining("-1"));
+        runner.withPropertyValues("poolgoaway.abort-stragglers=true").run(context -> assertThat(context)
+                .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.abort-stragglers"));
+        runner.withPropertyValues("poolgoaway.max-replacements-in-flight=-2").run(context -> assertThat(context)
+                .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.max-replacements-in-flight"));
+    }
+
+    @Test
+    void contributesAHealthIndicatorThatIsUpWithEachPoolsState() {
+        withBootDataSource().run(context -> {
+            query(context.getBean(HikariDataSource.class));
+            HealthReport health = BootHealth.report(context);
+            assertThat(health.status()).isEqualTo("UP");
+            assertThat(health.details()).containsOnlyKeys("dataSource");
+            assertThat(health.pool("dataSource")).containsEntry("pool", "app-pool").containsEntry("running", true)
+                    .containsEntry("draining", false).containsEntry("flaggedConnections", 0)
+                    .containsEntry("publicApiFallback", false).doesNotContainKey("lastDrain");
+        });
+    }
+
+    @Test
+    void noHealthIndicatorWithoutTheHealthApiOrWhenItIsDisabled() {
+        withBootDataSource().withClassLoader(new FilteredClassLoader(BootHealth.API)).run(context -> assertThat(
+                context).hasNotFailed().hasSingleBean(PoolGoAwayInstaller.class)
+                .doesNotHaveBean("poolGoAwayHealthIndicator"));
+        withBootDataSource().withPropertyValues("management.health.poolgoaway.enabled=false").run(context ->
+                assertThat(context).hasSingleBean(PoolGoAwayInstaller.class)
+                        .doesNotHaveBean("poolGoAwayHealthIndicator"));
+    }
+
+    @Test
+    void hikarisMetersAndPoolGoAwaysShareTheApplicationsRegistryAndPoolTag() {
+        withBootDataSource().run(context -> {
+            query(context.getBean(HikariDataSource.class));
+            MeterRegistry meters = context.getBean(MeterRegistry.class);
+            assertThat(meters.find("hikaricp.connections").tag("pool", "app-pool").gauge()).isNotNull();
+            assertThat(meters.find(GoAwayMetrics.FLAGGED).tag("pool", "app-pool").gauge()).isNotNull();
+            assertThat(meters.find(GoAwayMetrics.DRAIN_EPISODES).tag("pool", "app-pool").counter()).isNotNull();
+        });
+    }
+
+    @Test
+    void worksWithoutMicrometer() {
+        withBootDataSource().withClassLoader(new FilteredClassLoader("io.micrometer")).run(context -> {
+            assertThat(context).hasNotFailed().doesNotHaveBean(PoolGoAwayMeters.class);
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            query(pool);
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource").running()).isTrue();
+        });
+    }
+
+    @Test
+    void keepsTheApplicationsOwnMetricsTracker() {
+        SimpleMeterRegistry own = new SimpleMeterRegistry();
+        runner.withBean("dataSource", HikariDataSource.class, () -> {
+            HikariDataSource pool = new HikariDataSource();
+            pool.setJdbcUrl(url());
+            pool.setUsername("postgres");
+            pool.setPoolName("own-tracker");
+            pool.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(own));
+            return pool;
+        }).run(context -> {
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            assertThat(hasWireLayer(pool)).isTrue();
+            query(pool);
+            assertThat(own.find("hikaricp.connections").tag("pool", "own-tracker").gauge()).isNotNull();
+            MeterRegistry application = context.getBean(MeterRegistry.class);
+            assertThat(application.find("hikaricp.connections").gauge()).isNull();
+            assertThat(application.find(GoAwayMetrics.FLAGGED).tag("pool", "own-tracker").gauge()).isNotNull();
+        });
+    }
+}
