@@ -421,6 +421,13 @@ public final class GoAwayProxy implements AutoCloseable {
                 }
                 return;
             }
+            try {
+                // The proxy writes a server's reply message by message; with Nagle's algorithm on, the client's
+                // delayed ACK would hold each reply's tail for ~40 ms, a latency no real server adds.
+                client.setTcpNoDelay(true);
+            } catch (IOException e) {
+                log.debug("{}: TCP_NODELAY not set on a client connection: {}", name, e.toString());
+            }
             ProxySession session = new ProxySession(ids.incrementAndGet(), this, client, tls);
             sessions.add(session);
             if (closed) {

@@ -1,6 +1,7 @@
 package dev.poolgoaway.testkit;
 
 import java.io.IOException;
+import java.security.GeneralSecurityException;
 
 /**
  * The test-kit code docs/testkit.md shows, compiled with the tests (DocSnippetsTest keeps the docs equal to it).
@@ -11,7 +12,7 @@ final class DocExamples {
     private DocExamples() {
     }
 
-    static String proxy(PostgresUpstream blue) throws IOException {
+    static String proxy(PostgresUpstream blue) throws IOException, GeneralSecurityException {
         // tag::proxy[]
         GoAwayProxy proxy = GoAwayProxy.builder()
                 .upstream(blue)                                   // or .upstream("db.internal", 5432)
