@@ -182,7 +182,7 @@ class DrainTest {
         try (Connection c = pool.getConnection()) {
             assertEquals(green.port(), serverPort(c));
         }
-        assertEquals(20, count(GoAwayMetrics.SIGNALS, "kind", "goaway"));
+        assertEquals(20, count(GoAwayMetrics.SIGNALS, "kind", "goaway"), () -> meters.getMetersAsString());
         assertEquals(20, count(GoAwayMetrics.EVICTIONS, "state", "idle") + count(GoAwayMetrics.EVICTIONS, "state",
                 "in_use"));
         await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());

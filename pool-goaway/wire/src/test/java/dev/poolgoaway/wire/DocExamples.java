@@ -1,5 +1,6 @@
 package dev.poolgoaway.wire;
 
+import java.io.IOException;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -14,7 +15,7 @@ final class DocExamples {
     private DocExamples() {
     }
 
-    static void direct() throws SQLException {
+    static void direct() throws SQLException, IOException {
         // tag::direct[]
         Properties props = PgGoAway.install(new Properties());   // socketFactory, sslfactory, protocolVersion=3.2
         props.setProperty("user", "app");
@@ -28,7 +29,7 @@ final class DocExamples {
         // end::direct[]
     }
 
-    static void signals(Connection connection) throws SQLException {
+    static void signals(Connection connection) throws SQLException, IOException {
         // tag::signals[]
         Properties props = PgGoAway.install(new Properties());
         ConnectionSignals signals = PgGoAway.signals(connection).orElseThrow();
