@@ -143,9 +143,10 @@ public class PoolGoAwayProperties {
     private static <T> void check(String property, T value, Consumer<T> setter) {
         try {
             setter.accept(value);
-        } catch (IllegalArgumentException | NullPointerException e) {
-            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value,
-                    e.getMessage() == null ? "a value is required" : e.getMessage());
+        } catch (IllegalArgumentException e) {
+            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value, e.getMessage());
+        } catch (NullPointerException e) {
+            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value, "a value is required");
         }
     }
 }

@@ -9,16 +9,21 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.EnumSet;
 import java.util.Properties;
+import java.util.function.Consumer;
+
+import javax.sql.DataSource;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
+import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
+import org.springframework.jdbc.datasource.DelegatingDataSource;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
@@ -69,6 +74,17 @@ class PoolGoAwayAutoConfigurationTest {
                 "spring.datasource.hikari.pool-name=app-pool");
     }
 
+    /** The application's own pool bean for the embedded server, as {@code customize} changes it. */
+    private ApplicationContextRunner withOwnPool(Consumer<HikariDataSource> customize) {
+        return runner.withBean("dataSource", HikariDataSource.class, () -> {
+            HikariDataSource pool = new HikariDataSource();
+            pool.setJdbcUrl(url());
+            pool.setUsername("postgres");
+            customize.accept(pool);
+            return pool;
+        });
+    }
+
     private static boolean hasWireLayer(HikariDataSource pool) {
         return GoAwaySocketFactory.class.getName().equals(pool.getDataSourceProperties().getProperty("socketFactory"));
     }
@@ -117,11 +133,7 @@ class PoolGoAwayAutoConfigurationTest {
 
     @Test
     void leavesAPoolOfAnotherDatabaseAlone() {
-        runner.withBean("dataSource", HikariDataSource.class, () -> {
-            HikariDataSource other = new HikariDataSource();
-            other.setJdbcUrl("jdbc:mysql://localhost/app");
-            return other;
-        }).run(context -> {
+        withOwnPool(pool -> pool.setJdbcUrl("jdbc:mysql://localhost/app")).run(context -> {
             assertThat(context).hasNotFailed();
             assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
             assertThat(hasWireLayer(context.getBean(HikariDataSource.class))).isFalse();
@@ -143,13 +155,7 @@ class PoolGoAwayAutoConfigurationTest {
     @Test
     void leavesAPoolWithAMetricRegistryAloneAndTheApplicationStarts() {
         SimpleMeterRegistry own = new SimpleMeterRegistry();
-        runner.withBean("dataSource", HikariDataSource.class, () -> {
-            HikariDataSource pool = new HikariDataSource();
-            pool.setJdbcUrl(url());
-            pool.setUsername("postgres");
-            pool.setMetricRegistry(own);
-            return pool;
-        }).run(context -> {
+        withOwnPool(pool -> pool.setMetricRegistry(own)).run(context -> {
             assertThat(context).hasNotFailed();
             assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
             HikariDataSource pool = context.getBean(HikariDataSource.class);
@@ -193,6 +199,32 @@ class PoolGoAwayAutoConfigurationTest {
     }
 
     @Test
+    void theApplicationsOwnSettingsWin() {
+        EvictorSettings own = EvictorSettings.builder().tick(Duration.ofSeconds(1)).build();
+        withBootDataSource().withBean(EvictorSettings.class, () -> own).run(context -> assertThat(
+                context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource").settings()).isSameAs(own));
+    }
+
+    /** A post-processor that wraps data sources, as proxies for tracing or logging do. */
+    static class Wrapping implements BeanPostProcessor {
+        @Override
+        public Object postProcessAfterInitialization(Object bean, String beanName) {
+            return bean instanceof DataSource ds ? new DelegatingDataSource(ds) : bean;
+        }
+    }
+
+    @Test
+    void installsBeneathAWrapper() {
+        withBootDataSource().withBean(Wrapping.class).run(context -> {
+            assertThat(context.getBean(DataSource.class)).isInstanceOf(DelegatingDataSource.class);
+            HikariDataSource pool = context.getBean(DataSource.class).unwrap(HikariDataSource.class);
+            assertThat(hasWireLayer(pool)).isTrue();
+            query(pool);
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource").running()).isTrue();
+        });
+    }
+
+    @Test
     void theDefaultsAreTheLibrarysDefaults() {
         assertThat(new PoolGoAwayProperties().toSettings()).hasToString(EvictorSettings.defaults().toString());
     }
@@ -205,6 +237,9 @@ class PoolGoAwayAutoConfigurationTest {
         runner.withPropertyValues("poolgoaway.abort-stragglers=true").run(context -> assertThat(context)
                 .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
                 .hasMessageContaining("poolgoaway.abort-stragglers"));
+        runner.withPropertyValues("poolgoaway.signals=").run(context -> assertThat(context).getFailure()
+                .rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.signals"));
         runner.withPropertyValues("poolgoaway.max-replacements-in-flight=-2").run(context -> assertThat(context)
                 .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
                 .hasMessageContaining("poolgoaway.max-replacements-in-flight"));
@@ -257,13 +292,9 @@ class PoolGoAwayAutoConfigurationTest {
     @Test
     void keepsTheApplicationsOwnMetricsTracker() {
         SimpleMeterRegistry own = new SimpleMeterRegistry();
-        runner.withBean("dataSource", HikariDataSource.class, () -> {
-            HikariDataSource pool = new HikariDataSource();
-            pool.setJdbcUrl(url());
-            pool.setUsername("postgres");
+        withOwnPool(pool -> {
             pool.setPoolName("own-tracker");
             pool.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(own));
-            return pool;
         }).run(context -> {
             HikariDataSource pool = context.getBean(HikariDataSource.class);
             assertThat(hasWireLayer(pool)).isTrue();

@@ -7,6 +7,7 @@ import org.springframework.context.annotation.Configuration;
 import com.zaxxer.hikari.HikariDataSource;
 
 /** An application's own pool, declared as a bean: pool-goaway installs itself into it like into Boot's. */
+// tag::own-pool[]
 @Configuration(proxyBeanMethods = false)
 public class ReportingPoolConfiguration {
 
@@ -16,3 +17,4 @@ public class ReportingPoolConfiguration {
         return new HikariDataSource();   // not started: the pool starts at its first getConnection()
     }
 }
+// end::own-pool[]
