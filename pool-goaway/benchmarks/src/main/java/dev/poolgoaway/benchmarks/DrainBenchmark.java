@@ -27,7 +27,7 @@ import dev.poolgoaway.testkit.drill.Switchover;
  * on one machine. Two embedded PostgreSQL 18 servers (blue, green) behind the test kit's proxy.
  *
  * <pre>
- * ./mvnw -B -DskipTests -Pdrain verify -pl pool-goaway/benchmarks -am -Ddrain.args="--pool-size=20"
+ * ./mvnw -B -DskipTests -Pbench-drain verify -pl pool-goaway/benchmarks -am -Ddrain.args="--pool-size=20"
  * </pre>
  *
  * Plain HikariCP does not drain under a smart shutdown: it is watched for {@code --window} and the report projects

@@ -1,0 +1,278 @@
+package dev.poolgoaway.benchmarks;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.ThreadInfo;
+import java.lang.management.ThreadMXBean;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.Executors;
+import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.atomic.AtomicLong;
+import java.util.function.LongSupplier;
+import java.util.function.Predicate;
+
+import com.sun.management.OperatingSystemMXBean;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+
+import dev.poolgoaway.hikari.EvictorSettings;
+import dev.poolgoaway.hikari.GoAwayEvictor;
+import dev.poolgoaway.hikari.PoolGoAway;
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+
+/**
+ * What the evictor costs a pool whose server never asks anyone to leave (the steady state): the CPU time of its
+ * thread over a fixed window, per tick and per second, for pools of 20 and 200 connections, idle and under a light
+ * load. The same pool without pool-goaway runs in the same process just before, as the baseline: its HikariCP
+ * threads' CPU and the whole process's CPU over the same window. A real PostgreSQL 18 on loopback, plain TCP.
+ *
+ * <p>Arguments ({@code key=value}, all optional): {@code window} seconds measured per case (default 10),
+ * {@code sizes} (default {@code 20,200}), {@code ticks} in milliseconds (default {@code 250,100}), {@code rate} light
+ * load in queries per second (default 200). The table goes to standard output and to {@code evictor-cost.md} in the
+ * directory named by the system property {@code bench.out} (default {@code target/bench}).
+ */
+public final class EvictorCost {
+
+    private static final String EVICTOR_THREAD = "poolgoaway-evictor-";
+    private static final String LOAD_THREAD = "bench-load";
+    /** A newly started pool is left alone this long before measuring: the last connections' handshakes, JIT. */
+    private static final Duration SETTLE = Duration.ofSeconds(3);
+    /** The JVM's warm-up: both kinds of pool, loaded, unmeasured, so that the first measured case is not the JIT's. */
+    private static final Duration WARM_UP = Duration.ofSeconds(3);
+
+    private final ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+    private final OperatingSystemMXBean os = ManagementFactory.getPlatformMXBean(OperatingSystemMXBean.class);
+    private final EmbeddedUpstream pg;
+    private final int rate;
+
+    private EvictorCost(EmbeddedUpstream pg, int rate) {
+        this.pg = pg;
+        this.rate = rate;
+    }
+
+    /** One measured window. {@code tick} is null for the pool without pool-goaway. */
+    private record Row(int size, String load, Duration tick, long evictorNanos, long hikariNanos, long processNanos,
+            long queries, Duration window) {
+    }
+
+    /**
+     * @param args {@code key=value} pairs, see the class comment
+     * @throws Exception if the server or a pool cannot start, or the report cannot be written
+     */
+    public static void main(String[] args) throws Exception {
+        Map<String, String> opts = new HashMap<>();
+        for (String a : args) {
+            int eq = a.indexOf('=');
+            if (eq < 0) {
+                throw new IllegalArgumentException("expected key=value, got " + a);
+            }
+            opts.put(a.substring(0, eq), a.substring(eq + 1));
+        }
+        Duration window = Duration.ofSeconds(Long.parseLong(opts.getOrDefault("window", "10")));
+        int[] sizes = ints(opts.getOrDefault("sizes", "20,200"));
+        int[] ticks = ints(opts.getOrDefault("ticks", "250,100"));
+        int rate = Integer.parseInt(opts.getOrDefault("rate", "200"));
+        int maxSize = Arrays.stream(sizes).max().orElse(0);
+        ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+        if (!threads.isThreadCpuTimeSupported()) {
+            throw new IllegalStateException("this JVM cannot measure thread CPU time");
+        }
+        threads.setThreadCpuTimeEnabled(true);
+
+        List<Row> rows = new ArrayList<>();
+        // Pools run one at a time, each closed before the next: head room for the server's own connections.
+        try (EmbeddedUpstream pg = EmbeddedUpstream.start(Map.of("max_connections", String.valueOf(maxSize + 20)))) {
+            EvictorCost bench = new EvictorCost(pg, rate);
+            bench.measure("warm-up", sizes[0], null, WARM_UP);
+            bench.measure("warm-up", sizes[0], Duration.ofMillis(ticks[0]), WARM_UP);
+            for (int size : sizes) {
+                rows.addAll(bench.measure("bench", size, null, window));
+                for (int tick : ticks) {
+                    rows.addAll(bench.measure("bench", size, Duration.ofMillis(tick), window));
+                }
+            }
+        }
+        String table = table(rows, rate);
+        Path out = Path.of(System.getProperty("bench.out", "target/bench"));
+        Files.createDirectories(out);
+        Files.writeString(out.resolve("evictor-cost.md"), table);
+        System.out.println();
+        System.out.println(table);
+        System.out.println("written to " + out.toAbsolutePath());
+    }
+
+    /** Starts one pool, lets it settle, measures it idle and then under the light load. */
+    private List<Row> measure(String label, int size, Duration tick, Duration window) throws Exception {
+        String name = label + "-" + size + "-" + (tick == null ? "without" : "tick" + tick.toMillis());
+        HikariConfig config = new HikariConfig();
+        config.setPoolName(name);
+        config.setJdbcUrl(pg.jdbcUrl());
+        config.setUsername(pg.user());
+        config.setPassword(pg.password());
+        config.setMaximumPoolSize(size);
+        config.setMinimumIdle(size);
+        GoAwayEvictor evictor = tick == null ? null
+                : PoolGoAway.install(config, EvictorSettings.builder().tick(tick).build());
+        try (HikariDataSource ds = new HikariDataSource(config)) {
+            waitForFullPool(ds, size);
+            if (evictor != null && !evictor.running()) {
+                throw new IllegalStateException(name + ": the evictor is not running");
+            }
+            Thread.sleep(SETTLE.toMillis());
+            List<Row> rows = new ArrayList<>();
+            rows.add(window(size, "idle", tick, name, window, 0, () -> 0L));
+            AtomicLong queries = new AtomicLong();
+            ScheduledExecutorService load = Executors.newSingleThreadScheduledExecutor(r -> new Thread(r,
+                    LOAD_THREAD));
+            try {
+                load.scheduleAtFixedRate(() -> query(ds, queries), 0, 1_000_000 / rate, TimeUnit.MICROSECONDS);
+                rows.add(window(size, "light", tick, name, window, rate, queries::get));
+            } finally {
+                load.shutdownNow();
+                load.awaitTermination(10, TimeUnit.SECONDS);
+            }
+            return rows;
+        }
+    }
+
+    private static void query(HikariDataSource ds, AtomicLong queries) {
+        try (Connection c = ds.getConnection(); Statement s = c.createStatement();
+                ResultSet rs = s.executeQuery("select 1")) {
+            rs.next();
+            queries.incrementAndGet();
+        } catch (SQLException e) {
+            // The executor stops the load here; the window's query count then falls short and fails the run.
+            System.err.println("load query failed: " + e);
+            throw new IllegalStateException("load query failed", e);
+        }
+    }
+
+    /** The window: CPU of every thread of interest and of the process, before and after. */
+    private Row window(int size, String load, Duration tick, String pool, Duration window, int expectedRate,
+            LongSupplier queries) throws InterruptedException {
+        Map<Long, ThreadInfo> before = threadsNamed(pool);
+        Map<Long, Long> cpuBefore = cpu(before.keySet());
+        long processBefore = os.getProcessCpuTime();
+        long queriesBefore = queries.getAsLong();
+        long start = System.nanoTime();
+        Thread.sleep(window.toMillis());
+        long elapsed = System.nanoTime() - start;
+        long processNanos = os.getProcessCpuTime() - processBefore;
+        long done = queries.getAsLong() - queriesBefore;
+        Map<Long, Long> cpuAfter = cpu(before.keySet());
+        String hikariPrefix = pool + ":";
+        long evictor = delta(before, cpuBefore, cpuAfter, n -> n.startsWith(EVICTOR_THREAD));
+        long hikari = delta(before, cpuBefore, cpuAfter, n -> n.startsWith(hikariPrefix));
+        if (expectedRate > 0 && done < expectedRate * window.toSeconds() / 2) {
+            throw new IllegalStateException(pool + ": the load ran " + done + " queries, not about "
+                    + expectedRate * window.toSeconds());
+        }
+        Row row = new Row(size, load, tick, evictor, hikari, processNanos, done, Duration.ofNanos(elapsed));
+        System.out.printf(Locale.ROOT, "%s %s: evictor %.1f ms, hikari %.1f ms, process %.1f ms CPU in %.1f s%n",
+                pool, load, evictor / 1e6, hikari / 1e6, processNanos / 1e6, elapsed / 1e9);
+        return row;
+    }
+
+    /**
+     * The threads to watch, by id: the evictor's and the pool's own (named after it). Hikari's adder and closer
+     * threads come and go; one that starts inside a window is not counted (a full, quiet pool starts none).
+     */
+    private Map<Long, ThreadInfo> threadsNamed(String pool) {
+        Map<Long, ThreadInfo> found = new HashMap<>();
+        for (ThreadInfo info : threads.getThreadInfo(threads.getAllThreadIds())) {
+            if (info != null) {
+                String n = info.getThreadName();
+                if (n.equals(EVICTOR_THREAD + pool) || n.startsWith(pool + ":")) {
+                    found.put(info.getThreadId(), info);
+                }
+            }
+        }
+        return found;
+    }
+
+    private Map<Long, Long> cpu(Iterable<Long> ids) {
+        Map<Long, Long> cpu = new HashMap<>();
+        for (long id : ids) {
+            cpu.put(id, threads.getThreadCpuTime(id));
+        }
+        return cpu;
+    }
+
+    /** A thread that ended inside the window reports -1 at the end: its CPU up to then is lost, counted as none. */
+    private static long delta(Map<Long, ThreadInfo> infos, Map<Long, Long> before, Map<Long, Long> after,
+            Predicate<String> name) {
+        long sum = 0;
+        for (Map.Entry<Long, ThreadInfo> e : infos.entrySet()) {
+            long b = before.get(e.getKey());
+            long a = after.get(e.getKey());
+            if (name.test(e.getValue().getThreadName()) && b >= 0 && a >= 0) {
+                sum += a - b;
+            }
+        }
+        return sum;
+    }
+
+    private static void waitForFullPool(HikariDataSource ds, int size) throws InterruptedException {
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (ds.getHikariPoolMXBean().getTotalConnections() < size) {
+            if (System.nanoTime() > deadline) {
+                throw new IllegalStateException(ds.getPoolName() + " did not reach " + size + " connections: "
+                        + ds.getHikariPoolMXBean().getTotalConnections());
+            }
+            Thread.sleep(50);
+        }
+    }
+
+    private static String table(List<Row> rows, int rate) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("| connections | load | pool | evictor CPU, µs/tick | evictor CPU, ms/s (% of a core) | "
+                + "HikariCP threads, ms/s | process CPU, ms/s | process Δ vs without, ms/s |\n");
+        sb.append("|---|---|---|---|---|---|---|---|\n");
+        Map<String, Row> baselines = new HashMap<>();
+        for (Row r : rows) {
+            double seconds = r.window.toNanos() / 1e9;
+            double processPerSecond = r.processNanos / 1e6 / seconds;
+            String key = r.size + r.load;
+            if (r.tick == null) {
+                baselines.put(key, r);
+            }
+            Row base = baselines.get(key);
+            String evictorPerTick = "-";
+            String evictorPerSecond = "-";
+            String delta = "-";
+            if (r.tick != null) {
+                double ticks = r.window.toNanos() / (double) r.tick.toNanos();
+                evictorPerTick = String.format(Locale.ROOT, "%.1f", r.evictorNanos / 1e3 / ticks);
+                double ms = r.evictorNanos / 1e6 / seconds;
+                evictorPerSecond = String.format(Locale.ROOT, "%.3f (%.2f%%)", ms, ms / 10);
+                if (base != null) {
+                    delta = String.format(Locale.ROOT, "%+.1f",
+                            processPerSecond - base.processNanos / 1e6 / (base.window.toNanos() / 1e9));
+                }
+            }
+            sb.append(String.format(Locale.ROOT, "| %d | %s | %s | %s | %s | %.3f | %.1f | %s |%n", r.size,
+                    "idle".equals(r.load) ? "idle" : r.load + " (" + Math.round(r.queries / seconds) + " q/s)",
+                    r.tick == null ? "without pool-goaway" : "pool-goaway, tick " + r.tick.toMillis() + " ms",
+                    evictorPerTick, evictorPerSecond, r.hikariNanos / 1e6 / seconds, processPerSecond, delta));
+        }
+        sb.append(String.format(Locale.ROOT, "%nLight load: one thread, %d queries/s (`select 1`, borrow and "
+                + "return). Ticks are nominal (window / tick).%n", rate));
+        return sb.toString();
+    }
+
+    private static int[] ints(String csv) {
+        return Arrays.stream(csv.split(",")).map(String::trim).mapToInt(Integer::parseInt).toArray();
+    }
+}
