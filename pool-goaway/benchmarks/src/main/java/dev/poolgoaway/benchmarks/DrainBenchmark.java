@@ -47,25 +47,10 @@ public final class DrainBenchmark {
      * @throws Exception if a server or the proxy cannot start
      */
     public static void main(String[] args) throws Exception {
-        DrillOptions options = new DrillOptions("drain-benchmark")
-                .option("pool-size", "20", "connections in each pool (minimumIdle = maximumPoolSize)")
-                .option("workers", "16", "threads issuing requests")
-                .option("rate", "400", "requests per second, all workers together (0 = back to back)")
-                .option("before", "5s", "steady load before the switchover")
-                .option("after", "5s", "load kept going after the drain")
-                .option("window", "20s", "how long to watch a drill that does not drain")
+        DrillOptions.forDrills("drain-benchmark")
                 .option("modes", String.join(",", MODES), "which drills, of " + MODES)
-                .option("out", "target/drain-benchmark.md", "where the comparison table is written");
-        try {
-            if (!options.parse(args)) {
-                System.out.println(options.usage());
-                return;
-            }
-            run(options);
-        } catch (IllegalArgumentException e) {
-            System.err.println(e.getMessage());
-            System.exit(2);
-        }
+                .option("out", "target/drain-benchmark.md", "where the comparison table is written")
+                .run(args, DrainBenchmark::run);
     }
 
     private static void run(DrillOptions options) throws Exception {
@@ -120,10 +105,7 @@ public final class DrainBenchmark {
             try (HikariDataSource pool = new HikariDataSource(config)) {
                 DrillResult result = SwitchoverDrill.builder(proxy, blue, green).label(mode).switchover(switchover)
                         .warmUp(poolSize)
-                        .workers(options.intValue("workers", 1, 1000))
-                        .requestsPerSecond(options.intValue("rate", 0, 1_000_000))
-                        .before(options.duration("before")).after(options.duration("after"))
-                        .observeAtMost(options.duration("window"))
+                        .load(options).observeAtMost(options.duration("window"))
                         .maxLifetime(Duration.ofMillis(config.getMaxLifetime()))
                         .progress(System.out::println).build().run(pool);
                 System.out.println(result.report());

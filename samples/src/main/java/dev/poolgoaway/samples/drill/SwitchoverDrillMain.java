@@ -59,26 +59,11 @@ public final class SwitchoverDrillMain {
      * @throws Exception if a server, the proxy or the application cannot start
      */
     public static void main(String[] args) throws Exception {
-        DrillOptions options = new DrillOptions("switchover-drill")
-                .option("pool-size", "20", "connections in the application's pool (minimumIdle = maximumPoolSize)")
-                .option("workers", "16", "threads issuing requests")
-                .option("rate", "400", "requests per second, all workers together (0 = back to back)")
-                .option("before", "5s", "steady load before the switchover")
-                .option("after", "5s", "load kept going after the drain")
+        DrillOptions.forDrills("switchover-drill")
                 .option("drain-timeout", "30s", "how long the pool-goaway drill may take to drain")
                 .option("compare", "true", "also run the drill with pool-goaway switched off (true/false)")
-                .option("window", "20s", "how long to watch the drill without pool-goaway")
-                .option("out", "target/drill", "directory for the report, timelines and chart");
-        try {
-            if (!options.parse(args)) {
-                System.out.println(options.usage());
-                return;
-            }
-            run(options);
-        } catch (IllegalArgumentException e) {
-            System.err.println(e.getMessage());
-            System.exit(2);
-        }
+                .option("out", "target/drill", "directory for the report, timelines and chart")
+                .run(args, SwitchoverDrillMain::run);
     }
 
     private static void run(DrillOptions options) throws Exception {
@@ -125,10 +110,7 @@ public final class SwitchoverDrillMain {
                     .properties(properties).run()) {
                 HikariDataSource pool = app.getBean(HikariDataSource.class);
                 DrillResult result = SwitchoverDrill.builder(proxy, blue, green).label(label).warmUp(poolSize)
-                        .workers(options.intValue("workers", 1, 1000))
-                        .requestsPerSecond(options.intValue("rate", 0, 1_000_000))
-                        .request(new PlaceOrder())
-                        .before(options.duration("before")).after(options.duration("after"))
+                        .load(options).request(new PlaceOrder())
                         .observeAtMost(observeAtMost)
                         .maxLifetime(Duration.ofMillis(pool.getMaxLifetime()))
                         .progress(System.out::println).build().run(pool);

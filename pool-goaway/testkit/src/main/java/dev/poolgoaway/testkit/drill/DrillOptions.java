@@ -31,9 +31,58 @@ public final class DrillOptions {
     private final Map<String, String> values = new LinkedHashMap<>();
     private boolean help;
 
+    /** A drill program's body, run with its parsed options. */
+    @FunctionalInterface
+    public interface Program {
+
+        /**
+         * @param options the parsed options
+         * @throws Exception if the drill cannot run
+         */
+        void run(DrillOptions options) throws Exception;
+    }
+
     /** @param program the program's name, for the usage text */
     public DrillOptions(String program) {
         this.program = program;
+    }
+
+    /**
+     * The options every drill program has, for {@link SwitchoverDrill.Builder#load(DrillOptions)}: {@code pool-size},
+     * {@code workers}, {@code rate}, {@code before}, {@code after}, {@code window}.
+     *
+     * @param program the program's name, for the usage text
+     * @return the options, to declare the program's own ones on
+     */
+    public static DrillOptions forDrills(String program) {
+        return new DrillOptions(program)
+                .option("pool-size", "20", "connections in the pool (minimumIdle = maximumPoolSize)")
+                .option("workers", "16", "threads issuing requests")
+                .option("rate", "400", "requests per second, all workers together (0 = back to back)")
+                .option("before", "5s", "steady load before the switchover")
+                .option("after", "5s", "load kept going after the drain")
+                .option("window", "20s", "how long to watch a drill that does not drain");
+    }
+
+    /**
+     * Runs a program's {@code main}: parses the arguments, prints the usage for {@code --help}, and for bad input
+     * prints what is wrong and exits with status 2.
+     *
+     * @param args    the command line
+     * @param program what to run with the parsed options
+     * @throws Exception what the program throws
+     */
+    public void run(String[] args, Program program) throws Exception {
+        try {
+            if (!parse(args)) {
+                System.out.println(usage());
+                return;
+            }
+            program.run(this);
+        } catch (IllegalArgumentException e) {
+            System.err.println(e.getMessage());
+            System.exit(2);
+        }
     }
 
     /**

@@ -456,6 +456,20 @@ public final class SwitchoverDrill {
             return this;
         }
 
+        /**
+         * Takes the load from a drill program's command line ({@link DrillOptions#forDrills}): {@code workers},
+         * {@code rate}, {@code before}, {@code after}.
+         *
+         * @param options the parsed options
+         * @return this
+         * @throws IllegalArgumentException naming the option that is out of range
+         */
+        public Builder load(DrillOptions options) {
+            return workers(options.intValue("workers", 1, 1000))
+                    .requestsPerSecond(options.intValue("rate", 0, 1_000_000))
+                    .before(options.duration("before")).after(options.duration("after"));
+        }
+
         /** @param request what each request does (default {@link #SHORT_QUERY}) @return this */
         public Builder request(Request request) {
             this.request = Objects.requireNonNull(request, "request");

@@ -55,4 +55,15 @@ class DrillOptionsTest {
         assertFalse(options.parse("--help"));
         assertTrue(options.usage().contains("connections in the pool (default 20)"), options.usage());
     }
+
+    @Test
+    void theSharedDrillOptionsHaveDefaultsAndTheirOwnChecks() {
+        DrillOptions drill = DrillOptions.forDrills("drill").option("extra", "x", "a program's own option");
+        assertTrue(drill.parse("--rate=0", "--extra=y"));
+        assertEquals(20, drill.intValue("pool-size", 1, 500));
+        assertEquals(0, drill.intValue("rate", 0, 1_000_000));
+        assertEquals(Duration.ofSeconds(20), drill.duration("window"));
+        assertEquals("y", drill.value("extra"));
+        assertTrue(drill.usage().contains("--workers="), drill.usage());
+    }
 }
