@@ -74,6 +74,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     /** Keyed by Hikari's pool entry, or (public-API fallback) by the connection's signals. */
     private final Map<Object, Tracked> tracked = new IdentityHashMap<>();
     private Episode episode;
+    /** The last run found a connection it had not seen before: replacements are being made. */
+    private boolean connectionsArrived;
     private volatile int flaggedOpen;
     private volatile DrainEpisode lastDrain;
 
@@ -214,10 +216,18 @@ public final class GoAwayEvictor implements AutoCloseable {
         // nothing, and nothing then holds the drain back but its window.
         int deficit = Math.max(0, stats.getMinConnections() - pool.getTotalConnections());
         int budget = settings.maxReplacementsInFlight(stats.getMaxConnections()) - deficit;
+        // Short by the bound with no new connection since the last run: the new server refuses (or is down).
+        boolean refillKeepsUp = budget > 0 || connectionsArrived;
+        connectionsArrived = false;
         Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
         for (IConcurrentBagEntry entry : internals.entries()) {
             present.add(entry);
-            Tracked t = tracked.computeIfAbsent(entry, e -> new Tracked(signalsOf(internals.connection(entry))));
+            Tracked t = tracked.get(entry);
+            if (t == null) {
+                t = new Tracked(signalsOf(internals.connection(entry)));
+                tracked.put(entry, t);
+                connectionsArrived = true;
+            }
             if (t.signals == null || t.evicted) {
                 continue;
             }
@@ -225,7 +235,11 @@ public final class GoAwayEvictor implements AutoCloseable {
             if (state == IConcurrentBagEntry.STATE_IN_USE) {
                 flag(t, now);
                 if (t.kind != null) {
-                    if (!t.marked) {
+                    // A marked connection is replaced when it is returned. While replacements arrive, every one is
+                    // marked at once (the drain stays fast); when none does and the pool is short by the bound
+                    // already, marking waits, so the pool keeps serving from the old connections rather than drain
+                    // itself empty. A dead one goes regardless.
+                    if (!t.marked && (t.dead || refillKeepsUp)) {
                         t.marked = true;
                         internals.markEvicted(entry);
                         log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",

@@ -14,17 +14,11 @@ import java.util.ArrayList;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.CompletableFuture;
-import java.util.concurrent.ExecutionException;
 import java.util.concurrent.ExecutorService;
 import java.util.concurrent.Executors;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.stream.Collectors;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -35,7 +29,6 @@ import com.zaxxer.hikari.HikariDataSource;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
-import dev.poolgoaway.testkit.ProxiedConnection;
 import dev.poolgoaway.testkit.ShutdownCompletion;
 import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -46,7 +39,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
  */
 class DrainTest {
 
-    private static final Duration WAIT = Duration.ofSeconds(15);
+    private static final Duration WAIT = PoolFixture.WAIT;
     private static EmbeddedUpstream blue;
     private static EmbeddedUpstream green;
     private GoAwayProxy proxy;
@@ -56,14 +49,8 @@ class DrainTest {
 
     @BeforeAll
     static void servers() throws Exception {
-        blue = EmbeddedUpstream.start();
-        green = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopServers() throws Exception {
-        blue.close();
-        green.close();
+        blue = PoolFixture.blue();
+        green = PoolFixture.green();
     }
 
     @BeforeEach
@@ -80,13 +67,7 @@ class DrainTest {
     }
 
     private HikariDataSource pool(int size, EvictorSettings settings) {
-        HikariConfig config = new HikariConfig();
-        config.setJdbcUrl(proxy.jdbcUrl("postgres"));
-        config.setUsername("postgres");
-        config.setMaximumPoolSize(size);
-        config.setMinimumIdle(size);
-        config.setPoolName("drain-test");
-        config.setConnectionTimeout(10_000);
+        HikariConfig config = PoolFixture.config(proxy.jdbcUrl("postgres"), "drain-test", size);
         evictor = PoolGoAway.install(config, settings);
         GoAwayMetrics.bind(evictor, meters);
         pool = new HikariDataSource(config);
@@ -95,16 +76,11 @@ class DrainTest {
     }
 
     private static int serverPort(Connection c) throws SQLException {
-        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select inet_server_port()")) {
-            rs.next();
-            return rs.getInt(1);
-        }
+        return PoolFixture.serverPort(c);
     }
 
     private Set<Integer> openPidsOn(EmbeddedUpstream server) {
-        return proxy.openConnections().stream()
-                .filter(c -> c.upstream() != null && c.upstream().getPort() == server.port())
-                .map(ProxiedConnection::backendPid).collect(Collectors.toSet());
+        return PoolFixture.openPidsOn(proxy, server);
     }
 
     private double count(String meter, String tag, String value) {
@@ -112,67 +88,18 @@ class DrainTest {
         return c == null ? 0 : c.count();
     }
 
-    /** Steady load: each request borrows, runs a short transaction, returns. Counts failures, never retries. */
-    private final class Load implements AutoCloseable {
-        final AtomicBoolean stop = new AtomicBoolean();
-        final AtomicLong ok = new AtomicLong();
-        final AtomicLong failed = new AtomicLong();
-        final AtomicLong longestNanos = new AtomicLong();
-        final List<Throwable> failures = java.util.Collections.synchronizedList(new ArrayList<>());
-        final ExecutorService threads = Executors.newFixedThreadPool(8);
-        final List<Future<?>> running = new ArrayList<>();
-
-        Load() {
-            for (int i = 0; i < 8; i++) {
-                running.add(threads.submit(() -> {
-                    while (!stop.get()) {
-                        long start = System.nanoTime();
-                        try (Connection c = pool.getConnection()) {
-                            c.setAutoCommit(false);
-                            try (Statement s = c.createStatement()) {
-                                s.execute("select pg_sleep(0.002)");
-                                s.execute("select inet_server_port()");
-                            }
-                            c.commit();
-                            ok.incrementAndGet();
-                        } catch (SQLException | RuntimeException e) {
-                            failed.incrementAndGet();
-                            failures.add(e);
-                        }
-                        longestNanos.accumulateAndGet(System.nanoTime() - start, Math::max);
-                    }
-                }));
-            }
-        }
-
-        @Override
-        public void close() throws ExecutionException, TimeoutException {
-            stop.set(true);
-            try {
-                for (Future<?> f : running) {
-                    f.get(30, TimeUnit.SECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted while stopping the load", e);
-            } finally {
-                threads.shutdown();
-            }
-        }
-    }
-
     @Test
     void aSwitchoverUnderLoadDrainsBlueFastWithZeroFailedRequests() throws Exception {
         pool(20, EvictorSettings.defaults());
         assertEquals(20, openPidsOn(blue).size());
-        try (Load load = new Load()) {
+        try (LoadGenerator load = new LoadGenerator(pool)) {
             await().atMost(WAIT).until(() -> load.ok.get() > 200);
             proxy.retarget(green);
             CompletableFuture<ShutdownCompletion> drained = proxy.smartShutdown(blue);
             ShutdownCompletion done = drained.get(15, TimeUnit.SECONDS);
             long okAtDrain = load.ok.get();
             await().atMost(WAIT).until(() -> load.ok.get() > okAtDrain + 200);
-            assertEquals(0, load.failed.get(), () -> "failed requests: " + load.failures);
+            assertEquals(0, load.failed.get(), load::failureSummary);
             Duration longest = Duration.ofNanos(load.longestNanos.get());
             assertTrue(done.drainTime().compareTo(Duration.ofSeconds(1).plus(longest)) <= 0,
                     "drained in " + done.drainTime() + ", longest request " + longest);
@@ -343,8 +270,6 @@ class DrainTest {
         assertTrue(evictor.running());
         pool.close();
         await().atMost(WAIT).until(() -> !evictor.running());
-        await().atMost(WAIT).until(() -> Thread.getAllStackTraces().keySet().stream()
-                .noneMatch(t -> t.getName().startsWith("poolgoaway-evictor-")));
-        await().atMost(WAIT).until(() -> proxy.openConnections().isEmpty());
+        PoolFixture.awaitNothingLeftOf("drain-test", proxy);
     }
 }

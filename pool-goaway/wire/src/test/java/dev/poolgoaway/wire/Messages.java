@@ -3,8 +3,12 @@ package dev.poolgoaway.wire;
 import java.io.ByteArrayOutputStream;
 import java.nio.charset.StandardCharsets;
 
-/** Builds backend protocol bytes for tests. */
+/** Builds backend protocol bytes for tests, and random valid ones for the randomized and property tests. */
 final class Messages {
+
+    /** Every message type a PostgreSQL backend sends, GoAway and NegotiateProtocolVersion aside. */
+    static final char[] BACKEND_TYPES = {'1', '2', '3', 'n', 's', 'c', 'I', 'Z', 'K', 'D', 'd', 'V', 'R', 'S', 'E',
+        'N', 'A', 'C', 'T', 't', 'G', 'H', 'W'};
 
     private final ByteArrayOutputStream out = new ByteArrayOutputStream();
 
@@ -67,6 +71,27 @@ final class Messages {
         byte[] b = new byte[4];
         BackendFilter.writeInt(b, 0, v);
         out.writeBytes(b);
+    }
+
+    /**
+     * A body length the filter accepts for {@code type}, as close to {@code wanted} as the type allows: the fixed-size
+     * messages get theirs, BackendKeyData a pid and a 4 to 248 byte key.
+     */
+    static int legalBodyLength(char type, int wanted) {
+        return switch (type) {
+            case '1', '2', '3', 'n', 's', 'c', 'I' -> 0;
+            case 'Z' -> 1;
+            case 'K' -> 8 + Math.floorMod(wanted, 245);
+            default -> wanted;
+        };
+    }
+
+    /** A valid message of a random type whose body (random bytes) is about {@code wantedBody} long. */
+    static byte[] randomMessage(java.util.Random random, int wantedBody) {
+        char type = BACKEND_TYPES[random.nextInt(BACKEND_TYPES.length)];
+        byte[] body = new byte[legalBodyLength(type, wantedBody)];
+        random.nextBytes(body);
+        return stream().msg(type, body).bytes();
     }
 
     static byte[] cstrings(String... values) {

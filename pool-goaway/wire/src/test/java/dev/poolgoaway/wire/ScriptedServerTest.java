@@ -17,6 +17,7 @@ import java.util.Properties;
 
 import javax.net.ssl.SSLContext;
 
+import dev.poolgoaway.testkit.ScriptedServer;
 import dev.poolgoaway.testkit.TestCertificates;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -40,7 +41,7 @@ class ScriptedServerTest {
 
     private ScriptedServer start(ScriptedServer.Startup startup, boolean tls) throws Exception {
         SSLContext context = tls ? TestCertificates.get().serverContext() : null;
-        server = new ScriptedServer(startup, context);
+        server = ScriptedServer.start(startup, context);
         return server;
     }
 
@@ -51,7 +52,7 @@ class ScriptedServerTest {
         p.setProperty("sslmode", tls ? "require" : "disable");
         // A safety net: a hang would show up as a SocketTimeoutException, not a stuck build.
         p.setProperty("socketTimeout", "20");
-        return DriverManager.getConnection(server.url(), PgGoAway.install(p));
+        return DriverManager.getConnection(server.jdbcUrl(), PgGoAway.install(p));
     }
 
     private static int selectOne(Connection c) throws SQLException {
@@ -84,8 +85,8 @@ class ScriptedServerTest {
             assertFalse(PgGoAway.goAwayReceived(c));
             byte[] reply = ScriptedServer.selectOneReply();
             // RowDescription is 27 bytes: put the GoAway between it and the DataRow.
-            server.queryReply = Messages.concat(java.util.Arrays.copyOf(reply, 27), Messages.stream().goAway().bytes(),
-                    java.util.Arrays.copyOfRange(reply, 27, reply.length));
+            server.queryReply(Messages.concat(java.util.Arrays.copyOf(reply, 27), Messages.stream().goAway().bytes(),
+                    java.util.Arrays.copyOfRange(reply, 27, reply.length)));
             assertEquals(1, selectOne(c));
             assertTrue(PgGoAway.goAwayReceived(c));
             assertEquals(1, signals.goAwayCount());
@@ -106,7 +107,7 @@ class ScriptedServerTest {
                             Messages.cstrings("still here"), new byte[] {0})).bytes());
             pollUntil(signals, () -> signals.goAwayReceived());
             assertEquals(7000, c.getNetworkTimeout(), "the poll's short read left pgjdbc's timeout as it was");
-            assertEquals(server.sessions().get(0).pid, signals.backendPid().getAsInt());
+            assertEquals(server.sessions().get(0).pid(), signals.backendPid().getAsInt());
             try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
                 assertTrue(rs.next());
                 assertEquals(1, rs.getInt(1));
@@ -153,7 +154,7 @@ class ScriptedServerTest {
     @ValueSource(booleans = {false, true})
     void goAwayDuringStartupIsRemoved(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
-        server.afterAuth = Messages.stream().goAway().bytes();
+        server.afterAuth(Messages.stream().goAway().bytes());
         try (Connection c = connect(tls)) {
             assertTrue(PgGoAway.goAwayReceived(c));
             assertEquals(1, selectOne(c));
@@ -165,7 +166,7 @@ class ScriptedServerTest {
     void aThreeTwoServerNegotiatesAndPgjdbcNeverSeesIt(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_2, tls);
         try (Connection c = connect(tls)) {
-            assertEquals(3, server.sessions().get(0).requestedMinor, "the layer asked for 3.3");
+            assertEquals(3, server.sessions().get(0).requestedMinor(), "the layer asked for 3.3");
             assertEquals(2, signals(c).protocolMinor());
             assertFalse(signals(c).goAwayCapable());
             assertEquals(1, selectOne(c));
@@ -179,17 +180,17 @@ class ScriptedServerTest {
         try (Connection c = connect(tls)) {
             assertEquals(1, selectOne(c));
             assertEquals(2, server.sessions().size(), "refused once, then reconnected with pgjdbc's own request");
-            assertEquals(3, server.sessions().get(0).requestedMinor);
-            assertEquals(2, server.sessions().get(1).requestedMinor);
+            assertEquals(3, server.sessions().get(0).requestedMinor());
+            assertEquals(2, server.sessions().get(1).requestedMinor());
             assertEquals(2, signals(c).protocolMinor());
-            assertEquals(server.sessions().get(1).pid, signals(c).backendPid().getAsInt());
-            assertTrue(server.sessions().get(0).socket.isClosed() || await().atMost(WAIT)
-                    .until(() -> server.sessions().get(0).socket.isClosed(), closed -> closed));
+            assertEquals(server.sessions().get(1).pid(), signals(c).backendPid().getAsInt());
+            assertTrue(server.sessions().get(0).isClosed() || await().atMost(WAIT)
+                    .until(() -> server.sessions().get(0).isClosed(), closed -> closed));
         }
         try (Connection again = connect(tls)) {
             assertEquals(1, selectOne(again));
             assertEquals(3, server.sessions().size(), "the refusal is remembered: no second try at 3.3");
-            assertEquals(2, server.sessions().get(2).requestedMinor);
+            assertEquals(2, server.sessions().get(2).requestedMinor());
         }
     }
 
@@ -225,8 +226,8 @@ class ScriptedServerTest {
         String[] expected = {"length -65536", "'g' message with length 8 (must be 4)", "unknown message type 0x71",
             "length 2147483392", "closed the connection in the middle of a 'D' message"};
         try (Connection c = connect(false)) {
-            server.queryReply = replies[broken];
-            server.closeAfterReply = broken == 4;
+            server.queryReply(replies[broken]);
+            server.closeAfterReply(broken == 4);
             SQLException e = assertThrows(SQLException.class, () -> selectOne(c));
             StringBuilder chain = new StringBuilder();
             for (Throwable t = e; t != null; t = t.getCause()) {
