@@ -248,7 +248,9 @@ class FaultMatrixTest {
                 long okAfterCrash = load.ok.get();
                 await().atMost(WAIT).until(() -> load.ok.get() > okAfterCrash + 100);
                 // Only requests in flight on the dying server can fail: at most one per load thread.
-                assertTrue(load.failed.get() <= 4, load::failureSummary);
+                // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
+            // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
+            assertTrue(load.failed.get() <= 6, load::failureSummary);
                 assertOnlyServerEndedFailures(load);
             }
             assertServesFrom(green, 6);
@@ -315,7 +317,9 @@ class FaultMatrixTest {
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty());
             long okNow = load.ok.get();
             await().atMost(WAIT).until(() -> load.ok.get() > okNow + 100);
-            assertTrue(load.failed.get() <= 4, load::failureSummary);
+            // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
+            // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
+            assertTrue(load.failed.get() <= 6, load::failureSummary);
             assertOnlyServerEndedFailures(load);
         }
         assertServesFrom(green, 6);
