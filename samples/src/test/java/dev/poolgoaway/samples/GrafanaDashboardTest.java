@@ -113,27 +113,18 @@ class GrafanaDashboardTest {
         return series;
     }
 
-    /** Every poolgoaway_* and hikaricp_* series in the dashboard's queries and variables. */
-    @SuppressWarnings("unchecked")
+    /** Every poolgoaway_* and hikaricp_* series in the dashboard's queries and variable definitions. */
     private static List<String> queriedSeries() throws Exception {
-        Map<String, Object> dashboard = JsonParserFactory.getJsonParser().parseMap(Files.readString(DASHBOARD));
-        List<String> expressions = new ArrayList<>();
-        for (Object panel : (List<Object>) dashboard.get("panels")) {
-            for (Object target : (List<Object>) ((Map<String, Object>) panel).get("targets")) {
-                expressions.add((String) ((Map<String, Object>) target).get("expr"));
-            }
-        }
-        Map<String, Object> templating = (Map<String, Object>) dashboard.get("templating");
-        for (Object variable : (List<Object>) templating.get("list")) {
-            Object definition = ((Map<String, Object>) variable).get("definition");
-            if (definition != null) {
-                expressions.add((String) definition);
-            }
-        }
+        String json = Files.readString(DASHBOARD);
+        Map<String, Object> dashboard = JsonParserFactory.getJsonParser().parseMap(json);   // well-formed JSON
+        assertTrue(dashboard.containsKey("panels") && dashboard.containsKey("templating"));
         List<String> names = new ArrayList<>();
-        Matcher m = Pattern.compile("\\b(?:poolgoaway|hikaricp)_[a-z_]+").matcher(String.join("\n", expressions));
-        while (m.find()) {
-            names.add(m.group());
+        Matcher query = Pattern.compile("\"(?:expr|definition)\": \"((?:[^\"\\\\]|\\\\.)*)\"").matcher(json);
+        while (query.find()) {
+            Matcher m = Pattern.compile("\\b(?:poolgoaway|hikaricp)_[a-z_]+").matcher(query.group(1));
+            while (m.find()) {
+                names.add(m.group());
+            }
         }
         return names;
     }
