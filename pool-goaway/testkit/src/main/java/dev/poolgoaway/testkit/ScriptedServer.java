@@ -214,6 +214,13 @@ public final class ScriptedServer implements AutoCloseable {
                 if (type == 'Q') {
                     session.send(queryReply);
                     if (closeAfterReply) {
+                        if (s == plain) {
+                            // A half-close, then read what the client still sends: closing with unread bytes
+                            // would reset the connection and could discard the reply before the client reads it.
+                            plain.shutdownOutput();
+                            plain.setSoTimeout(1000);
+                            in.transferTo(OutputStream.nullOutputStream());
+                        }
                         break;
                     }
                 }
