@@ -2,8 +2,6 @@ package dev.poolgoaway.benchmarks;
 
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -58,7 +56,7 @@ public final class DrainBenchmark {
         List<String> modes = options.list("modes", MODES);
         Path out = Path.of(options.value("out"));
         Map<String, String> serverConfig = Map.of("max_connections", String.valueOf(poolSize * 2 + 20));
-        CompletableFuture<EmbeddedUpstream> greenStarting = startAsync(serverConfig);
+        CompletableFuture<EmbeddedUpstream> greenStarting = EmbeddedUpstream.startInBackground(serverConfig);
         EmbeddedUpstream blue = EmbeddedUpstream.start(serverConfig);
         EmbeddedUpstream green = greenStarting.join();
         List<DrillResult> results = new ArrayList<>();
@@ -112,15 +110,5 @@ public final class DrainBenchmark {
                 return result;
             }
         }
-    }
-
-    private static CompletableFuture<EmbeddedUpstream> startAsync(Map<String, String> serverConfig) {
-        return CompletableFuture.supplyAsync(() -> {
-            try {
-                return EmbeddedUpstream.start(serverConfig);
-            } catch (IOException e) {
-                throw new UncheckedIOException(e);
-            }
-        });
     }
 }

@@ -1,7 +1,9 @@
 package dev.poolgoaway.testkit;
 
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.Map;
+import java.util.concurrent.CompletableFuture;
 
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import org.slf4j.Logger;
@@ -49,6 +51,22 @@ public final class EmbeddedUpstream implements PostgresUpstream {
         EmbeddedUpstream upstream = new EmbeddedUpstream(builder.start());
         log.info("started {}", upstream);
         return upstream;
+    }
+
+    /**
+     * Starts a server on another thread, so that several start side by side.
+     *
+     * @param serverConfig as for {@link #start(Map)}
+     * @return completes with the running server, or exceptionally with an {@link UncheckedIOException}
+     */
+    public static CompletableFuture<EmbeddedUpstream> startInBackground(Map<String, String> serverConfig) {
+        return CompletableFuture.supplyAsync(() -> {
+            try {
+                return start(serverConfig);
+            } catch (IOException e) {
+                throw new UncheckedIOException(e);
+            }
+        });
     }
 
     @Override

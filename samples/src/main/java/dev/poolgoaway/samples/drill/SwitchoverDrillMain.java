@@ -1,7 +1,6 @@
 package dev.poolgoaway.samples.drill;
 
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
@@ -77,8 +76,8 @@ public final class SwitchoverDrillMain {
 
         progress("starting two PostgreSQL 18 servers, blue and green");
         Map<String, String> serverConfig = Map.of("max_connections", String.valueOf(poolSize * 2 + 20));
-        CompletableFuture<EmbeddedUpstream> greenStarting = CompletableFuture.supplyAsync(() -> start(serverConfig));
-        try (EmbeddedUpstream blue = start(serverConfig); EmbeddedUpstream green = greenStarting.join()) {
+        CompletableFuture<EmbeddedUpstream> greenStarting = EmbeddedUpstream.startInBackground(serverConfig);
+        try (EmbeddedUpstream blue = EmbeddedUpstream.start(serverConfig); EmbeddedUpstream green = greenStarting.join()) {
             createSchema(blue);
             createSchema(green);
             progress("blue on port " + blue.port() + ", green on port " + green.port());
@@ -180,14 +179,6 @@ public final class SwitchoverDrillMain {
 
     private static String fileName(String label) {
         return label.replaceAll("[^A-Za-z0-9]+", "-");
-    }
-
-    private static EmbeddedUpstream start(Map<String, String> serverConfig) {
-        try {
-            return EmbeddedUpstream.start(serverConfig);
-        } catch (IOException e) {
-            throw new UncheckedIOException(e);
-        }
     }
 
     private static void createSchema(EmbeddedUpstream server) throws SQLException {

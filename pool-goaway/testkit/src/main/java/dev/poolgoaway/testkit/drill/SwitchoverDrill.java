@@ -154,7 +154,7 @@ public final class SwitchoverDrill {
             throw new IllegalStateException("the pool cannot connect through the proxy: " + e.getMessage(), e);
         }
         long deadline = System.nanoTime() + WARM_UP_TIMEOUT.toNanos();
-        while (proxy.openConnections().stream().filter(c -> on(c, from)).count() < warmUp) {
+        while (openOn(from).size() < warmUp) {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException("the pool did not open " + warmUp + " connections to the old server in "
                         + WARM_UP_TIMEOUT.toSeconds() + " s");
@@ -165,6 +165,10 @@ public final class SwitchoverDrill {
 
     private boolean isServer(String host, int port, PostgresUpstream server) {
         return port == server.port() && host.equals(server.host());
+    }
+
+    private List<ProxiedConnection> openOn(PostgresUpstream server) {
+        return proxy.openConnections().stream().filter(c -> on(c, server)).toList();
     }
 
     private boolean on(ProxiedConnection c, PostgresUpstream server) {
@@ -212,7 +216,7 @@ public final class SwitchoverDrill {
             }
             Thread.sleep(before.toMillis());
 
-            List<ProxiedConnection> oldAtSwitch = proxy.openConnections().stream().filter(c -> on(c, from)).toList();
+            List<ProxiedConnection> oldAtSwitch = openOn(from);
             Instant switchedAt = Instant.now();
             long switchNanos = elapsed();
             phase = Phase.DURING;
@@ -220,10 +224,10 @@ public final class SwitchoverDrill {
             String switchoverNote = switchOver();
 
             long deadline = switchNanos + observeAtMost.toNanos();
-            while (oldOpen() > 0 && elapsed() < deadline) {
+            while (!openOn(from).isEmpty() && elapsed() < deadline) {
                 Thread.sleep(10);
             }
-            List<ProxiedConnection> stillOld = proxy.openConnections().stream().filter(c -> on(c, from)).toList();
+            List<ProxiedConnection> stillOld = openOn(from);
             boolean drained = stillOld.isEmpty();
             long drainedNanos = elapsed();
             Optional<Duration> drainTime = Optional.empty();
@@ -308,10 +312,6 @@ public final class SwitchoverDrill {
             }
         }
 
-        private long oldOpen() {
-            return proxy.openConnections().stream().filter(c -> on(c, from)).count();
-        }
-
         private Optional<Instant> lastClose(List<ProxiedConnection> oldAtSwitch) {
             List<Long> ids = oldAtSwitch.stream().map(ProxiedConnection::id).toList();
             return proxy.connections().stream().filter(c -> ids.contains(c.id()))
@@ -344,22 +344,20 @@ public final class SwitchoverDrill {
         }
 
         private Map<Phase, PhaseStats> phases(long switchNanos, long drainedNanos) {
-            Map<Phase, PhaseStats> stats = new EnumMap<>(Phase.class);
+            Map<Phase, List<Sample>> byPhase = new EnumMap<>(Phase.class);
             for (Phase p : Phase.values()) {
-                List<Sample> in = new ArrayList<>();
-                for (List<Sample> worker : samples) {
-                    for (Sample s : worker) {
-                        Phase of = s.start() < switchNanos ? Phase.BEFORE
-                                : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER;
-                        if (of == p) {
-                            in.add(s);
-                        }
-                    }
-                }
-                stats.put(p, new PhaseStats(in.size(), (int) in.stream().filter(s -> !s.ok()).count(),
-                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::getConnection).toArray()),
-                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::query).toArray())));
+                byPhase.put(p, new ArrayList<>());
             }
+            for (List<Sample> worker : samples) {
+                for (Sample s : worker) {
+                    byPhase.get(s.start() < switchNanos ? Phase.BEFORE
+                            : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER).add(s);
+                }
+            }
+            Map<Phase, PhaseStats> stats = new EnumMap<>(Phase.class);
+            byPhase.forEach((p, in) -> stats.put(p, new PhaseStats(in.size(), (int) in.stream().filter(s -> !s.ok()).count(),
+                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::getConnection).toArray()),
+                        Latency.of(in.stream().filter(Sample::ok).mapToLong(Sample::query).toArray()))));
             return stats;
         }
 
