@@ -6,10 +6,12 @@ import java.security.GeneralSecurityException;
 import java.util.Locale;
 import java.util.Optional;
 import java.util.function.BooleanSupplier;
+import java.util.function.Function;
 
 import org.junit.jupiter.api.extension.ExtensionConfigurationException;
 import org.junit.jupiter.api.extension.ExtensionContext;
 import org.junit.jupiter.api.extension.ExtensionContext.Namespace;
+import org.junit.jupiter.api.extension.ExtensionContext.Store;
 import org.junit.jupiter.api.extension.ParameterContext;
 import org.junit.jupiter.api.extension.ParameterResolutionException;
 import org.junit.jupiter.api.extension.ParameterResolver;
@@ -36,6 +38,8 @@ import org.slf4j.LoggerFactory;
  * want of Docker. The choice is made once per test run.
  *
  * <p>The servers and proxies are kept in JUnit's extension store, which closes them when their context ends.
+ *
+ * <p>Runs on JUnit Jupiter 5.10 and later, JUnit 6 included: it uses only API that all of them have.
  */
 public final class GoAwayProxyExtension implements ParameterResolver {
 
@@ -127,16 +131,15 @@ public final class GoAwayProxyExtension implements ParameterResolver {
     }
 
     private static PostgresUpstream upstream(ExtensionContext context) {
-        return testClassContext(context).getStore(NAMESPACE)
-                .computeIfAbsent(PostgresUpstream.class, key -> startUpstream(context), PostgresUpstream.class);
+        return getOrCompute(testClassContext(context).getStore(NAMESPACE), PostgresUpstream.class,
+                key -> new Stored<>(startUpstream(context))).value();
     }
 
     private static PostgresUpstream startUpstream(ExtensionContext context) {
         // Once per test run: the property does not change, and asking Docker can take seconds.
-        UpstreamKind kind = context.getRoot().getStore(NAMESPACE).computeIfAbsent(UpstreamKind.class,
+        UpstreamKind kind = getOrCompute(context.getRoot().getStore(NAMESPACE), UpstreamKind.class,
                 key -> select(context.getConfigurationParameter(UPSTREAM_PROPERTY).orElse(null),
-                        ContainerUpstream::dockerAvailable),
-                UpstreamKind.class);
+                        ContainerUpstream::dockerAvailable));
         try {
             PostgresUpstream upstream = kind.start();
             log.debug("{} is the upstream of {}", upstream, context.getRequiredTestClass().getName());
@@ -147,10 +150,10 @@ public final class GoAwayProxyExtension implements ParameterResolver {
     }
 
     private static GoAwayProxy proxy(ExtensionContext context) {
-        // Outside computeIfAbsent: the upstream may have to be started, in this same store for a class context.
+        // Outside getOrCompute: the upstream may have to be started, in this same store for a class context.
         PostgresUpstream upstream = upstream(context);
-        return context.getStore(NAMESPACE)
-                .computeIfAbsent(GoAwayProxy.class, key -> startProxy(context, upstream), GoAwayProxy.class);
+        return getOrCompute(context.getStore(NAMESPACE), GoAwayProxy.class,
+                key -> new Stored<>(startProxy(context, upstream))).value();
     }
 
     private static GoAwayProxy startProxy(ExtensionContext context, PostgresUpstream upstream) {
@@ -170,10 +173,40 @@ public final class GoAwayProxyExtension implements ParameterResolver {
     }
 
     private static boolean tls(ExtensionContext context) {
-        // Absent when the extension is registered with @ExtendWith directly: no TLS then.
-        Optional<GoAwayProxyTest> annotation = AnnotationSupport.findAnnotation(context.getRequiredTestClass(),
-                GoAwayProxyTest.class, context.getEnclosingTestClasses());
-        return annotation.map(GoAwayProxyTest::tls).orElse(false);
+        // On the test class or, for a @Nested class, the nearest enclosing one that has it (walked by hand:
+        // ExtensionContext.getEnclosingTestClasses() is JUnit 5.12+). Absent when the extension is registered with
+        // @ExtendWith directly: no TLS then.
+        for (Optional<ExtensionContext> c = Optional.of(context); c.flatMap(ExtensionContext::getTestClass).isPresent();
+                c = c.get().getParent()) {
+            Optional<GoAwayProxyTest> annotation = AnnotationSupport.findAnnotation(c.get().getRequiredTestClass(),
+                    GoAwayProxyTest.class);
+            if (annotation.isPresent()) {
+                return annotation.get().tls();
+            }
+        }
+        return false;
+    }
+
+    /**
+     * The one store look-up that JUnit 5.10 to 6 all have: JUnit 6 deprecates {@code getOrComputeIfAbsent} in
+     * favour of {@code computeIfAbsent}, which JUnit 5 lacks (calling it there is a {@link NoSuchMethodError}).
+     */
+    @SuppressWarnings({"deprecation", "unchecked"})   // the JUnit 5 API, on purpose; the key's type is the value's
+    private static <V> V getOrCompute(Store store, Class<?> key, Function<Class<?>, V> create) {
+        return (V) store.getOrComputeIfAbsent(key, create);
+    }
+
+    /**
+     * A server or proxy in the store, closed when its context ends on every JUnit: JUnit 5.13 and later close a
+     * stored {@link AutoCloseable} (and then ignore {@link Store.CloseableResource}), earlier ones close only a
+     * {@code CloseableResource}. Either way it is closed once.
+     */
+    @SuppressWarnings("deprecation")   // CloseableResource: deprecated in JUnit 5.13+, the only close JUnit 5.10-5.12 do
+    record Stored<T extends AutoCloseable>(T value) implements AutoCloseable, Store.CloseableResource {
+        @Override
+        public void close() throws Exception {
+            value.close();
+        }
     }
 
     /** @return the context of the outermost test class, so that {@code @Nested} classes share its upstream */
