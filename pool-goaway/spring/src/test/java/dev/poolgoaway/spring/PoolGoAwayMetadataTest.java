@@ -4,18 +4,21 @@ import static org.assertj.core.api.Assertions.assertThat;
 
 import java.io.IOException;
 import java.io.InputStream;
+import java.lang.annotation.Annotation;
 import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
+import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
+import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.configurationmetadata.ConfigurationMetadataProperty;
 import org.springframework.boot.configurationmetadata.ConfigurationMetadataRepositoryJsonBuilder;
 
 /**
  * The configuration metadata the configuration processor generated, read the way IDEs read it: what they show for
- * {@code poolgoaway.*}.
+ * {@code poolgoaway.*} and for every other property the module reads.
  */
 class PoolGoAwayMetadataTest {
 
@@ -35,11 +38,41 @@ class PoolGoAwayMetadataTest {
                 .toList();
     }
 
+    /**
+     * The properties the auto-configuration's conditions read: {@code poolgoaway.enabled} and the Actuator's
+     * {@code management.health.<indicator>.enabled}, from the annotations themselves. Each health configuration
+     * carries the annotation of its own Boot generation; the one whose class is missing is invisible to reflection.
+     */
+    private static List<String> conditionNames() throws ReflectiveOperationException {
+        Stream.Builder<String> names = Stream.builder();
+        names.add(PoolGoAwayAutoConfiguration.class.getAnnotation(ConditionalOnBooleanProperty.class).name()[0]);
+        for (String config : List.of("Boot3HealthConfiguration", "Boot4HealthConfiguration")) {
+            for (Annotation a : Class.forName("dev.poolgoaway.spring." + config).getAnnotations()) {
+                if (a.annotationType().getSimpleName().equals("ConditionalOnEnabledHealthIndicator")) {
+                    names.add("management.health." + a.annotationType().getMethod("value").invoke(a) + ".enabled");
+                }
+            }
+        }
+        return names.build().distinct().toList();
+    }
+
     @Test
-    void everyPropertyIsDescribedWithItsDefault() throws IOException {
+    void theConditionsPropertiesAreDescribed() throws Exception {
+        Map<String, ConfigurationMetadataProperty> metadata = metadata();
+        assertThat(conditionNames()).containsExactly("poolgoaway.enabled", "management.health.poolgoaway.enabled");
+        ConfigurationMetadataProperty health = metadata.get("management.health.poolgoaway.enabled");
+        assertThat(health).as("health indicator switch").isNotNull();
+        assertThat(health.getType()).isEqualTo("java.lang.Boolean");
+        assertThat(health.getDefaultValue()).isEqualTo(true);
+        assertThat(health.getDescription()).contains("health indicator");
+    }
+
+    @Test
+    void everyPropertyIsDescribedWithItsDefault() throws Exception {
         Map<String, ConfigurationMetadataProperty> metadata = metadata();
         assertThat(names()).hasSize(7);
-        assertThat(metadata).containsOnlyKeys(names());
+        assertThat(metadata).containsOnlyKeys(Stream.concat(names().stream(), conditionNames().stream())
+                .distinct().toList());
         metadata.forEach((name, property) -> {
             assertThat(property.getDescription()).as(name).isNotBlank();
             if (!name.equals("poolgoaway.straggler-deadline")) {   // its default is none
