@@ -102,8 +102,8 @@ public final class WireLayerReport {
                 + "alloc on, B/op |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|\n");
         for (Pair pair : pairs) {
-            Result off = pair.off.getPrimaryResult();
-            Result on = pair.on.getPrimaryResult();
+            Result<?> off = pair.off.getPrimaryResult();
+            Result<?> on = pair.on.getPrimaryResult();
             BenchmarkParams params = pair.off.getParams();
             boolean timed = params.getMode() != Mode.Throughput;
             TimeUnit unit = params.getTimeUnit();
@@ -143,7 +143,7 @@ public final class WireLayerReport {
     }
 
     /** The score as JMH reports it, and for byte-moving benchmarks the MB/s it means. */
-    private static String score(String benchmark, Result r, TimeUnit timeUnit) {
+    private static String score(String benchmark, Result<?> r, TimeUnit timeUnit) {
         String jmh = String.format(Locale.ROOT, "%,.1f ± %,.1f %s", r.getScore(), r.getScoreError(),
                 r.getScoreUnit());
         OptionalLong bytes = WireLayerBenchmark.bytesPerOperation(benchmark);
@@ -169,7 +169,7 @@ public final class WireLayerReport {
     }
 
     private static String alloc(RunResult r) {
-        Result norm = r.getSecondaryResults().get("gc.alloc.rate.norm");
+        Result<?> norm = r.getSecondaryResults().get("gc.alloc.rate.norm");
         return norm == null ? "- (run with -prof gc)" : String.format(Locale.ROOT, "%,.0f", norm.getScore());
     }
 }

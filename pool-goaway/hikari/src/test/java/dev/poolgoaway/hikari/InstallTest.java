@@ -110,6 +110,7 @@ class InstallTest {
     }
 
     @Test
+    @SuppressWarnings("try")   // closing the pool inside the try is the point: its evictor must stop with it
     void aHikariDataSourceThatStartsLazilyGetsItsEvictorWhenItStarts() throws Exception {
         try (HikariDataSource ds = new HikariDataSource()) {
             ds.setJdbcUrl(pg.jdbcUrl());

@@ -201,7 +201,10 @@ public final class GoAwayProxyExtension implements ParameterResolver {
      * stored {@link AutoCloseable} (and then ignore {@link Store.CloseableResource}), earlier ones close only a
      * {@code CloseableResource}. Either way it is closed once.
      */
-    @SuppressWarnings("deprecation")   // CloseableResource: deprecated in JUnit 5.13+, the only close JUnit 5.10-5.12 do
+    // deprecation: CloseableResource is deprecated in JUnit 5.13+, and the only close that JUnit 5.10-5.12 do.
+    // try: close() declares AutoCloseable's Exception (an InterruptedException among them) for the values' sake;
+    // only JUnit's store calls it, never a try-with-resources that could swallow an interrupt.
+    @SuppressWarnings({"deprecation", "try"})
     record Stored<T extends AutoCloseable>(T value) implements AutoCloseable, Store.CloseableResource {
         @Override
         public void close() throws Exception {

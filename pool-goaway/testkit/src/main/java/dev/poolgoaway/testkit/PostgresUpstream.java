@@ -1,5 +1,7 @@
 package dev.poolgoaway.testkit;
 
+import java.io.IOException;
+
 /**
  * A real PostgreSQL server the proxy forwards to: embedded, a Testcontainers container, or any host and port.
  */
@@ -24,4 +26,12 @@ public interface PostgresUpstream extends AutoCloseable {
     default String jdbcUrl() {
         return "jdbc:postgresql://" + host() + ":" + port() + "/" + database();
     }
+
+    /**
+     * Stops the server (or lets go of it, for one this process did not start).
+     *
+     * @throws IOException if it does not stop cleanly
+     */
+    @Override
+    void close() throws IOException;
 }
