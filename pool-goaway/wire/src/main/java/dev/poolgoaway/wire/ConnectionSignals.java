@@ -45,6 +45,10 @@ public final class ConnectionSignals {
     private volatile Poller poller;
     private volatile boolean blind;
     private volatile String server = "";
+    /** Runs once, when the session is ready (joins a pool's group, for one). */
+    private volatile Runnable onReady;
+    /** The 4-byte cancel key pgjdbc was given in place of the server's long one, if it was (see CancelKeys). */
+    private volatile Integer cancelStandIn;
 
     ConnectionSignals(Clock clock) {
         this.clock = clock;
@@ -175,6 +179,31 @@ public final class ConnectionSignals {
 
     void protocolMinor(int minor) {
         protocolMinor = minor;
+    }
+
+    /** The session's first ReadyForQuery: the connection is one pgjdbc can use. */
+    void ready() {
+        Runnable r = onReady;
+        if (r != null) {
+            r.run();
+        }
+    }
+
+    void onReady(Runnable r) {
+        onReady = r;
+    }
+
+    void cancelStandIn(int key) {
+        cancelStandIn = key;
+    }
+
+    /** The socket closed: a cancel key stand-in given out for it is no longer valid. */
+    void socketClosed() {
+        Integer key = cancelStandIn;
+        if (key != null) {
+            cancelStandIn = null;
+            CancelKeys.forget(backendPid, key);
+        }
     }
 
     void poller(Poller p) {

@@ -102,16 +102,20 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     }
 
     /**
-     * For a peer that refused the raised protocol version: a new TCP connection, TLS again (the server must show the
-     * certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it.
+     * For a peer that failed on the raised protocol version: a new TCP connection, TLS again (the server must show
+     * the certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it. The TLS answer and
+     * handshake wait no longer than pgjdbc's socket timeout, or else its connect timeout: a peer that stalls now
+     * fails the connection as it would have failed pgjdbc's own.
      */
-    private InputStream reconnectAndReplay() throws IOException {
+    private InputStream reconnectAndReplay(ProtocolUpgrade.Attempt failed) throws IOException {
         FilteringSocket plain = (FilteringSocket) transport;
         SSLSocket old = inner;
         SSLParameters parameters = old.getSSLParameters();
         Certificate[] verified = old.getSession().getPeerCertificates();
         boolean direct = plain.directTls();
+        int timeout = getSoTimeout();
         plain.reopen(old);
+        plain.setSoTimeout(timeout > 0 ? timeout : plain.connectTimeout());
         if (!direct) {
             OutputStream request = plain.getOutputStream();
             request.write(SSL_REQUEST);
@@ -126,7 +130,6 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         try {
             fresh.setSSLParameters(parameters);
             fresh.setUseClientMode(true);
-            fresh.setSoTimeout(getSoTimeout());
             fresh.startHandshake();
             handshakeCheck.afterHandshake();
             if (!Arrays.equals(verified, fresh.getSession().getPeerCertificates())) {
@@ -137,8 +140,9 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             fresh.close();
             throw e;
         }
+        fresh.setSoTimeout(timeout);
         inner = fresh;
-        out.replayStartup(fresh.getOutputStream());
+        out.replayStartup(fresh.getOutputStream(), failed);
         return fresh.getInputStream();
     }
 

@@ -2,6 +2,7 @@ package dev.poolgoaway.wire;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -59,12 +60,18 @@ class FrontendOutputStreamTest {
     }
 
     @Test
-    void pinnedThreeZeroAndRefusingPeersGetPgjdbcsOwnRequest() throws IOException {
-        ByteArrayOutputStream sink = new ByteArrayOutputStream();
-        new FrontendOutputStream(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
-                new ProtocolUpgrade(new HashMap<>()), "p").write(startup(0));
-        assertArrayEquals(startup(0), sink.toByteArray());
+    void pgjdbcsDefaultThreeZeroIsRaisedToo() throws IOException {
+        for (int split = 0; split <= startup(0).length; split++) {
+            ByteArrayOutputStream sink = new ByteArrayOutputStream();
+            FrontendOutputStream out = new FrontendOutputStream(sink,
+                    new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
+                    new ProtocolUpgrade(new HashMap<>()), "p");
+            assertArrayEquals(startup(3), write(out, sink, startup(0), split), "split at " + split);
+        }
+    }
 
+    @Test
+    void refusingPeersGetPgjdbcsOwnRequest() throws IOException {
         HashMap<String, Long> refusing = new HashMap<>();
         refusing.put("old:6432", System.nanoTime() + 60_000_000_000L);
         ByteArrayOutputStream sink2 = new ByteArrayOutputStream();
@@ -95,6 +102,36 @@ class FrontendOutputStreamTest {
         out.write(startup(2));
         assertArrayEquals(Messages.concat(SSL_REQUEST, startup(2)), sink.toByteArray());
         assertTrue(backend.passingThrough());
+    }
+
+    @Test
+    void aCancelRequestWithAStandInKeyGoesOutWithTheServersRealKey() throws IOException {
+        byte[] realKey = new byte[32];
+        for (int i = 0; i < realKey.length; i++) {
+            realKey[i] = (byte) (i * 7 + 1);
+        }
+        int pid = 31337;
+        int standIn = CancelKeys.standIn(pid, realKey);
+        try {
+            byte[] body = new byte[8];
+            BackendFilter.writeInt(body, 0, pid);
+            BackendFilter.writeInt(body, 4, standIn);
+            byte[] in = request(FrontendOutputStream.CANCEL_REQUEST_CODE, body);
+            byte[] pidBytes = new byte[4];
+            BackendFilter.writeInt(pidBytes, 0, pid);
+            byte[] expected = request(FrontendOutputStream.CANCEL_REQUEST_CODE, Messages.concat(pidBytes, realKey));
+            for (int split = 0; split <= in.length; split++) {
+                ByteArrayOutputStream sink = new ByteArrayOutputStream();
+                BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+                FrontendOutputStream out = new FrontendOutputStream(sink, backend,
+                        new ProtocolUpgrade(new HashMap<>()), "p");
+                assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
+                assertTrue(backend.passingThrough());
+            }
+        } finally {
+            CancelKeys.forget(pid, standIn);
+        }
+        assertNull(CancelKeys.realKey(pid, standIn), "a closed connection's stand-in is forgotten");
     }
 
     @Test
