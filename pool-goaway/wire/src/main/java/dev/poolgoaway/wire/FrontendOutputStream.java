@@ -43,6 +43,8 @@ final class FrontendOutputStream extends OutputStream {
     /** pgjdbc's StartupMessage as it wrote it, kept to replay it should the peer refuse the raised version. */
     private byte[] startupCopy;
     private int startupCopied;
+    /** The startup attempt in progress: what version goes out. */
+    private ProtocolUpgrade.Attempt attempt;
 
     FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer) {
         this.out = out;
@@ -86,13 +88,19 @@ final class FrontendOutputStream extends OutputStream {
                 }
                 case STARTUP_BODY -> {
                     int n = Math.min(len, bodyRemaining);
-                    keepStartup(b, off, n);
-                    out.write(b, off, n);
+                    if (startupCopy == null) {
+                        out.write(b, off, n);
+                    } else {
+                        keepStartup(b, off, n);
+                    }
                     off += n;
                     len -= n;
                     bodyRemaining -= n;
                     if (bodyRemaining == 0) {
                         state = State.PASS;
+                        if (startupCopy != null) {
+                            sendStartup();
+                        }
                     }
                 }
                 case HEADER -> {
@@ -133,10 +141,11 @@ final class FrontendOutputStream extends OutputStream {
             startupCopied = 0;
             keepStartup(header, 0, header.length);
             // A request too large to keep is sent as it is: it could not be replayed should the raise fail.
-            ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, startupMinor, startupCopy != null);
-            BackendFilter.writeInt(header, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
+            attempt = upgrade.begin(peer, startupMinor, startupCopy != null);
             backend.startupSent(attempt);
-            out.write(header);
+            if (startupCopy == null) {
+                out.write(header);
+            }
             bodyRemaining = length - header.length;
             state = State.STARTUP_BODY;
             return;
@@ -152,13 +161,28 @@ final class FrontendOutputStream extends OutputStream {
         out.write(header);
     }
 
-    /** A complete CancelRequest with a 4-byte key: the server gets its own key back for a stand-in. */
+    /**
+     * pgjdbc's complete StartupMessage, with the version the attempt sends, in one write as pgjdbc wrote it: some
+     * middleboxes (PgBouncer 1.18) treat a startup packet that arrives in parts as broken.
+     */
+    private void sendStartup() throws IOException {
+        byte[] request = startupCopy.clone();
+        BackendFilter.writeInt(request, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
+        out.write(request);
+    }
+
+    /**
+     * A complete CancelRequest with a 4-byte key: the server gets its own key back for a stand-in. One write, as
+     * pgjdbc's: PgBouncer 1.18 closes a cancel connection whose packet arrives in parts.
+     */
     private void cancelRequest() throws IOException {
         state = State.PASS;
         byte[] realKey = CancelKeys.realKey(BackendFilter.readInt(cancel, 0), BackendFilter.readInt(cancel, 4));
         if (realKey == null) {
-            out.write(header);
-            out.write(cancel);
+            byte[] request = new byte[header.length + cancel.length];
+            System.arraycopy(header, 0, request, 0, header.length);
+            System.arraycopy(cancel, 0, request, header.length, cancel.length);
+            out.write(request);
             return;
         }
         byte[] request = new byte[12 + realKey.length];
