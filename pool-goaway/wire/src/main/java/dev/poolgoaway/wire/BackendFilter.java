@@ -299,7 +299,7 @@ final class BackendFilter {
             throw failure;
         }
         if (atMessageBoundary() && replayable() && startup.failed(null, "closed the connection "
-                + (startup.replySeen() ? "after authenticating" : "without a reply"))) {
+                + (holdingSession ? "after a challenge-free authentication" : "without a reply"))) {
             retry = true;
             return;
         }
@@ -569,8 +569,7 @@ final class BackendFilter {
         if (body == Body.HOLD) {
             ProtocolUpgrade.Attempt attempt = startup;
             if (attempt != null && replayable() && attempt.failed(error.sqlState(),
-                    error.severity() + " " + error.sqlState() + " " + error.message()
-                            + (attempt.replySeen() && holdingSession ? " after authenticating" : ""))) {
+                    error + (holdingSession ? ", after a challenge-free authentication" : ""))) {
                 retry = true;
                 pendingLength = 0;
                 return;

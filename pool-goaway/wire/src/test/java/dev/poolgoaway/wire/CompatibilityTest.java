@@ -156,6 +156,21 @@ class CompatibilityTest {
         }
     }
 
+    @Test
+    void aSocketFactoryInADriverManagerUrlIsWrappedNotLetThroughToBypassTheLayer() throws Exception {
+        String counter = UUID.randomUUID().toString();
+        String url = pg.upstream.jdbcUrl() + "?socketFactory=" + CountingSocketFactory.class.getName()
+                + "&socketFactoryArg=" + counter + "&sslmode=disable";
+        Properties props = props(pg.upstream);
+        String cleaned = PgGoAway.install(url, props);
+        assertEquals(pg.upstream.jdbcUrl() + "?socketFactoryArg=" + counter + "&sslmode=disable", cleaned);
+        try (Connection c = DriverManager.getConnection(cleaned, props)) {
+            assertTrue(PgGoAway.signals(c).isPresent(), "made through the wire layer");
+            assertEquals(1, CountingSocketFactory.count(counter), "over the user's own factory");
+        }
+        assertThrows(IllegalArgumentException.class, () -> PgGoAway.install("jdbc:mysql://h/db", new Properties()));
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static PostgresUpstream upstreamAt(GoAwayProxy proxy) {
