@@ -29,6 +29,8 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
+import dev.poolgoaway.testkit.ContainerPgBouncer;
+import dev.poolgoaway.testkit.ContainerUpstream;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.Pooler;
@@ -157,6 +159,27 @@ class CompatibilityTest {
     }
 
     @Test
+    void aCurrentPgBouncerInDockerConnectsAsPlainPgjdbcDoes() throws Exception {
+        assumeTrue(ContainerUpstream.dockerAvailable(),
+                "skipped: no Docker engine here (Testcontainers); the packaged PgBouncer is tested above");
+        try (ContainerPgBouncer pooler = ContainerPgBouncer.start()) {
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, "disable")) {
+                plain = session(c);
+            }
+            String counter = UUID.randomUUID().toString();
+            try (Connection c = withPoolGoAway(pooler, counter, "sslmode", "disable")) {
+                // 1.23 and later negotiate (one connection); an older image fails and is replayed (two).
+                assertTrue(CountingSocketFactory.count(counter) <= 2, "connections: " + CountingSocketFactory
+                        .count(counter));
+                assertEquals(plain, session(c));
+                work(c);
+                cancel(c, pooler.server());
+            }
+        }
+    }
+
+    @Test
     void aSocketFactoryInADriverManagerUrlIsWrappedNotLetThroughToBypassTheLayer() throws Exception {
         String counter = UUID.randomUUID().toString();
         String url = pg.upstream.jdbcUrl() + "?socketFactory=" + CountingSocketFactory.class.getName()
@@ -210,6 +233,9 @@ class CompatibilityTest {
     private static Properties props(PostgresUpstream peer, String... keyValues) {
         Properties p = new Properties();
         p.setProperty("user", peer.user());
+        if (!peer.password().isEmpty()) {
+            p.setProperty("password", peer.password());
+        }
         p.setProperty("socketTimeout", "30");
         for (int i = 0; i < keyValues.length; i += 2) {
             p.setProperty(keyValues[i], keyValues[i + 1]);
