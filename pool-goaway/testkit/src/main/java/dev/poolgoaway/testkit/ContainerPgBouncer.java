@@ -102,38 +102,8 @@ public final class ContainerPgBouncer implements PostgresUpstream {
 
     /** @return the PostgreSQL server behind PgBouncer, for a direct look (pg_stat_activity) */
     public PostgresUpstream server() {
-        PostgreSQLContainer s = server;
-        return new PostgresUpstream() {
-            @Override
-            public String host() {
-                return s.getHost();
-            }
-
-            @Override
-            public int port() {
-                return s.getMappedPort(PostgreSQLContainer.POSTGRESQL_PORT);
-            }
-
-            @Override
-            public String user() {
-                return NAME;
-            }
-
-            @Override
-            public String password() {
-                return NAME;
-            }
-
-            @Override
-            public String database() {
-                return NAME;
-            }
-
-            @Override
-            public void close() {
-                // closed with the PgBouncer pair
-            }
-        };
+        return PostgresUpstream.at(server.getHost(), server.getMappedPort(PostgreSQLContainer.POSTGRESQL_PORT), NAME,
+                NAME, NAME);
     }
 
     /** Stops and removes both containers and their network. */

@@ -197,37 +197,7 @@ class CompatibilityTest {
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static PostgresUpstream upstreamAt(GoAwayProxy proxy) {
-        return new PostgresUpstream() {
-            @Override
-            public String host() {
-                return proxy.host();
-            }
-
-            @Override
-            public int port() {
-                return proxy.port();
-            }
-
-            @Override
-            public String user() {
-                return "postgres";
-            }
-
-            @Override
-            public String password() {
-                return "";
-            }
-
-            @Override
-            public String database() {
-                return "postgres";
-            }
-
-            @Override
-            public void close() {
-                // the proxy is closed by the test
-            }
-        };
+        return PostgresUpstream.at(proxy.host(), proxy.port(), "postgres", "", "postgres");
     }
 
     private static Properties props(PostgresUpstream peer, String... keyValues) {

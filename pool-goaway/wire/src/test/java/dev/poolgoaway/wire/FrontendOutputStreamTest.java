@@ -30,6 +30,11 @@ class FrontendOutputStreamTest {
     private static final byte[] SSL_REQUEST = request(FrontendOutputStream.SSL_REQUEST_CODE, new byte[0]);
     private static final byte[] QUERY = Messages.stream().msg('Q', Messages.cstrings("select 1")).bytes();
 
+    /** A client stream to peer {@code p} that has never seen it. */
+    private static FrontendOutputStream fresh(ByteArrayOutputStream sink, BackendFilter backend) {
+        return new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashMap<>()), "p");
+    }
+
     /** Writes {@code in} split at {@code split}; returns what reached the socket. */
     private static byte[] write(FrontendOutputStream out, ByteArrayOutputStream sink, byte[] in, int split)
             throws IOException {
@@ -45,8 +50,7 @@ class FrontendOutputStreamTest {
         for (int split = 0; split <= in.length; split++) {
             ByteArrayOutputStream sink = new ByteArrayOutputStream();
             BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-            FrontendOutputStream out = new FrontendOutputStream(sink, backend,
-                    new ProtocolUpgrade(new HashMap<>()), "p");
+            FrontendOutputStream out = fresh(sink, backend);
             assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
         }
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
@@ -63,9 +67,7 @@ class FrontendOutputStreamTest {
     void pgjdbcsDefaultThreeZeroIsRaisedToo() throws IOException {
         for (int split = 0; split <= startup(0).length; split++) {
             ByteArrayOutputStream sink = new ByteArrayOutputStream();
-            FrontendOutputStream out = new FrontendOutputStream(sink,
-                    new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
-                    new ProtocolUpgrade(new HashMap<>()), "p");
+            FrontendOutputStream out = fresh(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"));
             assertArrayEquals(startup(3), write(out, sink, startup(0), split), "split at " + split);
         }
     }
@@ -123,8 +125,7 @@ class FrontendOutputStreamTest {
             for (int split = 0; split <= in.length; split++) {
                 ByteArrayOutputStream sink = new ByteArrayOutputStream();
                 BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-                FrontendOutputStream out = new FrontendOutputStream(sink, backend,
-                        new ProtocolUpgrade(new HashMap<>()), "p");
+                FrontendOutputStream out = fresh(sink, backend);
                 assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
                 assertTrue(backend.passingThrough());
             }
