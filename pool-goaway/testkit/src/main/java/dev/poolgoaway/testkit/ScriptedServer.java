@@ -210,8 +210,9 @@ public final class ScriptedServer implements AutoCloseable {
                     s.getOutputStream().write('N');
                     continue;
                 }
-                in.readNBytes(length - 8);
-                session = new Session(plain, s, pids.incrementAndGet(), code & 0xffff);
+                byte[] parameters = in.readNBytes(length - 8);
+                session = new Session(plain, s, pids.incrementAndGet(), code & 0xffff,
+                        Wire.protocolOptions(parameters));
                 break;
             }
             sessions.add(session);
@@ -255,6 +256,11 @@ public final class ScriptedServer implements AutoCloseable {
         ByteArrayOutputStream reply = new ByteArrayOutputStream();
         reply.writeBytes(beforeAuth);
         int granted = session.requestedMinor;
+        // Like PostgreSQL since the 2017 minor releases: a protocol option it does not know (every _pq_. one) is
+        // listed in NegotiateProtocolVersion, which also carries the version it speaks.
+        List<String> unknown = startup == Startup.SPEAKS_3_3 || startup == Startup.SPEAKS_3_2
+                || startup == Startup.NEGOTIATES_3_0 ? session.protocolOptions : List.of();
+        int speaks = startup == Startup.SPEAKS_3_3 ? 3 : startup == Startup.SPEAKS_3_2 ? 2 : 0;
         if (session.requestedMinor > 0) {
             switch (startup) {
                 case REJECTS_ABOVE_3_0 -> {
@@ -267,10 +273,7 @@ public final class ScriptedServer implements AutoCloseable {
                             + session.requestedMinor + ": Server unterst\u00fctzt 1.0 bis 3.0"));
                     return false;
                 }
-                case NEGOTIATES_3_0 -> {
-                    reply.writeBytes(Wire.message('v', new byte[] {0, 3, 0, 0, 0, 0, 0, 0}));
-                    granted = 0;
-                }
+                case NEGOTIATES_3_0 -> granted = 0;
                 default -> {
                     // below
                 }
@@ -283,9 +286,11 @@ public final class ScriptedServer implements AutoCloseable {
                 return false;
             }
             if (startup == Startup.SPEAKS_3_2) {
-                reply.writeBytes(Wire.message('v', new byte[] {0, 3, 0, 2, 0, 0, 0, 0}));
                 granted = 2;
             }
+        }
+        if (granted < session.requestedMinor || !unknown.isEmpty()) {
+            reply.writeBytes(Wire.negotiateProtocolVersion(Math.min(session.requestedMinor, speaks), unknown));
         }
         reply.writeBytes(Wire.message('R', new byte[4]));
         reply.writeBytes(afterAuth);
@@ -329,14 +334,22 @@ public final class ScriptedServer implements AutoCloseable {
         private final Socket socket;
         private final int pid;
         private final int requestedMinor;
+        private final List<String> protocolOptions;
         private final OutputStream out;
 
-        private Session(Socket plain, Socket socket, int pid, int requestedMinor) throws IOException {
+        private Session(Socket plain, Socket socket, int pid, int requestedMinor, List<String> protocolOptions)
+                throws IOException {
             this.plain = plain;
             this.socket = socket;
             this.pid = pid;
             this.requestedMinor = requestedMinor;
+            this.protocolOptions = protocolOptions;
             this.out = socket.getOutputStream();
+        }
+
+        /** @return the {@code _pq_.} protocol options the client's StartupMessage asked for */
+        public List<String> protocolOptions() {
+            return protocolOptions;
         }
 
         /** @return the backend pid it was given in BackendKeyData */

@@ -1,5 +1,6 @@
 package dev.poolgoaway.wire;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
@@ -579,7 +580,12 @@ final class BackendFilter {
             emit(copyOf(hold, held));
         }
         if ("FATAL".equals(error.severity()) || "PANIC".equals(error.severity())) {
-            signals.terminated(error.severity(), error.sqlState(), error.message());
+            signals.terminated(error.severity(), error.sqlState(), error.message(), error.detail());
+        } else if (Termination.QUERY_CANCELED.equals(error.sqlState())) {
+            // pg_cancel_backend(pid, msg): worth a line where it happened, no reason to leave the server.
+            Termination.adminMessage(error.sqlState(), error.message(), error.detail()).ifPresent(m -> log.info(
+                    "statement on backend {} of {} canceled by an administrator: {}",
+                    signals.backendPid().orElse(0), peer, LogText.sanitize(m)));
         }
     }
 
@@ -596,11 +602,23 @@ final class BackendFilter {
             throw violation("sent a NegotiateProtocolVersion offering " + (version >>> 16) + "." + serverMinor
                     + " to a client that asked for 3." + startup.sentMinor());
         }
+        // The options the server does not support: ours (the GoAway extension) is for us only, pgjdbc's (none so
+        // far, but a later pgjdbc may ask for some) are its business.
+        String ours = startup.extension();
+        boolean extensionRefused = false;
+        ByteArrayOutputStream theirs = new ByteArrayOutputStream();
+        int theirCount = 0;
         int p = 13;
         for (int i = 0; i < unsupported; i++) {
             int nul = indexOfNul(hold, p, held);
             if (nul < 0) {
                 throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
+            }
+            if (ours != null && ours.equals(new String(hold, p, nul - p, StandardCharsets.UTF_8))) {
+                extensionRefused = true;
+            } else {
+                theirs.write(hold, p, nul + 1 - p);
+                theirCount++;
             }
             p = nul + 1;
         }
@@ -608,13 +626,18 @@ final class BackendFilter {
             throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
         }
         int seen = Math.min(serverMinor, startup.requestedMinor());
-        startup.negotiated(serverMinor, signals);
-        if (startup.raised() && unsupported == 0 && serverMinor >= startup.requestedMinor()) {
+        startup.negotiated(serverMinor, extensionRefused, signals);
+        if (startup.raised() && theirCount == 0 && serverMinor >= startup.requestedMinor()) {
             // pgjdbc asked for less than we did and the server gives at least that: it expects no reply here.
             return;
         }
-        byte[] out = copyOf(hold, held);
+        byte[] options = theirs.toByteArray();
+        byte[] out = new byte[13 + options.length];
+        out[0] = NEGOTIATE_PROTOCOL_VERSION;
+        writeInt(out, 1, out.length - 1);
         writeInt(out, 5, (3 << 16) | seen);
+        writeInt(out, 9, theirCount);
+        System.arraycopy(options, 0, out, 13, options.length);
         emit(out);
     }
 

@@ -33,10 +33,13 @@ final class FilteringSocket extends Socket implements SignalSource {
     private final ProtocolUpgrade upgrade;
     private final ConnectionSignals signals;
     private final String group;
+    private final GoAwayRequest request;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
-    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group) throws IOException {
+    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group, GoAwayRequest request)
+            throws IOException {
+        this.request = request;
         this.factory = factory;
         this.inner = factory.createSocket();
         this.upgrade = upgrade;
@@ -64,7 +67,7 @@ final class FilteringSocket extends Socket implements SignalSource {
             String peer = peer();
             BackendFilter filter = new BackendFilter(signals, peer, true);
             in = new BackendInputStream(inner.getInputStream(), filter, null, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
+            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
             signals.poller(in);
             signals.server(peer);
         }

@@ -49,6 +49,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     private final int port;
     private final ConnectionSignals signals;
     private final ProtocolUpgrade upgrade;
+    private final GoAwayRequest request;
     private final HandshakeCheck handshakeCheck;
     /**
      * pgjdbc's socket timeout, kept here because an idle poll shortens the real one for a moment: a timeout pgjdbc
@@ -61,7 +62,9 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     private FrontendOutputStream out;
 
     FilteringSslSocket(SSLSocketFactory factory, Socket transport, String host, int port, boolean autoClose,
-            ConnectionSignals signals, ProtocolUpgrade upgrade, HandshakeCheck handshakeCheck) throws IOException {
+            ConnectionSignals signals, ProtocolUpgrade upgrade, GoAwayRequest request, HandshakeCheck handshakeCheck)
+            throws IOException {
+        this.request = request;
         this.inner = (SSLSocket) factory.createSocket(transport, host, port, autoClose);
         this.factory = factory;
         this.transport = transport;
@@ -83,7 +86,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             String peer = host + ":" + port;
             BackendFilter filter = new BackendFilter(signals, peer, transport instanceof FilteringSocket);
             in = new BackendInputStream(inner.getInputStream(), filter, this, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
+            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
             signals.poller(in);
             signals.server(peer);
         }

@@ -2,6 +2,8 @@ package dev.poolgoaway.wire;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Objects;
 
 /**
@@ -43,14 +45,20 @@ final class FrontendOutputStream extends OutputStream {
     /** pgjdbc's StartupMessage as it wrote it, kept to replay it should the peer refuse the raised version. */
     private byte[] startupCopy;
     private int startupCopied;
-    /** The startup attempt in progress: what version goes out. */
-    private ProtocolUpgrade.Attempt attempt;
+    /** How GoAway is asked for. */
+    private final GoAwayRequest request;
 
     FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer) {
+        this(out, backend, upgrade, peer, GoAwayRequest.DEFAULT);
+    }
+
+    FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer,
+            GoAwayRequest request) {
         this.out = out;
         this.backend = backend;
         this.upgrade = upgrade;
         this.peer = peer;
+        this.request = request;
     }
 
     @Override
@@ -136,14 +144,12 @@ final class FrontendOutputStream extends OutputStream {
             return;
         }
         if (code >>> 16 == PROTOCOL_MAJOR && length > header.length) {
-            int startupMinor = code & 0xffff;
             startupCopy = length <= MAX_STARTUP_LENGTH ? new byte[length] : null;
             startupCopied = 0;
             keepStartup(header, 0, header.length);
-            // A request too large to keep is sent as it is: it could not be replayed should the raise fail.
-            attempt = upgrade.begin(peer, startupMinor, startupCopy != null);
-            backend.startupSent(attempt);
             if (startupCopy == null) {
+                // Too large to keep: sent as it is, for it could not be replayed should a changed one fail.
+                backend.startupSent(upgrade.begin(peer, code & 0xffff, false, request));
                 out.write(header);
             }
             bodyRemaining = length - header.length;
@@ -162,13 +168,50 @@ final class FrontendOutputStream extends OutputStream {
     }
 
     /**
-     * pgjdbc's complete StartupMessage, with the version the attempt sends, in one write as pgjdbc wrote it: some
-     * middleboxes (PgBouncer 1.18) treat a startup packet that arrives in parts as broken.
+     * pgjdbc's complete StartupMessage as the attempt sends it (the protocol version, the GoAway extension), in one
+     * write as pgjdbc wrote it: some middleboxes (PgBouncer 1.18) treat a startup packet that arrives in parts as
+     * broken.
      */
     private void sendStartup() throws IOException {
-        byte[] request = startupCopy.clone();
-        BackendFilter.writeInt(request, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
-        out.write(request);
+        // pgjdbc's parameters end with an extra NUL; one that lacks it, or names the extension itself, is not ours
+        // to add to.
+        boolean wellFormed = startupCopy[startupCopy.length - 1] == 0;
+        ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, BackendFilter.readInt(startupCopy, 4) & 0xffff,
+                wellFormed && !names(startupCopy, request.extension()), request);
+        byte[] sent = startupCopy;
+        String extension = attempt.extension();
+        if (extension != null) {
+            byte[] parameter = (extension + '\0' + request.extensionValue() + '\0').getBytes(StandardCharsets.UTF_8);
+            sent = new byte[startupCopy.length + parameter.length];
+            System.arraycopy(startupCopy, 0, sent, 0, startupCopy.length - 1);
+            System.arraycopy(parameter, 0, sent, startupCopy.length - 1, parameter.length);
+            BackendFilter.writeInt(sent, 0, sent.length);
+        } else {
+            sent = startupCopy.clone();
+        }
+        BackendFilter.writeInt(sent, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
+        backend.startupSent(attempt);
+        out.write(sent);
+    }
+
+    /** @return true if a StartupMessage's parameters name {@code parameter} */
+    static boolean names(byte[] startup, String parameter) {
+        byte[] name = parameter.getBytes(StandardCharsets.UTF_8);
+        for (int p = 8; p < startup.length && startup[p] != 0; ) {
+            int end = BackendFilter.indexOfNul(startup, p, startup.length);
+            if (end < 0) {
+                return false;
+            }
+            if (Arrays.equals(startup, p, end, name, 0, name.length)) {
+                return true;
+            }
+            int valueEnd = BackendFilter.indexOfNul(startup, end + 1, startup.length);
+            if (valueEnd < 0) {
+                return false;
+            }
+            p = valueEnd + 1;
+        }
+        return false;
     }
 
     /**

@@ -57,6 +57,26 @@ public final class PgGoAway {
      */
     public static final String GROUP = "poolgoaway.group";
 
+    /**
+     * Connection property: how the layer asks the server for GoAway. {@code both} (the default) asks for protocol
+     * 3.3 and for the {@code _pq_.goaway} protocol extension in the same StartupMessage; {@code protocol} for 3.3
+     * only (the GoAway patch of 2025), {@code extension} for the extension only (its 2026 revisions), {@code off}
+     * for neither (pgjdbc's StartupMessage then goes out unchanged).
+     */
+    public static final String GOAWAY_REQUEST = "poolgoaway.goAwayRequest";
+
+    /**
+     * Connection property: the startup parameter that requests the GoAway protocol extension, {@code _pq_.goaway}
+     * by default. It tracks an unmerged draft: set it for a server built from a revision that names it otherwise.
+     */
+    public static final String GOAWAY_EXTENSION = "poolgoaway.goAwayExtension";
+
+    /**
+     * Connection property: the value sent with {@link #GOAWAY_EXTENSION}, {@code true} by default (the draft's
+     * expected value is not in its public material).
+     */
+    public static final String GOAWAY_EXTENSION_VALUE = "poolgoaway.goAwayExtensionValue";
+
     /** Open connections by {@link #GROUP}; a connection leaves its group when its socket closes. */
     private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
 
@@ -80,10 +100,16 @@ public final class PgGoAway {
      * <p>With {@code DriverManager}, parameters in the URL win over these properties: use
      * {@link #install(String, Properties)} when the URL may name a socket factory.
      *
+     * <p>How GoAway is asked for can be chosen with {@value #GOAWAY_REQUEST}, {@value #GOAWAY_EXTENSION} and
+     * {@value #GOAWAY_EXTENSION_VALUE}.
+     *
      * @param props the connection properties, changed in place
      * @return {@code props}
+     * @throws IllegalArgumentException if {@value #GOAWAY_REQUEST} or {@value #GOAWAY_EXTENSION} has a value the
+     *                                  layer cannot use
      */
     public static Properties install(Properties props) {
+        GoAwayRequest.from(props);
         moveToDelegate(props, SOCKET_FACTORY, GoAwaySocketFactory.class, DELEGATE_SOCKET_FACTORY);
         moveToDelegate(props, SSL_FACTORY, GoAwaySslSocketFactory.class, DELEGATE_SSL_FACTORY);
         return props;

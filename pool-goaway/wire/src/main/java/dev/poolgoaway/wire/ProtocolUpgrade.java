@@ -63,16 +63,27 @@ final class ProtocolUpgrade {
     }
 
     /**
-     * Decides the protocol version to send for one StartupMessage.
+     * Decides what to send for one StartupMessage: the protocol version, and whether to add the GoAway extension.
      *
      * @param peer           the server, as {@code host:port}
      * @param requestedMinor what pgjdbc asked for
      * @param replayable     whether the request could be replayed, should the raised one fail
+     * @param request        how GoAway is asked for
      * @return the attempt, to be told the server's replies
      */
+    Attempt begin(String peer, int requestedMinor, boolean replayable, GoAwayRequest request) {
+        GoAwayRequest.Mode mode = request.mode();
+        if (!replayable || !RAISED_MINORS.contains(requestedMinor) || mode == GoAwayRequest.Mode.OFF
+                || refuses(peer)) {
+            return new Attempt(peer, requestedMinor, requestedMinor, null, null);
+        }
+        int sent = mode.protocol ? GOAWAY_MINOR : Math.max(requestedMinor, GoAwayRequest.EXTENSION_MINOR);
+        return new Attempt(peer, requestedMinor, sent, mode.extension ? request.extension() : null, null);
+    }
+
+    /** {@link #begin(String, int, boolean, GoAwayRequest)} with the default request (both ways). */
     Attempt begin(String peer, int requestedMinor, boolean replayable) {
-        boolean raise = replayable && RAISED_MINORS.contains(requestedMinor) && !refuses(peer);
-        return new Attempt(peer, requestedMinor, raise ? GOAWAY_MINOR : requestedMinor, null);
+        return begin(peer, requestedMinor, replayable, GoAwayRequest.DEFAULT);
     }
 
     /**
@@ -82,7 +93,7 @@ final class ProtocolUpgrade {
      * @return the replay's attempt
      */
     Attempt replay(Attempt failed) {
-        return new Attempt(failed.peer, failed.requestedMinor, failed.requestedMinor, failed);
+        return new Attempt(failed.peer, failed.requestedMinor, failed.requestedMinor, null, failed);
     }
 
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
@@ -122,17 +133,25 @@ final class ProtocolUpgrade {
         private final String peer;
         private final int requestedMinor;
         private final int sentMinor;
+        /** The GoAway extension's startup parameter, if the attempt adds it; else null. */
+        private final String extension;
         /** For a replay: the raised attempt that failed. */
         private final Attempt replayOf;
         private volatile boolean replySeen;
         /** What went wrong, for the log: set when the attempt fails. */
         private volatile String failure;
 
-        private Attempt(String peer, int requestedMinor, int sentMinor, Attempt replayOf) {
+        private Attempt(String peer, int requestedMinor, int sentMinor, String extension, Attempt replayOf) {
             this.peer = peer;
             this.requestedMinor = requestedMinor;
             this.sentMinor = sentMinor;
+            this.extension = extension;
             this.replayOf = replayOf;
+        }
+
+        /** @return the GoAway extension's startup parameter if the attempt adds it, else null */
+        String extension() {
+            return extension;
         }
 
         int requestedMinor() {
@@ -143,25 +162,40 @@ final class ProtocolUpgrade {
             return sentMinor;
         }
 
-        /** @return true if the request went out raised: the attempt may fail and be replayed */
+        /** @return true if the request went out changed: the attempt may fail and be replayed */
         boolean raised() {
-            return sentMinor != requestedMinor;
+            return sentMinor != requestedMinor || extension != null;
+        }
+
+        /**
+         * @param extensionRefused whether the server listed the extension as unsupported
+         * @param serverMinor      the protocol minor version in force
+         * @return how GoAway was granted on this connection
+         */
+        GoAwayGrant grant(int serverMinor, boolean extensionRefused) {
+            if (sentMinor >= GOAWAY_MINOR && serverMinor >= GOAWAY_MINOR) {
+                return GoAwayGrant.PROTOCOL_3_3;
+            }
+            return extension != null && !extensionRefused ? GoAwayGrant.EXTENSION : GoAwayGrant.NONE;
         }
 
         boolean replySeen() {
             return replySeen;
         }
 
-        /** The server answered with something other than a negotiation or an error: the version sent is in force. */
+        /** The server answered with something other than a negotiation or an error: all it was sent is in force. */
         void accepted(ConnectionSignals signals) {
             firstReply();
-            signals.protocolMinor(sentMinor);
+            signals.protocol(sentMinor, grant(sentMinor, false));
         }
 
-        /** The server answered with NegotiateProtocolVersion: its version is in force. */
-        void negotiated(int serverMinor, ConnectionSignals signals) {
+        /**
+         * The server answered with NegotiateProtocolVersion: its version is in force, and the options it lists are
+         * not.
+         */
+        void negotiated(int serverMinor, boolean extensionRefused, ConnectionSignals signals) {
             firstReply();
-            signals.protocolMinor(serverMinor);
+            signals.protocol(serverMinor, grant(serverMinor, extensionRefused));
         }
 
         private void firstReply() {

@@ -84,7 +84,9 @@ class BackendFilterTest {
     @Test
     void negotiationForOurRaisedVersionIsRemovedWhenTheServerGivesWhatPgjdbcAskedFor() throws IOException {
         ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
-        byte[] in = Messages.stream().negotiate(2).authOk().backendKeyData(7, 32).readyForQuery().bytes();
+        // PostgreSQL 18 knows 3.2 at most and no GoAway extension: it says so, and pgjdbc (3.2) needs to hear neither.
+        byte[] in = Messages.stream().negotiate(2, "_pq_.goaway").authOk().backendKeyData(7, 32).readyForQuery()
+                .bytes();
         byte[] expected = Messages.stream().authOk().backendKeyData(7, 32).readyForQuery().bytes();
         for (int split = 0; split <= in.length; split++) {
             ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
@@ -117,6 +119,45 @@ class BackendFilterTest {
         byte[] in = Messages.stream().negotiate(3, "_pq_.compression").bytes();
         byte[] expected = Messages.stream().negotiate(2, "_pq_.compression").bytes();
         assertArrayEquals(expected, readAll(f, in));
+    }
+
+    @Test
+    void goAwayIsGrantedByProtocolOrByExtensionAndPgjdbcHearsOfNeither() throws IOException {
+        byte[] session = Messages.stream().authOk().backendKeyData(7, 4).readyForQuery().bytes();
+        Object[][] cases = {
+            // mode, the server's first reply (none: it accepts all it was sent), the grant
+            {"both", new byte[0], GoAwayGrant.PROTOCOL_3_3},
+            {"both", Messages.stream().negotiate(3, "_pq_.goaway").bytes(), GoAwayGrant.PROTOCOL_3_3},  // the 2025 patch
+            {"both", Messages.stream().negotiate(2).bytes(), GoAwayGrant.EXTENSION},                    // the 2026 draft
+            {"both", Messages.stream().negotiate(2, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 18
+            {"both", Messages.stream().negotiate(0, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 17
+            {"protocol", new byte[0], GoAwayGrant.PROTOCOL_3_3},
+            {"protocol", Messages.stream().negotiate(2).bytes(), GoAwayGrant.NONE},
+            {"extension", new byte[0], GoAwayGrant.EXTENSION},
+            {"extension", Messages.stream().negotiate(2, "_pq_.goaway").bytes(), GoAwayGrant.NONE},
+            {"extension", Messages.stream().negotiate(0).bytes(), GoAwayGrant.EXTENSION},
+            {"off", new byte[0], GoAwayGrant.NONE},
+        };
+        for (Object[] c : cases) {
+            java.util.Properties props = new java.util.Properties();
+            props.setProperty(PgGoAway.GOAWAY_REQUEST, (String) c[0]);
+            ProtocolUpgrade.Attempt attempt = new ProtocolUpgrade(new HashMap<>()).begin("p", 0, true,
+                    GoAwayRequest.from(props));
+            ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
+            BackendFilter f = new BackendFilter(s, "p");
+            f.startupSent(attempt);
+            byte[] out = readAll(f, Messages.concat((byte[]) c[1], session));
+            String what = c[0] + " / " + ((byte[]) c[1]).length + "-byte reply";
+            assertArrayEquals(session, out, what + ": pgjdbc asked for 3.0 and nothing else, and hears just that");
+            assertEquals(c[2], s.goAwayGrant(), what);
+            assertEquals(c[2] != GoAwayGrant.NONE, s.goAwayCapable(), what);
+        }
+        // Options pgjdbc asked for itself still reach it, without ours.
+        ProtocolUpgrade.Attempt attempt = new ProtocolUpgrade(new HashMap<>()).begin("p", 2, true);
+        BackendFilter f = new BackendFilter(signals, "p");
+        f.startupSent(attempt);
+        assertArrayEquals(Messages.stream().negotiate(2, "_pq_.compression").bytes(),
+                readAll(f, Messages.stream().negotiate(2, "_pq_.goaway", "_pq_.compression").bytes()));
     }
 
     @Test
