@@ -17,7 +17,7 @@ final class DocExamples {
 
     static void direct() throws SQLException, IOException {
         // tag::direct[]
-        Properties props = PgGoAway.install(new Properties());   // socketFactory, sslfactory, protocolVersion=3.2
+        Properties props = PgGoAway.install(new Properties());   // socketFactory and sslfactory, nothing else
         props.setProperty("user", "app");
         try (Connection c = DriverManager.getConnection("jdbc:postgresql://db/app", props)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
