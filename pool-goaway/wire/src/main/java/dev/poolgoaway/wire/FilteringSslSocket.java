@@ -26,8 +26,13 @@ final class FilteringSslSocket extends DelegatingSslSocket
     /** How long an idle poll may wait for the rest of a TLS record that has begun to arrive. */
     static final int POLL_READ_MILLIS = 5;
 
-    /** SSLRequest: length 8, code 80877103. */
-    private static final byte[] SSL_REQUEST = {0, 0, 0, 8, 0x04, (byte) 0xd2, 0x16, 0x2f};
+    /** SSLRequest: the request header alone. */
+    private static final byte[] SSL_REQUEST = new byte[Protocol.REQUEST_HEADER_LENGTH];
+
+    static {
+        Protocol.writeInt(SSL_REQUEST, 0, SSL_REQUEST.length);
+        Protocol.writeInt(SSL_REQUEST, 4, Protocol.SSL_REQUEST_CODE);
+    }
 
     /** Runs after a successful handshake: reports what the delegate factory deferred (client key problems). */
     interface HandshakeCheck {
@@ -116,7 +121,7 @@ final class FilteringSslSocket extends DelegatingSslSocket
             request.write(SSL_REQUEST);
             request.flush();
             int answer = plain.getInputStream().read();
-            if (answer != 'S') {
+            if (answer != Protocol.ANSWER_TLS) {
                 throw new SSLException(host + ":" + port + " no longer offers TLS (answered SSLRequest with "
                         + answer + ") on reconnect");
             }

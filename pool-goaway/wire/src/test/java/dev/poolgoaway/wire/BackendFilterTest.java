@@ -317,7 +317,7 @@ class BackendFilterTest {
     }
 
     private static int readInt(byte[] b, int at) {
-        return BackendFilter.readInt(b, at);
+        return Protocol.readInt(b, at);
     }
 
     @Test
