@@ -147,15 +147,8 @@ class UpstreamDraftsTest {
     }
 
     private Connection connect(GoAwayProxy proxy, boolean tls, String... keyValues) throws SQLException {
-        Properties p = new Properties();
-        p.setProperty("user", "postgres");
+        Properties p = pg.clientProperties(tls);
         p.setProperty("socketTimeout", "30");
-        if (tls) {
-            p.setProperty("sslmode", "verify-full");
-            p.setProperty("sslrootcert", pg.rootCert.toString());
-        } else {
-            p.setProperty("sslmode", "disable");
-        }
         for (int i = 0; i < keyValues.length; i += 2) {
             p.setProperty(keyValues[i], keyValues[i + 1]);
         }
