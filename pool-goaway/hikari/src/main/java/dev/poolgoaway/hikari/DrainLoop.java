@@ -48,6 +48,11 @@ final class DrainLoop {
      * went back to the pool before it read the server's request is otherwise found only at the next tick.
      */
     static final long DRAINING_PASS_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /**
+     * A pool whose constructor has not completed this long after it started the evictor never will: it threw after
+     * creating its metrics tracker, and nobody will ever shut it down. Far longer than the few steps between.
+     */
+    static final long NEVER_STARTED_NANOS = TimeUnit.SECONDS.toNanos(2);
 
     private final PoolView pool;
     private final EvictorSettings settings;
@@ -60,6 +65,8 @@ final class DrainLoop {
     private Episode episode;
     private long lastFullPass;
     private boolean passed;
+    private long firstCall;
+    private boolean called;
     private volatile int flaggedOpen;
     private volatile boolean draining;
     private volatile DrainEpisode lastDrain;
@@ -126,6 +133,18 @@ final class DrainLoop {
     long cleanup(long now) {
         if (pool.shutDown()) {
             return -1;
+        }
+        if (!called) {
+            called = true;
+            firstCall = now;
+        }
+        if (!pool.started()) {
+            if (now - firstCall >= NEVER_STARTED_NANOS) {
+                log.warn("{} - the pool never finished starting (its constructor failed): pool-goaway's evictor "
+                        + "stops", poolName);
+                return -1;
+            }
+            return settings.tick().toNanos();
         }
         List<Tracked> present = track();
         long next = pool.canReserve() ? decide(present, now) : decidePublic(present, now);

@@ -40,6 +40,7 @@ import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
 public final class GoAwayEvictor implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(GoAwayEvictor.class);
+    private static final long FAILURE_LOG_INTERVAL_NANOS = TimeUnit.MINUTES.toNanos(1);
 
     private final EvictorSettings settings;
     private final HikariConfig installedInto;
@@ -56,8 +57,9 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile String problem;
     /** The start hook install put into the configuration. */
     private PoolStartHook hook;
-    /** The loop failed on its last run: the next failure is logged without its stack trace. */
-    private boolean failing;
+    /** Runs failed in a row (evictor thread): the first is logged with its stack trace, the rest counted. */
+    private int failures;
+    private long lastFailureLog;
 
     GoAwayEvictor(EvictorSettings settings, HikariConfig installedInto) {
         this.settings = settings;
@@ -225,21 +227,25 @@ public final class GoAwayEvictor implements AutoCloseable {
             return;
         }
         long delay;
+        long now = System.nanoTime();
         try {
-            delay = loop.cleanup(System.nanoTime());
-            if (failing) {
-                failing = false;
-                log.info("{} - pool-goaway evictor runs again", poolName);
+            delay = loop.cleanup(now);
+            if (failures > 0) {
+                log.info("{} - pool-goaway evictor runs again, after {} failed run{}", poolName, failures,
+                        failures == 1 ? "" : "s");
+                failures = 0;
             }
         } catch (Throwable e) {
             // Whatever it was, the loop must go on: a silent death would leave the pool undrained. The stack trace
-            // once; while it keeps failing, one line a run.
-            if (failing) {
-                log.warn("{} - pool-goaway evictor run failed again: {}", poolName, e.toString());
-            } else {
+            // once; while it keeps failing, one line a minute, not one a tick.
+            if (failures++ == 0) {
                 log.warn("{} - pool-goaway evictor run failed; trying again every tick", poolName, e);
+                lastFailureLog = now;
+            } else if (now - lastFailureLog >= FAILURE_LOG_INTERVAL_NANOS) {
+                log.warn("{} - pool-goaway evictor still failing ({} runs in a row): {}", poolName, failures,
+                        e.toString());
+                lastFailureLog = now;
             }
-            failing = true;
             delay = settings.tick().toNanos();
         }
         if (delay < 0 || closed) {

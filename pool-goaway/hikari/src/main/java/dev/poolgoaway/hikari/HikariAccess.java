@@ -32,15 +32,17 @@ final class HikariAccess extends PublicApiView {
     private final Method markEvicted;
     private final Method isMarkedEvicted;
     private final Method softEvict;
+    private final Field houseKeeperTask;
 
     private HikariAccess(HikariPool pool, ConcurrentBag<IConcurrentBagEntry> bag, Field connectionField,
-            Method markEvicted, Method isMarkedEvicted, Method softEvict) {
+            Method markEvicted, Method isMarkedEvicted, Method softEvict, Field houseKeeperTask) {
         super(pool, null);
         this.bag = bag;
         this.connectionField = connectionField;
         this.markEvicted = markEvicted;
         this.isMarkedEvicted = isMarkedEvicted;
         this.softEvict = softEvict;
+        this.houseKeeperTask = houseKeeperTask;
     }
 
     /**
@@ -63,8 +65,10 @@ final class HikariAccess extends PublicApiView {
             Method softEvict = HikariPool.class.getDeclaredMethod("softEvictConnection", entryClass, String.class,
                     boolean.class);
             softEvict.setAccessible(true);
+            Field houseKeeper = HikariPool.class.getDeclaredField("houseKeeperTask");
+            houseKeeper.setAccessible(true);
             return new HikariAccess(pool, (ConcurrentBag<IConcurrentBagEntry>) bagField.get(pool), connection,
-                    markEvicted, isMarkedEvicted, softEvict);
+                    markEvicted, isMarkedEvicted, softEvict, houseKeeper);
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             throw new IllegalStateException("pool-goaway does not know the internals of HikariCP " + HIKARI_VERSION
                     + " (tested: " + TESTED + "): " + e, e);
@@ -174,6 +178,16 @@ final class HikariAccess extends PublicApiView {
     @Override
     public int shortfall() {
         return Math.max(0, pool.config.getMinimumIdle() - pool.getTotalConnections());
+    }
+
+    /** HikariCP schedules its housekeeper as the last thing its constructor does. */
+    @Override
+    public boolean started() {
+        try {
+            return houseKeeperTask.get(pool) != null;
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        }
     }
 
     @Override

@@ -66,6 +66,12 @@ interface PoolView {
     /** @return true once the pool is shut down */
     boolean shutDown();
 
+    /**
+     * @return true once the pool's constructor has completed; false while it runs, and for good if it threw after
+     *         HikariCP created its metrics tracker (the evictor's start): then no shutdown will ever come
+     */
+    boolean started();
+
     /** @return false for the public API: entries can be neither reserved nor evicted one by one */
     boolean canReserve();
 

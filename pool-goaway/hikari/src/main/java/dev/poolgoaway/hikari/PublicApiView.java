@@ -83,6 +83,12 @@ class PublicApiView implements PoolView {
         return pool.poolState == HikariPool.POOL_SHUTDOWN;
     }
 
+    /** Not known through the public API: a pool whose constructor threw is not noticed here. */
+    @Override
+    public boolean started() {
+        return true;
+    }
+
     @Override
     public boolean canReserve() {
         return false;

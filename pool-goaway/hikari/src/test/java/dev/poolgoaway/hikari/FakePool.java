@@ -16,7 +16,7 @@ import java.util.concurrent.TimeUnit;
  * the loop (a connection asked to close on return is closed when returned; a closed one leaves a shortfall until
  * {@link #refill}), and a clock the test moves.
  */
-final class FakePool implements PoolView {
+class FakePool implements PoolView {
 
     /** One pooled connection and what the server said on it. */
     static final class Conn implements Signals {
@@ -64,6 +64,7 @@ final class FakePool implements PoolView {
     final int size;
     int shortfall;
     boolean shutDown;
+    boolean started = true;
     boolean publicApi;
     int softEvicts;
     long nanos = TimeUnit.SECONDS.toNanos(1000);
@@ -209,6 +210,11 @@ final class FakePool implements PoolView {
     @Override
     public boolean shutDown() {
         return shutDown;
+    }
+
+    @Override
+    public boolean started() {
+        return started;
     }
 
     @Override

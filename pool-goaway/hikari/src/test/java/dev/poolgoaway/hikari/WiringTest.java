@@ -15,13 +15,18 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.sql.Connection;
 import java.sql.Statement;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
 import java.util.HashSet;
 import java.util.List;
 import java.util.Set;
 import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.junit.jupiter.api.AfterEach;
@@ -350,6 +355,33 @@ class WiringTest {
             shared.shutdownNow();
         }
         assertTrue(made.get() > 0);
+    }
+
+    @Test
+    void aPoolWhoseConstructorThrowsAfterTheEvictorStartedDoesNotKeepTheEvictorForever() throws Exception {
+        // Was: the evictor ran on for good, for a pool nobody could ever shut down. Here HikariCP's constructor
+        // throws when it schedules its housekeeper, after it created the metrics tracker (the evictor's start).
+        ScheduledThreadPoolExecutor refusing = new ScheduledThreadPoolExecutor(1) {
+            @Override
+            public ScheduledFuture<?> scheduleWithFixedDelay(Runnable task, long initialDelay, long delay,
+                    TimeUnit unit) {
+                throw new RejectedExecutionException("no periodic tasks here");
+            }
+        };
+        try {
+            HikariConfig config = config("never-started", 1);
+            config.setScheduledExecutor(refusing);
+            config.setKeepaliveTime(0);
+            GoAwayEvictor evictor = PoolGoAway.install(config, EvictorSettings.builder().tick(Duration.ofMillis(20))
+                    .build());
+            assertThrows(RejectedExecutionException.class, () -> new HikariDataSource(config));
+            assertTrue(evictor.running(), "it had started");
+            await().atMost(WAIT).until(() -> !evictor.running());
+            // Left on the executor: HikariCP's own max-lifetime task for the connection its constructor made.
+            await().atMost(WAIT).until(() -> refusing.getQueue().size() == 1);
+        } finally {
+            refusing.shutdownNow();
+        }
     }
 
     private static Set<Integer> pidsOf(HikariDataSource ds) throws Exception {
