@@ -263,17 +263,7 @@ class DrainTest {
             await().atMost(WAIT).until(() -> openPidsOn(blue).size() == 1);
         }
         // Hikari closes the returned connection at once (7.x) or when next found idle (5.1): borrow them all.
-        List<Connection> all = new ArrayList<>();
-        try {
-            for (int i = 0; i < 6; i++) {
-                all.add(pool.getConnection());
-                assertEquals(green.port(), serverPort(all.get(i)));
-            }
-        } finally {
-            for (Connection c : all) {
-                c.close();
-            }
-        }
+        PoolFixture.borrowAllFrom(pool, 6, green);
         await().atMost(WAIT).until(() -> openPidsOn(blue).isEmpty());
         assertEquals(6, before.size());
     }

@@ -30,7 +30,6 @@ import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -52,24 +51,21 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
  */
 class WiringTest {
 
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private EmbeddedUpstream blue;
+    private EmbeddedUpstream green;
     private GoAwayProxy proxy;
     private final List<HikariDataSource> pools = new ArrayList<>();
 
-    @BeforeAll
-    static void servers() throws Exception {
+    /** Blue and green are the fixture's servers, shared by the JVM's tests; the proxy and the pools are each test's. */
+    @BeforeEach
+    void serversAndProxy() throws Exception {
         blue = PoolFixture.blue();
         green = PoolFixture.green();
-    }
-
-    @BeforeEach
-    void startProxy() throws Exception {
         proxy = GoAwayProxy.builder().upstream(blue).name("wiring-proxy").start();
     }
 
     @AfterEach
-    void close() {
+    void closePoolsAndProxy() {
         pools.forEach(HikariDataSource::close);
         proxy.close();
     }
@@ -281,17 +277,7 @@ class WiringTest {
             assertEquals(blue.port(), serverPort(old), "the old one is still in use meanwhile");
         }
         // HikariCP 7 closes the returned old connection at once, 5.1 when it next finds it idle: borrow them all.
-        List<Connection> all = new ArrayList<>();
-        try {
-            for (int i = 0; i < 3; i++) {
-                all.add(ds.getConnection());
-                assertEquals(green.port(), serverPort(all.get(i)));
-            }
-        } finally {
-            for (Connection c : all) {
-                c.close();
-            }
-        }
+        PoolFixture.borrowAllFrom(ds, 3, green);
         await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty() && !evictor.draining());
         assertTrue(evictor.lastDrain().isPresent(), "the episode ended");
     }
