@@ -231,15 +231,8 @@ final class DrainLoop {
                 }
                 boolean evicted = false;
                 try {
-                    if (pool.evictedByHikari(t.entry) && !t.closeOnReturn) {
-                        // HikariCP evicted it (max lifetime, softEvictConnections) while it was reserved here, and
-                        // so left it open until a borrow found it: close it now, as HikariCP would have.
-                        pool.evict(t.entry, "(connection was evicted)");
+                    if (evictedByHikari(t)) {
                         evicted = true;
-                        if (t.flagged()) {
-                            closed(t, EvictionState.IDLE);
-                        }
-                        t.closed = true;
                         continue;
                     }
                     if (t.kind == null) {
@@ -261,13 +254,33 @@ final class DrainLoop {
                         next = Math.min(next, Math.max(0, t.dueNanos - now));
                     }
                 } finally {
-                    if (!evicted) {
+                    // Checked again: HikariCP may have evicted it while it was being polled.
+                    if (!evicted && !evictedByHikari(t)) {
                         pool.unreserve(t.entry);
                     }
                 }
             }
         }
         return heldBack ? Math.min(next, RECHECK_NANOS) : next;
+    }
+
+    /**
+     * HikariCP evicted a reserved entry (max lifetime, {@code softEvictConnections}): it cannot close one that is
+     * reserved, so it left it open for the next borrow to find, which in a suspended pool never comes. Closes it as
+     * HikariCP would have.
+     *
+     * @return true if it was so, and the entry is closed now
+     */
+    private boolean evictedByHikari(Tracked t) {
+        if (t.closeOnReturn || !pool.evictedByHikari(t.entry)) {
+            return false;
+        }
+        pool.evict(t.entry, "(connection was evicted)");
+        if (t.flagged()) {
+            closed(t, EvictionState.IDLE);
+        }
+        t.closed = true;
+        return true;
     }
 
     /**

@@ -189,6 +189,18 @@ class DrainLoopTest {
     }
 
     @Test
+    void anEntryHikariEvictsWhileItIsBeingPolledIsClosedNotGivenBack() {
+        FakePool pool = new FakePool(2);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        Conn c = pool.conn(0);
+        c.duringPoll = () -> c.evictedByHikari = true;
+        run(loop, pool);
+        assertFalse(pool.conns.contains(c));
+        assertEquals("(connection was evicted)", c.evictedFor);
+        assertTrue(pool.conns.stream().noneMatch(other -> other.reserved), "nothing left reserved");
+    }
+
+    @Test
     void onlyConnectionsAskedToCloseOnReturnStraggleAndTheDeadlineRunsFromThat() {
         FakePool pool = new FakePool(4);
         DrainLoop loop = loop(pool, EvictorSettings.builder().maxReplacementsInFlight(1)

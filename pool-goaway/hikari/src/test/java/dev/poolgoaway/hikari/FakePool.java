@@ -24,6 +24,7 @@ class FakePool implements PoolView {
         Slot slot = Slot.IDLE;
         Heard heard;
         IOException pollFailure;
+        Runnable duringPoll = () -> { };
         int polls;
         boolean closeOnReturn;
         boolean evictedByHikari;
@@ -43,6 +44,7 @@ class FakePool implements PoolView {
         @Override
         public void poll() throws IOException {
             polls++;
+            duringPoll.run();
             if (pollFailure != null) {
                 throw pollFailure;
             }
