@@ -1,9 +1,5 @@
 package dev.poolgoaway.hikari;
 
-import java.net.URLDecoder;
-import java.nio.charset.StandardCharsets;
-import java.util.ArrayList;
-import java.util.List;
 import java.util.Properties;
 import java.util.UUID;
 
@@ -41,8 +37,7 @@ public final class PoolGoAway {
      */
     public static final String INTERNALS_PROPERTY = "poolgoaway.hikari.internals";
 
-    private static final String[] WIRE_KEYS = {
-        PGProperty.SOCKET_FACTORY.getName(), PGProperty.SSL_FACTORY.getName(), PGProperty.PROTOCOL_VERSION.getName()};
+    private static final String[] WIRE_KEYS = {PGProperty.SOCKET_FACTORY.getName(), PGProperty.SSL_FACTORY.getName()};
 
     private PoolGoAway() {
     }
@@ -109,12 +104,11 @@ public final class PoolGoAway {
             if (!config.getJdbcUrl().startsWith("jdbc:postgresql:")) {
                 throw new IllegalArgumentException(name + " is not a PostgreSQL pool: jdbcUrl " + config.getJdbcUrl());
             }
-            // Parameters in the URL win over driver properties in pgjdbc: move ours into the properties. Worked out
-            // on a copy, since the wire layer can still refuse (a protocolVersion it does not know).
+            // Parameters in the URL win over driver properties in pgjdbc: the wire layer moves its own out of it.
+            // Worked out on a copy, since the wire layer can still refuse (a setting it cannot use).
             Properties props = new Properties();
             props.putAll(config.getDataSourceProperties());
-            String url = moveUrlParameters(config.getJdbcUrl(), props);
-            PgGoAway.install(props);
+            String url = PgGoAway.install(config.getJdbcUrl(), props);
             String group = "hikari-" + UUID.randomUUID();
             props.setProperty(PgGoAway.GROUP, group);
             config.setJdbcUrl(url);
@@ -155,10 +149,6 @@ public final class PoolGoAway {
                 && !sslFactory.equals(LibPQFactory.class.getName())) {
             props.setProperty(PGProperty.SSL_FACTORY.getName(), sslFactory);
         }
-        if (ds.getProtocolVersion() != 0) {
-            // Set by the user (pgjdbc reports 0 when unset): a pin, which install() respects.
-            props.setProperty(PGProperty.PROTOCOL_VERSION.getName(), String.valueOf(ds.getProtocolVersion()));
-        }
         PgGoAway.install(props);
         if (props.containsKey(PgGoAway.DELEGATE_SOCKET_FACTORY) || props.containsKey(PgGoAway.DELEGATE_SSL_FACTORY)) {
             throw new IllegalArgumentException(name + " sets its own socketFactory or sslfactory on a pgjdbc data "
@@ -176,27 +166,5 @@ public final class PoolGoAway {
         } catch (ReflectiveOperationException | ClassCastException e) {
             throw new IllegalArgumentException(name + ": cannot instantiate dataSourceClassName " + className, e);
         }
-    }
-
-    /**
-     * Moves {@code socketFactory}, {@code sslfactory} and {@code protocolVersion} from a pgjdbc URL's query into
-     * properties.
-     */
-    static String moveUrlParameters(String url, Properties into) {
-        int q = url.indexOf('?');
-        if (q < 0) {
-            return url;
-        }
-        List<String> kept = new ArrayList<>();
-        for (String pair : url.substring(q + 1).split("&")) {
-            int eq = pair.indexOf('=');
-            String key = eq < 0 ? pair : pair.substring(0, eq);
-            if (List.of(WIRE_KEYS).contains(key)) {
-                into.setProperty(key, eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8));
-            } else if (!pair.isEmpty()) {
-                kept.add(pair);
-            }
-        }
-        return kept.isEmpty() ? url.substring(0, q) : url.substring(0, q + 1) + String.join("&", kept);
     }
 }

@@ -22,8 +22,10 @@ import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.wire.ConnectionSignals;
 import dev.poolgoaway.wire.GoAwaySocketFactory;
+import dev.poolgoaway.wire.GoAwaySslSocketFactory;
 import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import org.postgresql.ds.PGSimpleDataSource;
 
 /** Installing into every kind of pgjdbc pool configuration, refusing what cannot work, and doing nothing when no
  * server ever asks. */
@@ -81,18 +83,35 @@ class InstallTest {
 
     @Test
     void urlParametersThatWouldBypassTheLayerAreMovedIntoProperties() {
-        Properties props = new Properties();
-        String url = PoolGoAway.moveUrlParameters(
-                "jdbc:postgresql://h/db?ApplicationName=x&sslfactory=org.example.F&protocolVersion=3.0&ssl=true", props);
-        assertEquals("jdbc:postgresql://h/db?ApplicationName=x&ssl=true", url);
-        assertEquals("org.example.F", props.getProperty("sslfactory"));
-        assertEquals("3.0", props.getProperty("protocolVersion"));
-        assertEquals("jdbc:postgresql://h/db", PoolGoAway.moveUrlParameters("jdbc:postgresql://h/db?socketFactory=a",
-                props));
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl("jdbc:postgresql://h/db?ApplicationName=x&sslfactory=org.example.F&protocolVersion=3.0"
+                + "&ssl=true");
+        PoolGoAway.install(config);
+        assertEquals("jdbc:postgresql://h/db?ApplicationName=x&protocolVersion=3.0&ssl=true", config.getJdbcUrl(),
+                "protocolVersion is pgjdbc's business: it stays");
+        assertEquals("org.example.F", config.getDataSourceProperties().getProperty(PgGoAway.DELEGATE_SSL_FACTORY));
+        assertEquals(GoAwaySslSocketFactory.class.getName(),
+                config.getDataSourceProperties().getProperty("sslfactory"));
     }
 
     @Test
-    void aDataSourceClassNamePoolGetsTheLayerAndProtocolThreeTwo() throws Exception {
+    void aPgjdbcDataSourceKeepsItsProtocolVersionAndItsGetterWorks() {
+        PGSimpleDataSource plain = new PGSimpleDataSource();
+        HikariConfig config = new HikariConfig();
+        config.setDataSource(plain);
+        PoolGoAway.install(config);
+        assertEquals(0, plain.getProtocolVersion(), "unset, as without pool-goaway (pgjdbc's default 3.0)");
+        assertEquals(GoAwaySocketFactory.class.getName(), plain.getSocketFactory());
+        PGSimpleDataSource pinned = new PGSimpleDataSource();
+        pinned.setProtocolVersion(3);
+        HikariConfig second = new HikariConfig();
+        second.setDataSource(pinned);
+        PoolGoAway.install(second);
+        assertEquals(3, pinned.getProtocolVersion());
+    }
+
+    @Test
+    void aDataSourceClassNamePoolGetsTheLayerAndGoAway() throws Exception {
         try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(pg).start()) {
             HikariConfig config = new HikariConfig();
             config.setDataSourceClassName("org.postgresql.ds.PGSimpleDataSource");
@@ -104,7 +123,7 @@ class InstallTest {
             PoolGoAway.install(config);
             try (HikariDataSource ds = new HikariDataSource(config)) {
                 ConnectionSignals signals = signals(ds);
-                assertTrue(signals.goAwayCapable(), "3.2 asked, raised to 3.3, granted by the proxy");
+                assertTrue(signals.goAwayCapable(), "pgjdbc's 3.0 raised to 3.3, granted by the proxy");
             }
         }
     }

@@ -40,6 +40,7 @@ import com.zaxxer.hikari.metrics.micrometer.MicrometerMetricsTrackerFactory;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.ProxyEvent;
+import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -161,7 +162,7 @@ class WiringTest {
         assertEquals("first", evictor.poolName());
         int pid;
         try (Connection c = first.getConnection()) {
-            pid = dev.poolgoaway.wire.PgGoAway.signals(c).orElseThrow().backendPid().getAsInt();
+            pid = PgGoAway.signals(c).orElseThrow().backendPid().getAsInt();
         }
         proxy.retarget(green);
         assertTrue(proxy.goAway(pid));
@@ -236,7 +237,7 @@ class WiringTest {
         assertNotSame(before, after, "a gauge of the new evictor");
         int pid;
         try (Connection c = second.getConnection()) {
-            pid = dev.poolgoaway.wire.PgGoAway.signals(c).orElseThrow().backendPid().getAsInt();
+            pid = PgGoAway.signals(c).orElseThrow().backendPid().getAsInt();
             proxy.goAway(pid);
             serverPort(c);
             await().atMost(WAIT).until(() -> after.value() == 1.0);
@@ -294,12 +295,14 @@ class WiringTest {
         assertNull(notPg.getMetricsTrackerFactory());
         assertEquals("inner", notPg.getDataSourceProperties().get("poolName"));
 
-        HikariConfig badProtocol = config("bad-protocol", 1);
-        String url = badProtocol.getJdbcUrl() + "?protocolVersion=banana&ApplicationName=app";
-        badProtocol.setJdbcUrl(url);
-        assertThrows(IllegalArgumentException.class, () -> PoolGoAway.install(badProtocol));
-        assertEquals(url, badProtocol.getJdbcUrl());
-        assertTrue(badProtocol.getDataSourceProperties().isEmpty());
+        HikariConfig badSetting = config("bad-setting", 1);
+        String url = badSetting.getJdbcUrl() + "?sslfactory=org.postgresql.ssl.NonValidatingFactory&ApplicationName=a";
+        badSetting.setJdbcUrl(url);
+        badSetting.addDataSourceProperty(PgGoAway.GOAWAY_REQUEST, "banana");
+        assertThrows(IllegalArgumentException.class, () -> PoolGoAway.install(badSetting));
+        assertEquals(url, badSetting.getJdbcUrl(), "the URL's parameters stay where they were");
+        assertEquals(1, badSetting.getDataSourceProperties().size());
+        assertNull(badSetting.getMetricsTrackerFactory());
     }
 
     @Test

@@ -10,9 +10,9 @@ import org.testcontainers.postgresql.PostgreSQLContainer;
  * do not cover. The superuser is {@code postgres} with password {@code postgres}, the database {@code postgres}, the
  * same names as {@link EmbeddedUpstream} so that tests run unchanged on either.
  *
- * <p>Testcontainers is an optional dependency of the test kit. This is the only class that refers to it, and other
- * classes touch it only after {@link #dockerAvailable()} said yes, so a project without Testcontainers never loads
- * it. To use it, add {@code org.testcontainers:testcontainers-postgresql} to the test class path.
+ * <p>Testcontainers is an optional dependency of the test kit. This class and {@link ContainerPgBouncer} are the
+ * only ones that refer to it, and other classes touch them only after {@link #dockerAvailable()} said yes, so a
+ * project without Testcontainers never loads it. To use it, add {@code org.testcontainers:testcontainers-postgresql} to the test class path.
  */
 public final class ContainerUpstream implements PostgresUpstream {
 

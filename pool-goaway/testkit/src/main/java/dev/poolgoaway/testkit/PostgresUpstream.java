@@ -24,4 +24,21 @@ public interface PostgresUpstream extends AutoCloseable {
     default String jdbcUrl() {
         return "jdbc:postgresql://" + host() + ":" + port() + "/" + database();
     }
+
+    /**
+     * A server someone else runs and stops (a proxy, a container's server, any host and port).
+     *
+     * @return the address and credentials as an upstream whose {@code close()} does nothing
+     */
+    static PostgresUpstream at(String host, int port, String user, String password, String database) {
+        return new Address(host, port, user, password, database);
+    }
+
+    /** What {@link #at} returns. */
+    record Address(String host, int port, String user, String password, String database) implements PostgresUpstream {
+        @Override
+        public void close() {
+            // not ours to stop
+        }
+    }
 }

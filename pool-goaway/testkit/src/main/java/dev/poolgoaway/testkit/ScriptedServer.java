@@ -28,14 +28,27 @@ import javax.net.ssl.SSLSocket;
  */
 public final class ScriptedServer implements AutoCloseable {
 
-    /** How the server answers a StartupMessage asking for more than 3.2. */
+    /**
+     * How the server answers a StartupMessage asking for a newer protocol than it speaks. Each stands for real
+     * peers that cannot be installed here; the wording is theirs (PostgreSQL's {@code ProcessStartupPacket} in
+     * the releases named, PgBouncer's {@code NegotiateProtocolVersion} since 1.23).
+     */
     public enum Startup {
-        /** A 3.3 server: accepts silently. */
+        /** A 3.3 server (the GoAway patch): accepts silently. */
         SPEAKS_3_3,
-        /** A 3.2 server: NegotiateProtocolVersion down to 3.2. */
+        /** A 3.2 server (PostgreSQL 18, 19): NegotiateProtocolVersion down to 3.2. */
         SPEAKS_3_2,
-        /** An old pooler: FATAL 0A000 and close. */
-        REJECTS_ABOVE_3_2
+        /** A 3.0 peer that negotiates (PostgreSQL 9.3.21+ to 17, PgBouncer 1.23+): NegotiateProtocolVersion 3.0. */
+        NEGOTIATES_3_0,
+        /** A server that refuses above 3.2: {@code FATAL 0A000 unsupported frontend protocol}, then close. */
+        REJECTS_ABOVE_3_2,
+        /**
+         * PostgreSQL 9.3.0–9.3.20, 9.4.0–9.4.15, 9.5.0–9.5.10, 9.6.0–9.6.6, 10.0–10.1: {@code FATAL 0A000
+         * unsupported frontend protocol 3.n: server supports 1.0 to 3.0} to any minor version above 0, then close.
+         */
+        REJECTS_ABOVE_3_0,
+        /** The same refusal in German ({@code lc_messages = de_DE}): no English text to match. */
+        REJECTS_ABOVE_3_0_IN_GERMAN
     }
 
     private final ServerSocket listener;
@@ -197,8 +210,9 @@ public final class ScriptedServer implements AutoCloseable {
                     s.getOutputStream().write('N');
                     continue;
                 }
-                in.readNBytes(length - 8);
-                session = new Session(plain, s, pids.incrementAndGet(), code & 0xffff);
+                byte[] parameters = in.readNBytes(length - 8);
+                session = new Session(plain, s, pids.incrementAndGet(), code & 0xffff,
+                        Wire.protocolOptions(parameters));
                 break;
             }
             sessions.add(session);
@@ -241,6 +255,30 @@ public final class ScriptedServer implements AutoCloseable {
     private boolean startup(Session session) throws IOException {
         ByteArrayOutputStream reply = new ByteArrayOutputStream();
         reply.writeBytes(beforeAuth);
+        int granted = session.requestedMinor;
+        // Like PostgreSQL since the 2017 minor releases: a protocol option it does not know (every _pq_. one) is
+        // listed in NegotiateProtocolVersion, which also carries the version it speaks.
+        List<String> unknown = startup == Startup.SPEAKS_3_3 || startup == Startup.SPEAKS_3_2
+                || startup == Startup.NEGOTIATES_3_0 ? session.protocolOptions : List.of();
+        int speaks = startup == Startup.SPEAKS_3_3 ? 3 : startup == Startup.SPEAKS_3_2 ? 2 : 0;
+        if (session.requestedMinor > 0) {
+            switch (startup) {
+                case REJECTS_ABOVE_3_0 -> {
+                    session.send(Wire.error("FATAL", "0A000", "unsupported frontend protocol 3."
+                            + session.requestedMinor + ": server supports 1.0 to 3.0"));
+                    return false;
+                }
+                case REJECTS_ABOVE_3_0_IN_GERMAN -> {
+                    session.send(Wire.error("FATAL", "0A000", "nicht unterst\u00fctztes Frontend-Protokoll 3."
+                            + session.requestedMinor + ": Server unterst\u00fctzt 1.0 bis 3.0"));
+                    return false;
+                }
+                case NEGOTIATES_3_0 -> granted = 0;
+                default -> {
+                    // below
+                }
+            }
+        }
         if (session.requestedMinor > 2) {
             if (startup == Startup.REJECTS_ABOVE_3_2) {
                 session.send(Wire.error("FATAL", "0A000", "unsupported frontend protocol 3."
@@ -248,8 +286,11 @@ public final class ScriptedServer implements AutoCloseable {
                 return false;
             }
             if (startup == Startup.SPEAKS_3_2) {
-                reply.writeBytes(Wire.message('v', new byte[] {0, 3, 0, 2, 0, 0, 0, 0}));
+                granted = 2;
             }
+        }
+        if (granted < session.requestedMinor || !unknown.isEmpty()) {
+            reply.writeBytes(Wire.negotiateProtocolVersion(Math.min(session.requestedMinor, speaks), unknown));
         }
         reply.writeBytes(Wire.message('R', new byte[4]));
         reply.writeBytes(afterAuth);
@@ -258,7 +299,7 @@ public final class ScriptedServer implements AutoCloseable {
             {"TimeZone", "UTC"}}) {
             reply.writeBytes(Wire.parameterStatus(p[0], p[1]));
         }
-        byte[] key = new byte[4 + (session.requestedMinor >= 2 ? 32 : 4)];
+        byte[] key = new byte[4 + (granted >= 2 ? 32 : 4)];
         Wire.writeInt(key, 0, session.pid);
         reply.writeBytes(Wire.message('K', key));
         reply.writeBytes(READY_FOR_QUERY);
@@ -293,14 +334,22 @@ public final class ScriptedServer implements AutoCloseable {
         private final Socket socket;
         private final int pid;
         private final int requestedMinor;
+        private final List<String> protocolOptions;
         private final OutputStream out;
 
-        private Session(Socket plain, Socket socket, int pid, int requestedMinor) throws IOException {
+        private Session(Socket plain, Socket socket, int pid, int requestedMinor, List<String> protocolOptions)
+                throws IOException {
             this.plain = plain;
             this.socket = socket;
             this.pid = pid;
             this.requestedMinor = requestedMinor;
+            this.protocolOptions = protocolOptions;
             this.out = socket.getOutputStream();
+        }
+
+        /** @return the {@code _pq_.} protocol options the client's StartupMessage asked for */
+        public List<String> protocolOptions() {
+            return protocolOptions;
         }
 
         /** @return the backend pid it was given in BackendKeyData */

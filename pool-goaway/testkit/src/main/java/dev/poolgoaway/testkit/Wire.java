@@ -5,6 +5,9 @@ import java.io.DataInputStream;
 import java.io.IOException;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Map;
 
 /** The few backend messages the proxy writes itself, and the integers it reads and writes. */
 final class Wire {
@@ -24,13 +27,34 @@ final class Wire {
 
     /** An ErrorResponse the way PostgreSQL formats it: S and V severity, SQLSTATE, message. */
     static byte[] error(String severity, String sqlState, String message) {
+        return error(severity, sqlState, message, "");
+    }
+
+    /** @return an ErrorResponse, with a DETAIL field unless {@code detail} is empty */
+    static byte[] error(String severity, String sqlState, String message, String detail) {
         ByteArrayOutputStream body = new ByteArrayOutputStream();
         field(body, 'S', severity);
         field(body, 'V', severity);
         field(body, 'C', sqlState);
         field(body, 'M', message);
+        if (!detail.isEmpty()) {
+            field(body, 'D', detail);
+        }
         body.write(0);
         return message('E', body.toByteArray());
+    }
+
+    /** @return a StartupMessage body without the parameter {@code name} (and its value) */
+    static byte[] withoutParameter(byte[] body, String name) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(body.length);
+        startupParameters(body).forEach((n, v) -> {
+            if (!n.equals(name)) {
+                cstring(out, n);
+                cstring(out, v);
+            }
+        });
+        out.write(0);
+        return out.toByteArray();
     }
 
     static byte[] parameterStatus(String name, String value) {
@@ -38,6 +62,48 @@ final class Wire {
         cstring(body, name);
         cstring(body, value);
         return message('S', body.toByteArray());
+    }
+
+    /** @return a NegotiateProtocolVersion offering 3.{@code minor} and listing {@code unsupported} options */
+    static byte[] negotiateProtocolVersion(int minor, List<String> unsupported) {
+        ByteArrayOutputStream body = new ByteArrayOutputStream();
+        byte[] head = new byte[8];
+        writeInt(head, 0, (3 << 16) | minor);
+        writeInt(head, 4, unsupported.size());
+        body.writeBytes(head);
+        unsupported.forEach(option -> cstring(body, option));
+        return message('v', body.toByteArray());
+    }
+
+    /** @return the parameters of a StartupMessage body (name, value, ..., a final NUL), by name in order */
+    static Map<String, String> startupParameters(byte[] body) {
+        Map<String, String> parameters = new LinkedHashMap<>();
+        int p = 0;
+        while (p < body.length && body[p] != 0) {
+            int nameEnd = indexOfNul(body, p);
+            int valueEnd = nameEnd < 0 ? -1 : indexOfNul(body, nameEnd + 1);
+            if (valueEnd < 0) {
+                break;
+            }
+            parameters.put(new String(body, p, nameEnd - p, StandardCharsets.UTF_8),
+                    new String(body, nameEnd + 1, valueEnd - nameEnd - 1, StandardCharsets.UTF_8));
+            p = valueEnd + 1;
+        }
+        return parameters;
+    }
+
+    /** @return the names of the {@code _pq_.} protocol options among a StartupMessage body's parameters */
+    static List<String> protocolOptions(byte[] body) {
+        return startupParameters(body).keySet().stream().filter(n -> n.startsWith("_pq_.")).toList();
+    }
+
+    private static int indexOfNul(byte[] b, int from) {
+        for (int i = from; i < b.length; i++) {
+            if (b[i] == 0) {
+                return i;
+            }
+        }
+        return -1;
     }
 
     static byte[] message(char type, byte[] body) {

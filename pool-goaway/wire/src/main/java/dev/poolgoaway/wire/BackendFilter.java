@@ -1,5 +1,6 @@
 package dev.poolgoaway.wire;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
@@ -14,8 +15,16 @@ import org.slf4j.LoggerFactory;
  * <p>Bytes are processed in place in the reader's buffer: a message body is never copied, buffered whole or
  * allocated for. The only state kept between chunks is a header in progress, a fixed
  * {@value #CAPTURE_MAX}-byte window on the messages we inspect (ParameterStatus, BackendKeyData, ErrorResponse)
- * and, during startup only, one held NegotiateProtocolVersion or rejection (at most {@value #HOLD_MAX} bytes).
- * Memory per connection is therefore bounded and independent of message size.
+ * and, during startup only, held messages (at most {@value #HOLD_MAX} bytes). Memory per connection is therefore
+ * bounded and independent of message size.
+ *
+ * <p>During the startup of a raised attempt ({@link ProtocolUpgrade}) the filter holds what would let the attempt
+ * be replayed invisibly: a first reply that is an ErrorResponse, and, when the server authenticated pgjdbc without
+ * a challenge, everything from AuthenticationOk to the first ReadyForQuery. A failure there is swallowed and
+ * {@link #retryRequested()} asks the owner to reconnect and replay pgjdbc's own StartupMessage. Once pgjdbc has
+ * answered an authentication challenge nothing is held: a replay could not repeat pgjdbc's answer. In a 3.0
+ * session over a connection the server runs on 3.2 or later, BackendKeyData's long key is replaced by a 4-byte
+ * stand-in ({@link CancelKeys}).
  *
  * <p>Every byte that is not ours comes out unchanged and in order. When a withheld message has to be let through
  * after all (a NegotiateProtocolVersion pgjdbc must see, say), processing stops at that point and the bytes wait
@@ -44,6 +53,11 @@ final class BackendFilter {
     static final byte ERROR_RESPONSE = 'E';
     static final byte PARAMETER_STATUS = 'S';
     static final byte BACKEND_KEY_DATA = 'K';
+    static final byte AUTHENTICATION = 'R';
+    static final byte READY_FOR_QUERY = 'Z';
+    /** The length word of the authentication messages that carry nothing but their code (AuthenticationOk...). */
+    private static final int AUTHENTICATION_CODE_ONLY_LENGTH = 8;
+    private static final int AUTHENTICATION_OK = 0;
     static final String DISCONNECT_REQUESTED = "disconnect_requested";
 
     private enum State {
@@ -93,8 +107,17 @@ final class BackendFilter {
     private IOException failure;
     private boolean retry;
 
-    /** The startup this layer sent, until the server's first reply to it has been seen. */
+    /** The startup this layer sent, until the session's first ReadyForQuery. */
     private volatile ProtocolUpgrade.Attempt startup;
+    /**
+     * pgjdbc was given what a replay could not repeat (an authentication challenge it answers, an error, a message
+     * too large to hold): from here on, a failed attempt is pgjdbc's failure.
+     */
+    private boolean committed;
+    /** Between a challenge-free AuthenticationOk and the first ReadyForQuery: every message waits in pending. */
+    private boolean holdingSession;
+    private byte[] pending;
+    private int pendingLength;
 
     BackendFilter(ConnectionSignals signals, String peer) {
         this(signals, peer, false);
@@ -117,6 +140,9 @@ final class BackendFilter {
     void startupSent(ProtocolUpgrade.Attempt attempt) {
         startup = attempt;
         retry = false;
+        committed = false;
+        holdingSession = false;
+        pendingLength = 0;
         state = State.TYPE;
     }
 
@@ -127,7 +153,15 @@ final class BackendFilter {
         retry = false;
         withheld = false;
         released = null;
+        committed = false;
+        holdingSession = false;
+        pendingLength = 0;
         offset = 0;
+    }
+
+    /** @return the startup attempt that failed and must be replayed, once {@link #retryRequested()} */
+    ProtocolUpgrade.Attempt failedAttempt() {
+        return retry ? startup : null;
     }
 
     /**
@@ -265,6 +299,11 @@ final class BackendFilter {
         if (failure != null) {
             throw failure;
         }
+        if (atMessageBoundary() && replayable() && startup.failed(null, "closed the connection "
+                + (holdingSession ? "after a challenge-free authentication" : "without a reply"))) {
+            retry = true;
+            return;
+        }
         if (!atMessageBoundary()) {
             failure = new IOException(String.format(
                     "The server %s closed the connection in the middle of a '%s' message (%s); the stream is truncated",
@@ -331,13 +370,26 @@ final class BackendFilter {
         state = State.LENGTH;
         lengthBytes = 0;
         length = 0;
-        withheld = t == GO_AWAY || t == NEGOTIATE_PROTOCOL_VERSION
-                // An ErrorResponse as first reply to a raised startup may be a refusal of the version: hold it.
-                || (t == ERROR_RESPONSE && startup != null && startup.rewritten() && !startup.replySeen());
+        withheld = t == GO_AWAY || t == NEGOTIATE_PROTOCOL_VERSION || holdingSession
+                // Until pgjdbc is committed, an error may be the raised version's failure, to be replayed.
+                || (t == ERROR_RESPONSE && replayable())
+                // AuthenticationOk opens the session hold; a challenge ends the chance of a replay.
+                || (t == AUTHENTICATION && replayable())
+                || (t == BACKEND_KEY_DATA && needsStandInKey());
         if (startup != null && !startup.replySeen() && t != NEGOTIATE_PROTOCOL_VERSION && t != GO_AWAY
                 && t != ERROR_RESPONSE) {
             startup.accepted(signals);
         }
+    }
+
+    /** @return true while a failure of the startup could still be replayed unseen by pgjdbc */
+    private boolean replayable() {
+        return startup != null && startup.raised() && canRetry && !committed;
+    }
+
+    /** @return true if pgjdbc asked for 3.0 and the server may run this connection on 3.2 or later */
+    private boolean needsStandInKey() {
+        return startup != null && startup.raised() && startup.requestedMinor() == 0;
     }
 
     private void headerComplete() throws IOException {
@@ -350,10 +402,21 @@ final class BackendFilter {
         }
         remaining = length - 4;
         captured = 0;
-        if (withheld && type == ERROR_RESPONSE && length > HOLD_MAX) {
-            // Too large to be a version rejection we can act on: let it through as it is.
+        if (withheld && type == AUTHENTICATION && length != AUTHENTICATION_CODE_ONLY_LENGTH) {
+            // MD5 salt, SASL mechanisms or data: a challenge pgjdbc answers. Nothing after it can be replayed.
+            committed = true;
+            if (!holdingSession) {
+                withheld = false;
+                released = header();
+            }
+        }
+        if (withheld && type != GO_AWAY && type != NEGOTIATE_PROTOCOL_VERSION
+                && pendingLength + length + 1 > HOLD_MAX) {
+            // Too large to hold (a huge notice, say): let it and what waits before it through, replay or not.
             withheld = false;
-            released = header();
+            holdingSession = false;
+            committed = true;
+            released = withPending(header());
         }
         if (withheld && type != GO_AWAY) {
             body = Body.HOLD;
@@ -379,29 +442,121 @@ final class BackendFilter {
                 signals.goAway();
                 log.debug("GoAway from {}", peer);
             }
-            case PARAMETER_STATUS -> parameterStatus();
-            case BACKEND_KEY_DATA -> {
-                if (captured >= 4) {
-                    signals.backendPid(readInt(capture, 0));
-                }
+            case PARAMETER_STATUS -> {
+                parameterStatus();
+                emitHeld();
             }
+            case BACKEND_KEY_DATA -> backendKeyData();
             case ERROR_RESPONSE -> errorResponse();
             case NEGOTIATE_PROTOCOL_VERSION -> negotiateProtocolVersion();
-            default -> {
-                // passed through untouched
-            }
+            case AUTHENTICATION -> authentication();
+            case READY_FOR_QUERY -> readyForQuery();
+            default -> emitHeld();
         }
     }
 
+    /** A held message goes out as it came (or waits in the session hold). */
+    private void emitHeld() {
+        if (withheld) {
+            emit(copyOf(hold, held));
+        }
+    }
+
+    /** Bytes for pgjdbc in place of a held message: into the session hold while it lasts, else released. */
+    private void emit(byte[] out) {
+        if (holdingSession) {
+            if (pending == null || pending.length < pendingLength + out.length) {
+                byte[] grown = new byte[Math.max(HOLD_MAX, pendingLength + out.length)];
+                if (pending != null) {
+                    System.arraycopy(pending, 0, grown, 0, pendingLength);
+                }
+                pending = grown;
+            }
+            System.arraycopy(out, 0, pending, pendingLength, out.length);
+            pendingLength += out.length;
+        } else {
+            released = withPending(out);
+        }
+    }
+
+    /** @return what waits in the session hold followed by {@code out}; empties the hold */
+    private byte[] withPending(byte[] out) {
+        if (pendingLength == 0) {
+            return out;
+        }
+        byte[] all = new byte[pendingLength + out.length];
+        System.arraycopy(pending, 0, all, 0, pendingLength);
+        System.arraycopy(out, 0, all, pendingLength, out.length);
+        pendingLength = 0;
+        return all;
+    }
+
+    private void authentication() {
+        if (!withheld) {
+            return;
+        }
+        int code = readInt(hold, 5);
+        if (code == AUTHENTICATION_OK && !committed) {
+            // Authenticated without a word from pgjdbc: until the session is ready, a failure can still be
+            // replayed (pgpool-II, say, fails here on a long cancel key), so the session waits here.
+            holdingSession = true;
+        } else if (code != AUTHENTICATION_OK) {
+            committed = true;
+        }
+        emit(copyOf(hold, held));
+    }
+
+    private void readyForQuery() {
+        ProtocolUpgrade.Attempt attempt = startup;
+        if (attempt != null) {
+            startup = null;
+            holdingSession = false;
+            attempt.ready();
+            signals.ready();
+        }
+        emitHeld();
+    }
+
+    private void backendKeyData() {
+        byte[] key = withheld ? hold : capture;
+        int at = withheld ? 5 : 0;
+        int available = withheld ? held : captured;
+        if (available - at < 4) {
+            emitHeld();
+            return;
+        }
+        int pid = readInt(key, at);
+        signals.backendPid(pid);
+        int keyLength = length - 8;
+        if (!withheld || !needsStandInKey() || keyLength == CancelKeys.SHORT_KEY_LENGTH || keyLength < 0) {
+            emitHeld();
+            return;
+        }
+        // pgjdbc runs a 3.0 session and takes only a 4-byte key; its cancel requests get the real one back.
+        byte[] realKey = new byte[keyLength];
+        System.arraycopy(hold, 9, realKey, 0, keyLength);
+        int standIn = CancelKeys.standIn(pid, realKey);
+        signals.cancelStandIn(standIn);
+        byte[] out = new byte[13];
+        out[0] = BACKEND_KEY_DATA;
+        writeInt(out, 1, 12);
+        writeInt(out, 5, pid);
+        writeInt(out, 9, standIn);
+        emit(out);
+    }
+
     private void parameterStatus() {
-        int nameEnd = indexOfNul(capture, 0, captured);
+        byte[] b = withheld ? hold : capture;
+        int from = withheld ? 5 : 0;
+        int to = withheld ? held : captured;
+        int nameEnd = indexOfNul(b, from, to);
         if (nameEnd < 0) {
             return;
         }
-        String name = new String(capture, 0, nameEnd, StandardCharsets.UTF_8);
+        String name = new String(b, from, nameEnd - from, StandardCharsets.UTF_8);
         if (DISCONNECT_REQUESTED.equals(name)) {
-            int valueEnd = indexOfNul(capture, nameEnd + 1, captured);
-            String value = valueEnd < 0 ? "" : new String(capture, nameEnd + 1, valueEnd - nameEnd - 1,
+            int valueEnd = indexOfNul(b, nameEnd + 1, to);
+            String value = valueEnd < 0 ? "" : new String(b, nameEnd + 1, valueEnd - nameEnd - 1,
                     StandardCharsets.UTF_8);
             signals.disconnectRequested("on".equalsIgnoreCase(value) || "true".equalsIgnoreCase(value));
         }
@@ -413,14 +568,24 @@ final class BackendFilter {
         int to = body == Body.HOLD ? held : captured;
         ErrorFields error = ErrorFields.parse(fields, from, to);
         if (body == Body.HOLD) {
-            if (startup.rejected(error.sqlState(), error.message()) && canRetry) {
+            ProtocolUpgrade.Attempt attempt = startup;
+            if (attempt != null && replayable() && attempt.failed(error.sqlState(),
+                    error + (holdingSession ? ", after a challenge-free authentication" : ""))) {
                 retry = true;
+                pendingLength = 0;
                 return;
             }
-            released = copyOf(hold, held);
+            holdingSession = false;
+            committed = true;
+            emit(copyOf(hold, held));
         }
         if ("FATAL".equals(error.severity()) || "PANIC".equals(error.severity())) {
-            signals.terminated(error.severity(), error.sqlState(), error.message());
+            signals.terminated(error.severity(), error.sqlState(), error.message(), error.detail());
+        } else if (Termination.QUERY_CANCELED.equals(error.sqlState())) {
+            // pg_cancel_backend(pid, msg): worth a line where it happened, no reason to leave the server.
+            Termination.adminMessage(error.sqlState(), error.message(), error.detail()).ifPresent(m -> log.info(
+                    "statement on backend {} of {} canceled by an administrator: {}",
+                    signals.backendPid().orElse(0), peer, LogText.sanitize(m)));
         }
     }
 
@@ -437,11 +602,23 @@ final class BackendFilter {
             throw violation("sent a NegotiateProtocolVersion offering " + (version >>> 16) + "." + serverMinor
                     + " to a client that asked for 3." + startup.sentMinor());
         }
+        // The options the server does not support: ours (the GoAway extension) is for us only, pgjdbc's (none so
+        // far, but a later pgjdbc may ask for some) are its business.
+        String ours = startup.extension();
+        boolean extensionRefused = false;
+        ByteArrayOutputStream theirs = new ByteArrayOutputStream();
+        int theirCount = 0;
         int p = 13;
         for (int i = 0; i < unsupported; i++) {
             int nul = indexOfNul(hold, p, held);
             if (nul < 0) {
                 throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
+            }
+            if (ours != null && ours.equals(new String(hold, p, nul - p, StandardCharsets.UTF_8))) {
+                extensionRefused = true;
+            } else {
+                theirs.write(hold, p, nul + 1 - p);
+                theirCount++;
             }
             p = nul + 1;
         }
@@ -449,14 +626,19 @@ final class BackendFilter {
             throw violation("sent a NegotiateProtocolVersion whose option list is malformed");
         }
         int seen = Math.min(serverMinor, startup.requestedMinor());
-        startup.negotiated(serverMinor, signals);
-        if (startup.rewritten() && unsupported == 0 && serverMinor >= startup.requestedMinor()) {
+        startup.negotiated(serverMinor, extensionRefused, signals);
+        if (startup.raised() && theirCount == 0 && serverMinor >= startup.requestedMinor()) {
             // pgjdbc asked for less than we did and the server gives at least that: it expects no reply here.
             return;
         }
-        byte[] out = copyOf(hold, held);
+        byte[] options = theirs.toByteArray();
+        byte[] out = new byte[13 + options.length];
+        out[0] = NEGOTIATE_PROTOCOL_VERSION;
+        writeInt(out, 1, out.length - 1);
         writeInt(out, 5, (3 << 16) | seen);
-        released = out;
+        writeInt(out, 9, theirCount);
+        System.arraycopy(options, 0, out, 13, options.length);
+        emit(out);
     }
 
     // ---- helpers ------------------------------------------------------------------------------------------

@@ -36,11 +36,14 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
 
     /**
      * Opens a new connection to the same server and replays pgjdbc's StartupMessage as pgjdbc wrote it, for a
-     * peer that refused the raised protocol version.
+     * peer that failed on the raised protocol version.
      */
     interface Reconnector {
-        /** @return the new connection's input */
-        InputStream reconnect() throws IOException;
+        /**
+         * @param failed the attempt that failed
+         * @return the new connection's input
+         */
+        InputStream reconnect(ProtocolUpgrade.Attempt failed) throws IOException;
     }
 
     private InputStream raw;
@@ -122,6 +125,9 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
                 n = raw.read(b, off, len);
                 if (n < 0) {
                     endOfStream();
+                    if (retried()) {
+                        continue;
+                    }
                     return -1;
                 }
             }
@@ -136,10 +142,7 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
 
     /** Queues what the filter released and puts back what it did not consume, in stream order. */
     private void afterProcess(byte[] b, int off, int n) throws IOException {
-        if (filter.retryRequested()) {
-            // The rest of the refused connection is its end; pgjdbc continues on the new one.
-            carry.clear();
-            raw = reconnector.reconnect();
+        if (retried()) {
             return;
         }
         byte[] released = filter.takeReleased();
@@ -148,6 +151,19 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
         }
         int used = filter.consumed();
         carry.prepend(b, off + used, n - used);
+    }
+
+    /**
+     * @return true if the filter asked for the startup to be replayed and it was: pgjdbc reads on from the new
+     *         connection, and the rest of the failed one (its end) is dropped
+     */
+    private boolean retried() throws IOException {
+        if (!filter.retryRequested()) {
+            return false;
+        }
+        ProtocolUpgrade.Attempt failed = filter.failedAttempt();
+        raw = reconnector.reconnect(failed);
+        return true;
     }
 
     private void endOfStream() throws IOException {
@@ -243,6 +259,9 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
                 }
                 if (n < 0) {
                     endOfStream();
+                    if (retried()) {
+                        continue;
+                    }
                     return;
                 }
             }

@@ -42,9 +42,14 @@ public final class ConnectionSignals {
     private volatile Termination termination;
     private volatile int backendPid;
     private volatile int protocolMinor = -1;
+    private volatile GoAwayGrant goAwayGrant = GoAwayGrant.NONE;
     private volatile Poller poller;
     private volatile boolean blind;
     private volatile String server = "";
+    /** Runs once, when the session is ready (joins a pool's group, for one). */
+    private volatile Runnable onReady;
+    /** The 4-byte cancel key pgjdbc was given in place of the server's long one, if it was (see CancelKeys). */
+    private volatile Integer cancelStandIn;
 
     ConnectionSignals(Clock clock) {
         this.clock = clock;
@@ -111,11 +116,19 @@ public final class ConnectionSignals {
     }
 
     /**
-     * @return true when this connection can receive GoAway: protocol 3.3 or later was negotiated and the layer sees
-     *         the server's messages (not hidden by GSS encryption)
+     * @return how the server agreed to send GoAway on this connection: protocol 3.3, the {@code _pq_.goaway}
+     *         extension, or not at all ({@link GoAwayGrant#NONE} also before the server has answered the startup)
+     */
+    public GoAwayGrant goAwayGrant() {
+        return goAwayGrant;
+    }
+
+    /**
+     * @return true when this connection can receive GoAway: the server granted it ({@link #goAwayGrant()}) and the
+     *         layer sees the server's messages (not hidden by GSS encryption)
      */
     public boolean goAwayCapable() {
-        return protocolMinor >= 3 && !blind;
+        return goAwayGrant != GoAwayGrant.NONE && !blind;
     }
 
     /**
@@ -154,18 +167,20 @@ public final class ConnectionSignals {
         }
     }
 
-    void terminated(String severity, String sqlState, String message) {
+    void terminated(String severity, String sqlState, String message, String detail) {
         if (termination == null) {
-            String kept = message.length() > Termination.MAX_MESSAGE_CHARS
-                    ? message.substring(0, Termination.MAX_MESSAGE_CHARS)
-                    : message;
-            termination = new Termination(Termination.Kind.SERVER_ERROR, severity, sqlState, kept, clock.instant());
+            termination = new Termination(Termination.Kind.SERVER_ERROR, severity, sqlState, kept(message),
+                    kept(detail), clock.instant());
         }
+    }
+
+    private static String kept(String text) {
+        return text.length() > Termination.MAX_MESSAGE_CHARS ? text.substring(0, Termination.MAX_MESSAGE_CHARS) : text;
     }
 
     void serverClosed() {
         if (termination == null) {
-            termination = new Termination(Termination.Kind.SERVER_CLOSED, "", "", "", clock.instant());
+            termination = new Termination(Termination.Kind.SERVER_CLOSED, "", "", "", "", clock.instant());
         }
     }
 
@@ -173,8 +188,34 @@ public final class ConnectionSignals {
         backendPid = pid;
     }
 
-    void protocolMinor(int minor) {
+    void protocol(int minor, GoAwayGrant grant) {
         protocolMinor = minor;
+        goAwayGrant = grant;
+    }
+
+    /** The session's first ReadyForQuery: the connection is one pgjdbc can use. */
+    void ready() {
+        Runnable r = onReady;
+        if (r != null) {
+            r.run();
+        }
+    }
+
+    void onReady(Runnable r) {
+        onReady = r;
+    }
+
+    void cancelStandIn(int key) {
+        cancelStandIn = key;
+    }
+
+    /** The socket closed: a cancel key stand-in given out for it is no longer valid. */
+    void socketClosed() {
+        Integer key = cancelStandIn;
+        if (key != null) {
+            cancelStandIn = null;
+            CancelKeys.forget(backendPid, key);
+        }
     }
 
     void poller(Poller p) {
@@ -191,7 +232,8 @@ public final class ConnectionSignals {
 
     @Override
     public String toString() {
-        return "ConnectionSignals{pid=" + backendPid + ", protocol=3." + protocolMinor
+        return "ConnectionSignals{pid=" + backendPid + ", protocol=3." + protocolMinor + ", goAway " + goAwayGrant
+                .description()
                 + ", goAway=" + goAwayAt + ", disconnectRequested=" + disconnectRequestedAt
                 + ", termination=" + termination + (blind ? ", blind" : "") + '}';
     }

@@ -28,20 +28,26 @@ final class FilteringSocket extends Socket implements SignalSource {
     private final SocketFactory factory;
     private volatile Socket inner;
     private int connectTimeout;
+    /** The local address pgjdbc bound to ({@code localSocketAddress}), for a reconnect to bind to as well. */
+    private InetAddress boundTo;
     private final ProtocolUpgrade upgrade;
     private final ConnectionSignals signals;
     private final String group;
+    private final GoAwayRequest request;
     private BackendInputStream in;
     private FrontendOutputStream out;
 
-    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group) throws IOException {
+    FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group, GoAwayRequest request)
+            throws IOException {
+        this.request = request;
         this.factory = factory;
         this.inner = factory.createSocket();
         this.upgrade = upgrade;
         this.signals = new ConnectionSignals(clock);
         this.group = group;
         if (group != null) {
-            PgGoAway.joinGroup(group, signals);
+            // Only sessions join: not cancel requests, not startups that fail, which would look like connections.
+            signals.onReady(() -> PgGoAway.joinGroup(group, signals));
         }
     }
 
@@ -61,7 +67,7 @@ final class FilteringSocket extends Socket implements SignalSource {
             String peer = peer();
             BackendFilter filter = new BackendFilter(signals, peer, true);
             in = new BackendInputStream(inner.getInputStream(), filter, null, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
+            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
             signals.poller(in);
             signals.server(peer);
         }
@@ -75,7 +81,7 @@ final class FilteringSocket extends Socket implements SignalSource {
 
     /**
      * Replaces the connection with a new one to the same server, with the same options: the filters start over
-     * as on a new socket. For a peer that refused the raised protocol version.
+     * as on a new socket. For a peer that failed on the raised protocol version.
      *
      * @param layeredOver what runs over this socket and must be closed first (the TLS socket), or null
      * @throws IOException if the new connection cannot be made
@@ -93,6 +99,7 @@ final class FilteringSocket extends Socket implements SignalSource {
             layeredOver.close();
         }
         old.close();
+        signals.socketClosed();
         Socket fresh = factory.createSocket();
         try {
             fresh.setTcpNoDelay(noDelay);
@@ -100,6 +107,10 @@ final class FilteringSocket extends Socket implements SignalSource {
             fresh.setSoTimeout(soTimeout);
             fresh.setReceiveBufferSize(receiveBuffer);
             fresh.setSendBufferSize(sendBuffer);
+            if (boundTo != null) {
+                fresh.bind(new InetSocketAddress(boundTo, 0));
+            }
+            // pgjdbc's connectTimeout bounds the new connection as it bounded the first.
             fresh.connect(remote, connectTimeout);
         } catch (IOException e) {
             fresh.close();
@@ -108,15 +119,16 @@ final class FilteringSocket extends Socket implements SignalSource {
         inner = fresh;
         in.reset(fresh.getInputStream());
         out.reset(fresh.getOutputStream());
-        if (group != null) {
-            // Closing the TLS socket on top closed this one too, which left the group: the connection goes on.
-            PgGoAway.joinGroup(group, signals);
-        }
     }
 
-    private InputStream reconnectAndReplay() throws IOException {
+    /** @return pgjdbc's connectTimeout in milliseconds, 0 for none */
+    int connectTimeout() {
+        return connectTimeout;
+    }
+
+    private InputStream reconnectAndReplay(ProtocolUpgrade.Attempt failed) throws IOException {
         reopen(null);
-        out.replayStartup(inner.getOutputStream());
+        out.replayStartup(inner.getOutputStream(), failed);
         return inner.getInputStream();
     }
 
@@ -148,6 +160,7 @@ final class FilteringSocket extends Socket implements SignalSource {
     @Override
     public void bind(SocketAddress bindpoint) throws IOException {
         inner.bind(bindpoint);
+        boundTo = bindpoint instanceof InetSocketAddress local ? local.getAddress() : null;
     }
 
     @Override
@@ -286,6 +299,7 @@ final class FilteringSocket extends Socket implements SignalSource {
         if (group != null) {
             PgGoAway.leaveGroup(group, signals);
         }
+        signals.socketClosed();
         inner.close();
     }
 

@@ -49,6 +49,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     private final int port;
     private final ConnectionSignals signals;
     private final ProtocolUpgrade upgrade;
+    private final GoAwayRequest request;
     private final HandshakeCheck handshakeCheck;
     /**
      * pgjdbc's socket timeout, kept here because an idle poll shortens the real one for a moment: a timeout pgjdbc
@@ -61,7 +62,9 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     private FrontendOutputStream out;
 
     FilteringSslSocket(SSLSocketFactory factory, Socket transport, String host, int port, boolean autoClose,
-            ConnectionSignals signals, ProtocolUpgrade upgrade, HandshakeCheck handshakeCheck) throws IOException {
+            ConnectionSignals signals, ProtocolUpgrade upgrade, GoAwayRequest request, HandshakeCheck handshakeCheck)
+            throws IOException {
+        this.request = request;
         this.inner = (SSLSocket) factory.createSocket(transport, host, port, autoClose);
         this.factory = factory;
         this.transport = transport;
@@ -83,7 +86,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             String peer = host + ":" + port;
             BackendFilter filter = new BackendFilter(signals, peer, transport instanceof FilteringSocket);
             in = new BackendInputStream(inner.getInputStream(), filter, this, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer);
+            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
             signals.poller(in);
             signals.server(peer);
         }
@@ -102,16 +105,20 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
     }
 
     /**
-     * For a peer that refused the raised protocol version: a new TCP connection, TLS again (the server must show the
-     * certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it.
+     * For a peer that failed on the raised protocol version: a new TCP connection, TLS again (the server must show
+     * the certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it. The TLS answer and
+     * handshake wait no longer than pgjdbc's socket timeout, or else its connect timeout: a peer that stalls now
+     * fails the connection as it would have failed pgjdbc's own.
      */
-    private InputStream reconnectAndReplay() throws IOException {
+    private InputStream reconnectAndReplay(ProtocolUpgrade.Attempt failed) throws IOException {
         FilteringSocket plain = (FilteringSocket) transport;
         SSLSocket old = inner;
         SSLParameters parameters = old.getSSLParameters();
         Certificate[] verified = old.getSession().getPeerCertificates();
         boolean direct = plain.directTls();
+        int timeout = getSoTimeout();
         plain.reopen(old);
+        plain.setSoTimeout(timeout > 0 ? timeout : plain.connectTimeout());
         if (!direct) {
             OutputStream request = plain.getOutputStream();
             request.write(SSL_REQUEST);
@@ -126,7 +133,6 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         try {
             fresh.setSSLParameters(parameters);
             fresh.setUseClientMode(true);
-            fresh.setSoTimeout(getSoTimeout());
             fresh.startHandshake();
             handshakeCheck.afterHandshake();
             if (!Arrays.equals(verified, fresh.getSession().getPeerCertificates())) {
@@ -137,8 +143,9 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             fresh.close();
             throw e;
         }
+        fresh.setSoTimeout(timeout);
         inner = fresh;
-        out.replayStartup(fresh.getOutputStream());
+        out.replayStartup(fresh.getOutputStream(), failed);
         return fresh.getInputStream();
     }
 

@@ -2,33 +2,41 @@ package dev.poolgoaway.wire;
 
 import java.io.IOException;
 import java.io.OutputStream;
+import java.nio.charset.StandardCharsets;
+import java.util.Arrays;
 import java.util.Objects;
 
 /**
  * What pgjdbc writes: the client's stream, watched until startup completes and then passed straight through.
  *
  * <p>Until then it recognizes the unframed startup-phase requests (length word, then a code): SSLRequest and
- * GSSENCRequest (an answer byte follows, see {@link BackendFilter#expectAnswer()}), CancelRequest and direct TLS
- * (a first byte of {@code 0x16}), which make the whole connection pass-through, and the StartupMessage, whose
- * protocol version {@link ProtocolUpgrade} may raise from 3.2 to 3.3. Only the 8-byte header is ever held back;
- * after the StartupMessage every write goes straight to the socket with no per-byte work.
+ * GSSENCRequest (an answer byte follows, see {@link BackendFilter#expectAnswer()}), direct TLS (a first byte of
+ * {@code 0x16}), which makes the whole connection pass-through, CancelRequest, whose 4-byte key may be a stand-in
+ * for the server's long one ({@link CancelKeys}), and the StartupMessage, whose protocol version
+ * {@link ProtocolUpgrade} may raise to 3.3. Only the header (and a cancel key) is ever held back; after the
+ * StartupMessage every write goes straight to the socket with no per-byte work.
  */
 final class FrontendOutputStream extends OutputStream {
 
     static final int SSL_REQUEST_CODE = 80877103;
     static final int GSSENC_REQUEST_CODE = 80877104;
+    static final int CANCEL_REQUEST_CODE = 80877102;
+    /** A CancelRequest with a 4-byte key: length, code, process id, key. */
+    private static final int SHORT_CANCEL_LENGTH = 16;
     private static final int PROTOCOL_MAJOR = 3;
     /** PostgreSQL's own limit on a StartupMessage (MAX_STARTUP_PACKET_LENGTH); larger ones it refuses. */
     static final int MAX_STARTUP_LENGTH = 10_000;
     private static final int DIRECT_TLS_FIRST_BYTE = 0x16;
 
-    private enum State { HEADER, STARTUP_BODY, PASS }
+    private enum State { HEADER, STARTUP_BODY, CANCEL_BODY, PASS }
 
     private OutputStream out;
     private final BackendFilter backend;
     private final ProtocolUpgrade upgrade;
     private final String peer;
     private final byte[] header = new byte[8];
+    private final byte[] cancel = new byte[8];
+    private int cancelBytes;
     private final byte[] single = new byte[1];
     private int headerBytes;
     private int bodyRemaining;
@@ -37,13 +45,20 @@ final class FrontendOutputStream extends OutputStream {
     /** pgjdbc's StartupMessage as it wrote it, kept to replay it should the peer refuse the raised version. */
     private byte[] startupCopy;
     private int startupCopied;
-    private int startupMinor;
+    /** How GoAway is asked for. */
+    private final GoAwayRequest request;
 
     FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer) {
+        this(out, backend, upgrade, peer, GoAwayRequest.DEFAULT);
+    }
+
+    FrontendOutputStream(OutputStream out, BackendFilter backend, ProtocolUpgrade upgrade, String peer,
+            GoAwayRequest request) {
         this.out = out;
         this.backend = backend;
         this.upgrade = upgrade;
         this.peer = peer;
+        this.request = request;
     }
 
     @Override
@@ -69,15 +84,31 @@ final class FrontendOutputStream extends OutputStream {
                     out.write(b, off, len);
                     return;
                 }
+                case CANCEL_BODY -> {
+                    int n = Math.min(len, cancel.length - cancelBytes);
+                    System.arraycopy(b, off, cancel, cancelBytes, n);
+                    cancelBytes += n;
+                    off += n;
+                    len -= n;
+                    if (cancelBytes == cancel.length) {
+                        cancelRequest();
+                    }
+                }
                 case STARTUP_BODY -> {
                     int n = Math.min(len, bodyRemaining);
-                    keepStartup(b, off, n);
-                    out.write(b, off, n);
+                    if (startupCopy == null) {
+                        out.write(b, off, n);
+                    } else {
+                        keepStartup(b, off, n);
+                    }
                     off += n;
                     len -= n;
                     bodyRemaining -= n;
                     if (bodyRemaining == 0) {
                         state = State.PASS;
+                        if (startupCopy != null) {
+                            sendStartup();
+                        }
                     }
                 }
                 case HEADER -> {
@@ -113,22 +144,96 @@ final class FrontendOutputStream extends OutputStream {
             return;
         }
         if (code >>> 16 == PROTOCOL_MAJOR && length > header.length) {
-            startupMinor = code & 0xffff;
             startupCopy = length <= MAX_STARTUP_LENGTH ? new byte[length] : null;
             startupCopied = 0;
             keepStartup(header, 0, header.length);
-            ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, startupMinor);
-            BackendFilter.writeInt(header, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
-            backend.startupSent(attempt);
-            out.write(header);
+            if (startupCopy == null) {
+                // Too large to keep: sent as it is, for it could not be replayed should a changed one fail.
+                backend.startupSent(upgrade.begin(peer, code & 0xffff, false, request));
+                out.write(header);
+            }
             bodyRemaining = length - header.length;
             state = State.STARTUP_BODY;
             return;
         }
-        // CancelRequest (any key length) or something we do not know: the rest is not ours to read.
         state = State.PASS;
         backend.passThrough();
+        if (code == CANCEL_REQUEST_CODE && length == SHORT_CANCEL_LENGTH) {
+            state = State.CANCEL_BODY;
+            cancelBytes = 0;
+            return;
+        }
+        // A CancelRequest with a long key, or something we do not know: the rest is not ours to read.
         out.write(header);
+    }
+
+    /**
+     * pgjdbc's complete StartupMessage as the attempt sends it (the protocol version, the GoAway extension), in one
+     * write as pgjdbc wrote it: some middleboxes (PgBouncer 1.18) treat a startup packet that arrives in parts as
+     * broken.
+     */
+    private void sendStartup() throws IOException {
+        // pgjdbc's parameters end with an extra NUL; one that lacks it, or names the extension itself, is not ours
+        // to add to.
+        boolean wellFormed = startupCopy[startupCopy.length - 1] == 0;
+        ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, BackendFilter.readInt(startupCopy, 4) & 0xffff,
+                wellFormed && !names(startupCopy, request.extension()), request);
+        byte[] sent = startupCopy;
+        String extension = attempt.extension();
+        if (extension != null) {
+            byte[] parameter = (extension + '\0' + request.extensionValue() + '\0').getBytes(StandardCharsets.UTF_8);
+            sent = new byte[startupCopy.length + parameter.length];
+            System.arraycopy(startupCopy, 0, sent, 0, startupCopy.length - 1);
+            System.arraycopy(parameter, 0, sent, startupCopy.length - 1, parameter.length);
+            BackendFilter.writeInt(sent, 0, sent.length);
+        } else {
+            sent = startupCopy.clone();
+        }
+        BackendFilter.writeInt(sent, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
+        backend.startupSent(attempt);
+        out.write(sent);
+    }
+
+    /** @return true if a StartupMessage's parameters name {@code parameter} */
+    static boolean names(byte[] startup, String parameter) {
+        byte[] name = parameter.getBytes(StandardCharsets.UTF_8);
+        for (int p = 8; p < startup.length && startup[p] != 0; ) {
+            int end = BackendFilter.indexOfNul(startup, p, startup.length);
+            if (end < 0) {
+                return false;
+            }
+            if (Arrays.equals(startup, p, end, name, 0, name.length)) {
+                return true;
+            }
+            int valueEnd = BackendFilter.indexOfNul(startup, end + 1, startup.length);
+            if (valueEnd < 0) {
+                return false;
+            }
+            p = valueEnd + 1;
+        }
+        return false;
+    }
+
+    /**
+     * A complete CancelRequest with a 4-byte key: the server gets its own key back for a stand-in. One write, as
+     * pgjdbc's: PgBouncer 1.18 closes a cancel connection whose packet arrives in parts.
+     */
+    private void cancelRequest() throws IOException {
+        state = State.PASS;
+        byte[] realKey = CancelKeys.realKey(BackendFilter.readInt(cancel, 0), BackendFilter.readInt(cancel, 4));
+        if (realKey == null) {
+            byte[] request = new byte[header.length + cancel.length];
+            System.arraycopy(header, 0, request, 0, header.length);
+            System.arraycopy(cancel, 0, request, header.length, cancel.length);
+            out.write(request);
+            return;
+        }
+        byte[] request = new byte[12 + realKey.length];
+        BackendFilter.writeInt(request, 0, request.length);
+        BackendFilter.writeInt(request, 4, CANCEL_REQUEST_CODE);
+        System.arraycopy(cancel, 0, request, 8, 4);
+        System.arraycopy(realKey, 0, request, 12, realKey.length);
+        out.write(request);
     }
 
     private void keepStartup(byte[] b, int off, int n) {
@@ -152,19 +257,20 @@ final class FrontendOutputStream extends OutputStream {
     }
 
     /**
-     * Sends pgjdbc's StartupMessage again, exactly as pgjdbc asked, on a new connection to a peer that refused the
-     * raised version.
+     * Sends pgjdbc's StartupMessage again, exactly as pgjdbc wrote it, on a new connection to a peer that failed
+     * on the raised version.
      *
-     * @param fresh the new connection's stream
+     * @param fresh  the new connection's stream
+     * @param failed the attempt that failed
      * @throws IOException if there is no complete StartupMessage to replay, or the write fails
      */
-    void replayStartup(OutputStream fresh) throws IOException {
+    void replayStartup(OutputStream fresh, ProtocolUpgrade.Attempt failed) throws IOException {
         if (startupCopy == null || startupCopied != startupCopy.length) {
             throw new IOException("pool-goaway cannot replay the StartupMessage to " + peer);
         }
         reset(fresh);
         state = State.PASS;
-        backend.startupSent(upgrade.asRequested(peer, startupMinor));
+        backend.startupSent(upgrade.replay(failed));
         out.write(startupCopy);
         out.flush();
     }

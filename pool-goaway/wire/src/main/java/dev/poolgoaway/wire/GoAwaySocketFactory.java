@@ -14,7 +14,7 @@ import org.postgresql.util.ObjectFactory;
 
 /**
  * pgjdbc's {@code socketFactory} for the wire layer: sockets whose streams record GoAway and the other server
- * signals, and raise pgjdbc's protocol 3.2 request to 3.3 (see {@link ProtocolUpgrade}).
+ * signals, and ask the server for GoAway on pgjdbc's behalf (see {@link ProtocolUpgrade}).
  *
  * <p>Install it with {@link PgGoAway#install(Properties)} rather than by hand. pgjdbc creates one instance per
  * connection attempt with the connection's properties. The sockets come from the factory named by
@@ -25,6 +25,7 @@ public final class GoAwaySocketFactory extends SocketFactory {
 
     private final SocketFactory delegate;
     private final String group;
+    private final GoAwayRequest request;
 
     /**
      * Called by pgjdbc with the connection's properties.
@@ -34,6 +35,7 @@ public final class GoAwaySocketFactory extends SocketFactory {
      */
     public GoAwaySocketFactory(Properties info) throws IOException {
         group = info.getProperty(PgGoAway.GROUP);
+        request = requestOf(info);
         String name = info.getProperty(PgGoAway.DELEGATE_SOCKET_FACTORY);
         if (name == null || name.isBlank()) {
             delegate = SocketFactory.getDefault();
@@ -50,7 +52,16 @@ public final class GoAwaySocketFactory extends SocketFactory {
 
     @Override
     public Socket createSocket() throws IOException {
-        return new FilteringSocket(delegate, ProtocolUpgrade.SHARED, Clock.systemUTC(), group);
+        return new FilteringSocket(delegate, ProtocolUpgrade.SHARED, Clock.systemUTC(), group, request);
+    }
+
+    /** @throws IOException for settings {@link PgGoAway#install} would have refused: pgjdbc reports it */
+    static GoAwayRequest requestOf(Properties info) throws IOException {
+        try {
+            return GoAwayRequest.from(info);
+        } catch (IllegalArgumentException e) {
+            throw new IOException("pool-goaway: " + e.getMessage(), e);
+        }
     }
 
     @Override

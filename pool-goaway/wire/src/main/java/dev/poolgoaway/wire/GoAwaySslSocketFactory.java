@@ -29,6 +29,7 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
     private static final String LEGACY_LIBPQ_FACTORY = "org.postgresql.ssl.jdbc4.LibPQFactory";
 
     private final SSLSocketFactory delegate;
+    private final GoAwayRequest request;
 
     /**
      * Called by pgjdbc with the connection's properties.
@@ -37,6 +38,7 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
      * @throws IOException if the delegate factory cannot be instantiated (bad key or certificate files included)
      */
     public GoAwaySslSocketFactory(Properties info) throws IOException {
+        request = GoAwaySocketFactory.requestOf(info);
         String name = info.getProperty(PgGoAway.DELEGATE_SSL_FACTORY);
         try {
             if (name == null || name.isBlank() || LIBPQ_FACTORY.equals(name.trim())
@@ -57,7 +59,7 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
         ConnectionSignals signals = s instanceof SignalSource source
                 ? source.signals()
                 : new ConnectionSignals(Clock.systemUTC());
-        return new FilteringSslSocket(delegate, s, host, port, autoClose, signals, ProtocolUpgrade.SHARED,
+        return new FilteringSslSocket(delegate, s, host, port, autoClose, signals, ProtocolUpgrade.SHARED, request,
                 this::afterHandshake);
     }
 

@@ -2,8 +2,11 @@ package dev.poolgoaway.wire;
 
 import java.lang.reflect.Field;
 import java.net.Socket;
+import java.net.URLDecoder;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
+import java.util.ArrayList;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
@@ -18,8 +21,6 @@ import org.postgresql.core.PGStream;
 import org.postgresql.core.QueryExecutor;
 import org.postgresql.core.QueryExecutorBase;
 import org.postgresql.util.DriverInfo;
-import org.slf4j.Logger;
-import org.slf4j.LoggerFactory;
 
 /**
  * The wire layer's entry points: install it into pgjdbc's connection properties, and read a connection's
@@ -56,13 +57,31 @@ public final class PgGoAway {
      */
     public static final String GROUP = "poolgoaway.group";
 
+    /**
+     * Connection property: how the layer asks the server for GoAway. {@code both} (the default) asks for protocol
+     * 3.3 and for the {@code _pq_.goaway} protocol extension in the same StartupMessage; {@code protocol} for 3.3
+     * only (the GoAway patch of 2025), {@code extension} for the extension only (its 2026 revisions), {@code off}
+     * for neither (pgjdbc's StartupMessage then goes out unchanged).
+     */
+    public static final String GOAWAY_REQUEST = "poolgoaway.goAwayRequest";
+
+    /**
+     * Connection property: the startup parameter that requests the GoAway protocol extension, {@code _pq_.goaway}
+     * by default. It tracks an unmerged draft: set it for a server built from a revision that names it otherwise.
+     */
+    public static final String GOAWAY_EXTENSION = "poolgoaway.goAwayExtension";
+
+    /**
+     * Connection property: the value sent with {@link #GOAWAY_EXTENSION}, {@code true} by default (the draft's
+     * expected value is not in its public material).
+     */
+    public static final String GOAWAY_EXTENSION_VALUE = "poolgoaway.goAwayExtensionValue";
+
     /** Open connections by {@link #GROUP}; a connection leaves its group when its socket closes. */
     private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
 
-    private static final Logger log = LoggerFactory.getLogger(PgGoAway.class);
     private static final String SOCKET_FACTORY = PGProperty.SOCKET_FACTORY.getName();
     private static final String SSL_FACTORY = PGProperty.SSL_FACTORY.getName();
-    private static final String PROTOCOL_VERSION = PGProperty.PROTOCOL_VERSION.getName();
 
     private PgGoAway() {
     }
@@ -71,46 +90,70 @@ public final class PgGoAway {
      * Installs the wire layer into pgjdbc connection properties (a pool's data source properties, or the
      * {@code info} given to {@code DriverManager}). Idempotent.
      *
-     * <ul>
-     *   <li>{@code socketFactory} and {@code sslfactory} become the wire layer's; factories the user had set are
-     *       kept and wrapped ({@value #DELEGATE_SOCKET_FACTORY}, {@value #DELEGATE_SSL_FACTORY}).</li>
-     *   <li>{@code protocolVersion} becomes {@code 3.2} unless the user pinned a version. pgjdbc's 3.2 request is
-     *       the one the layer raises to 3.3, which GoAway needs. Pinned to 3.0, GoAway is off for these
-     *       connections, and one WARN says so.</li>
-     * </ul>
+     * <p>{@code socketFactory} and {@code sslfactory} become the wire layer's; factories the user had set are kept
+     * and wrapped ({@value #DELEGATE_SOCKET_FACTORY}, {@value #DELEGATE_SSL_FACTORY}). Nothing else changes:
+     * pgjdbc asks for the protocol version it would ask for without pool-goaway ({@code protocolVersion}, 3.0 by
+     * default), and the layer raises that request to 3.3 on the wire, where GoAway needs it, translating the answer
+     * back so that pgjdbc gets the session its own request would have had. A peer that fails on the raised request
+     * costs no connection: the layer replays pgjdbc's own (see {@code docs/wire-layer.md}).
+     *
+     * <p>With {@code DriverManager}, parameters in the URL win over these properties: use
+     * {@link #install(String, Properties)} when the URL may name a socket factory.
+     *
+     * <p>How GoAway is asked for can be chosen with {@value #GOAWAY_REQUEST}, {@value #GOAWAY_EXTENSION} and
+     * {@value #GOAWAY_EXTENSION_VALUE}.
      *
      * @param props the connection properties, changed in place
      * @return {@code props}
-     * @throws IllegalArgumentException if {@code protocolVersion} is set to something pgjdbc cannot use
+     * @throws IllegalArgumentException if {@value #GOAWAY_REQUEST} or {@value #GOAWAY_EXTENSION} has a value the
+     *                                  layer cannot use
      */
     public static Properties install(Properties props) {
+        GoAwayRequest.from(props);
         moveToDelegate(props, SOCKET_FACTORY, GoAwaySocketFactory.class, DELEGATE_SOCKET_FACTORY);
         moveToDelegate(props, SSL_FACTORY, GoAwaySslSocketFactory.class, DELEGATE_SSL_FACTORY);
-        String version = props.getProperty(PROTOCOL_VERSION);
-        if (version == null || version.isBlank()) {
-            props.setProperty(PROTOCOL_VERSION, "3.2");
-        } else {
-            switch (version.trim()) {
-                case "3.2" -> {
-                    // what we need
-                }
-                case "3", "3.0" -> log.warn("protocolVersion is pinned to {}: the server sends GoAway only to "
-                        + "protocol 3.3 clients, so pool-goaway cannot drain these connections early. Remove the "
-                        + "pin (pool-goaway then asks for 3.3 and falls back by itself) to enable it.", version);
-                default -> throw new IllegalArgumentException("protocolVersion=" + version
-                        + " is not a version pgjdbc " + DriverInfo.DRIVER_VERSION + " speaks (3.0 or 3.2)");
-            }
-        }
         return props;
     }
 
     /**
-     * @param props connection properties
-     * @return true if {@link #install} has been applied to them
+     * Installs the wire layer for a connection URL: pgjdbc lets a URL's parameters win over the connection
+     * properties, so a {@code socketFactory} or {@code sslfactory} in the URL would silently replace the wire
+     * layer. They move into {@code props} (where {@link #install(Properties)} keeps and wraps them), and the URL to
+     * connect with is returned without them.
+     *
+     * <pre>{@code
+     * Properties props = new Properties();
+     * String url = PgGoAway.install("jdbc:postgresql://db/app?sslfactory=com.example.Tls", props);
+     * Connection c = DriverManager.getConnection(url, props);
+     * }</pre>
+     *
+     * @param url   a {@code jdbc:postgresql:} URL
+     * @param props the connection properties, changed in place
+     * @return the URL to connect with
+     * @throws IllegalArgumentException if {@code url} is not a pgjdbc URL
      */
-    public static boolean isInstalled(Properties props) {
-        return GoAwaySocketFactory.class.getName().equals(props.getProperty(SOCKET_FACTORY))
-                && GoAwaySslSocketFactory.class.getName().equals(props.getProperty(SSL_FACTORY));
+    public static String install(String url, Properties props) {
+        if (url == null || !url.startsWith("jdbc:postgresql:")) {
+            throw new IllegalArgumentException("not a pgjdbc URL (jdbc:postgresql:...): " + url);
+        }
+        String rest = url;
+        int q = url.indexOf('?');
+        if (q >= 0) {
+            List<String> kept = new ArrayList<>();
+            for (String pair : url.substring(q + 1).split("&")) {
+                int eq = pair.indexOf('=');
+                String key = eq < 0 ? pair : pair.substring(0, eq);
+                if (key.equals(SOCKET_FACTORY) || key.equals(SSL_FACTORY)) {
+                    String value = eq < 0 ? "" : URLDecoder.decode(pair.substring(eq + 1), StandardCharsets.UTF_8);
+                    props.setProperty(key, value);
+                } else if (!pair.isEmpty()) {
+                    kept.add(pair);
+                }
+            }
+            rest = kept.isEmpty() ? url.substring(0, q) : url.substring(0, q + 1) + String.join("&", kept);
+        }
+        install(props);
+        return rest;
     }
 
     private static void moveToDelegate(Properties props, String key, Class<?> ours, String delegateKey) {

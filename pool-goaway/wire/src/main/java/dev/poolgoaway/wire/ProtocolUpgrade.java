@@ -1,24 +1,36 @@
 package dev.poolgoaway.wire;
 
 import java.time.Duration;
-import java.util.Locale;
 import java.util.Map;
+import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
 /**
- * Asks the server for protocol 3.3 on pgjdbc's behalf, and backs off where a server or pooler refuses it.
+ * Asks the server for protocol 3.3 on pgjdbc's behalf, and degrades to exactly pgjdbc's own request where a
+ * server or a middlebox fails on it.
  *
- * <p>The server sends GoAway only to 3.3 clients, and pgjdbc 42.7 asks for 3.0 or 3.2. When pgjdbc asks for 3.2
- * the StartupMessage goes out as 3.3; {@link BackendFilter} then translates the server's answer so pgjdbc sees
- * exactly what its own request would have produced. A request pinned to 3.0 goes out unchanged.
+ * <p>The server sends GoAway only to 3.3 clients, and pgjdbc 42.7 asks for 3.0 (its default) or 3.2. Either
+ * request goes out as 3.3; {@link BackendFilter} then translates the answer so that pgjdbc sees what its own
+ * request would have produced (no NegotiateProtocolVersion it did not expect, a 4-byte cancel key in a 3.0
+ * session: see {@link CancelKeys}).
  *
- * <p>Some poolers (and servers from before NegotiateProtocolVersion existed) reject an unknown minor version with
- * an ErrorResponse ({@code 0A000} or {@code 08P01} whose message speaks of the protocol) instead of negotiating.
- * Such a peer is remembered for {@link #REMEMBER_REFUSAL}, logged once, and meanwhile gets pgjdbc's own request.
- * The memory expires so that a pooler upgraded in place is asked again.
+ * <p>The raised request is an attempt. Real peers fail on it in ways no text match can cover: PgBouncer up to
+ * 1.22 answers {@code FATAL 08P01 bad packet header}, pgpool-II 4.3 {@code ERROR backend response with kind 'v'
+ * when expecting 'R'}, PostgreSQL 9.3 to 10.1 {@code FATAL 0A000 unsupported frontend protocol}, in the server's
+ * language; pgpool-II in front of a server that grants 3.2 or later fails after authentication on the long
+ * cancel key. So an attempt fails when the peer answers it with an ErrorResponse (or closes the connection)
+ * before pgjdbc has answered any authentication challenge, or after a challenge-free authentication but before
+ * the first ReadyForQuery; except for the answers the peer gives regardless of the version asked for
+ * ({@link #NOT_ABOUT_THE_VERSION}). The owner then opens a new connection and replays pgjdbc's StartupMessage
+ * byte for byte. No retry can cost a second failed login: a retry happens only before pgjdbc has sent any
+ * credentials, and never for an authentication failure.
+ *
+ * <p>A peer is remembered as refusing only when the replay succeeds where the raised request failed (else the
+ * failure was not about the version and the peer is asked again next time). It is remembered for
+ * {@link #REMEMBER_REFUSAL}, so that a pooler upgraded in place is asked again, and logged once as a WARN.
  */
 final class ProtocolUpgrade {
 
@@ -26,15 +38,19 @@ final class ProtocolUpgrade {
 
     /** The first protocol minor version whose servers send GoAway. */
     static final int GOAWAY_MINOR = 3;
-    /** pgjdbc's newest protocol minor version: a request for it is the one we raise. */
-    static final int PGJDBC_MINOR = 2;
+    /** The protocol minor versions pgjdbc 42.7 asks for (3.0, its default, and 3.2): the requests we raise. */
+    private static final Set<Integer> RAISED_MINORS = Set.of(0, 2);
     /** Peers remembered as refusing 3.3; a bound so that a storm of distinct hosts cannot grow it forever. */
     static final int MAX_REMEMBERED_PEERS = 10_000;
     /** How long a refusal is remembered. */
     static final Duration REMEMBER_REFUSAL = Duration.ofHours(1);
 
-    private static final String FEATURE_NOT_SUPPORTED = "0A000";
-    private static final String PROTOCOL_VIOLATION = "08P01";
+    /**
+     * First replies a peer gives whatever version it is asked for: authentication failures (class 28), an unknown
+     * database, too many connections, a server starting up or shutting down. Retrying those would only repeat
+     * them (or, for a server that locks accounts, count against the user).
+     */
+    private static final Set<String> NOT_ABOUT_THE_VERSION = Set.of("3D000", "53300", "57P03");
 
     /** Peer ({@code host:port}) to the {@link System#nanoTime()} its refusal expires at. */
     private final Map<String, Long> refusingPeers;
@@ -47,26 +63,37 @@ final class ProtocolUpgrade {
     }
 
     /**
-     * Decides the protocol version to send for one StartupMessage.
+     * Decides what to send for one StartupMessage: the protocol version, and whether to add the GoAway extension.
      *
      * @param peer           the server, as {@code host:port}
      * @param requestedMinor what pgjdbc asked for
-     * @return the attempt, to be told the server's first reply
+     * @param replayable     whether the request could be replayed, should the raised one fail
+     * @param request        how GoAway is asked for
+     * @return the attempt, to be told the server's replies
      */
-    Attempt begin(String peer, int requestedMinor) {
-        boolean raise = requestedMinor == PGJDBC_MINOR && !refuses(peer);
-        return new Attempt(peer, requestedMinor, raise ? GOAWAY_MINOR : requestedMinor);
+    Attempt begin(String peer, int requestedMinor, boolean replayable, GoAwayRequest request) {
+        GoAwayRequest.Mode mode = request.mode();
+        if (!replayable || !RAISED_MINORS.contains(requestedMinor) || mode == GoAwayRequest.Mode.OFF
+                || refuses(peer)) {
+            return new Attempt(peer, requestedMinor, requestedMinor, null, null);
+        }
+        int sent = mode.protocol ? GOAWAY_MINOR : Math.max(requestedMinor, GoAwayRequest.EXTENSION_MINOR);
+        return new Attempt(peer, requestedMinor, sent, mode.extension ? request.extension() : null, null);
+    }
+
+    /** {@link #begin(String, int, boolean, GoAwayRequest)} with the default request (both ways). */
+    Attempt begin(String peer, int requestedMinor, boolean replayable) {
+        return begin(peer, requestedMinor, replayable, GoAwayRequest.DEFAULT);
     }
 
     /**
-     * An attempt that sends exactly what pgjdbc asked for: the replay after a refusal.
+     * The replay after a failed attempt: exactly what pgjdbc asked for.
      *
-     * @param peer           the server, as {@code host:port}
-     * @param requestedMinor what pgjdbc asked for
-     * @return the attempt
+     * @param failed the attempt that failed
+     * @return the replay's attempt
      */
-    Attempt asRequested(String peer, int requestedMinor) {
-        return new Attempt(peer, requestedMinor, requestedMinor);
+    Attempt replay(Attempt failed) {
+        return new Attempt(failed.peer, failed.requestedMinor, failed.requestedMinor, null, failed);
     }
 
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
@@ -82,17 +109,49 @@ final class ProtocolUpgrade {
         return false;
     }
 
-    /** One StartupMessage and the server's first reply to it. */
+    /**
+     * @param sqlState an ErrorResponse's SQLSTATE
+     * @return true if a peer answers so whatever protocol version it is asked for
+     */
+    static boolean notAboutTheVersion(String sqlState) {
+        return sqlState.startsWith("28") || NOT_ABOUT_THE_VERSION.contains(sqlState);
+    }
+
+    private void remember(Attempt failed) {
+        if (refusingPeers.size() < MAX_REMEMBERED_PEERS
+                && refusingPeers.put(failed.peer, System.nanoTime() + REMEMBER_REFUSAL.toNanos()) == null) {
+            log.warn("{} failed on protocol 3.{} ({}) but accepts pgjdbc's own 3.{} request: for the next {} "
+                    + "minutes connections to it use pgjdbc's request unchanged, and cannot receive GoAway there "
+                    + "(a pooler or an old server in between? see pool-goaway's docs/compatibility.md)",
+                    failed.peer, failed.sentMinor, failed.failure, failed.requestedMinor,
+                    REMEMBER_REFUSAL.toMinutes());
+        }
+    }
+
+    /** One StartupMessage and the server's replies to it, up to the session's first ReadyForQuery. */
     final class Attempt {
         private final String peer;
         private final int requestedMinor;
         private final int sentMinor;
+        /** The GoAway extension's startup parameter, if the attempt adds it; else null. */
+        private final String extension;
+        /** For a replay: the raised attempt that failed. */
+        private final Attempt replayOf;
         private volatile boolean replySeen;
+        /** What went wrong, for the log: set when the attempt fails. */
+        private volatile String failure;
 
-        private Attempt(String peer, int requestedMinor, int sentMinor) {
+        private Attempt(String peer, int requestedMinor, int sentMinor, String extension, Attempt replayOf) {
             this.peer = peer;
             this.requestedMinor = requestedMinor;
             this.sentMinor = sentMinor;
+            this.extension = extension;
+            this.replayOf = replayOf;
+        }
+
+        /** @return the GoAway extension's startup parameter if the attempt adds it, else null */
+        String extension() {
+            return extension;
         }
 
         int requestedMinor() {
@@ -103,47 +162,68 @@ final class ProtocolUpgrade {
             return sentMinor;
         }
 
-        boolean rewritten() {
-            return sentMinor != requestedMinor;
+        /** @return true if the request went out changed: the attempt may fail and be replayed */
+        boolean raised() {
+            return sentMinor != requestedMinor || extension != null;
+        }
+
+        /**
+         * @param extensionRefused whether the server listed the extension as unsupported
+         * @param serverMinor      the protocol minor version in force
+         * @return how GoAway was granted on this connection
+         */
+        GoAwayGrant grant(int serverMinor, boolean extensionRefused) {
+            if (sentMinor >= GOAWAY_MINOR && serverMinor >= GOAWAY_MINOR) {
+                return GoAwayGrant.PROTOCOL_3_3;
+            }
+            return extension != null && !extensionRefused ? GoAwayGrant.EXTENSION : GoAwayGrant.NONE;
         }
 
         boolean replySeen() {
             return replySeen;
         }
 
-        /** The server answered with something other than a negotiation: the version sent is in force. */
+        /** The server answered with something other than a negotiation or an error: all it was sent is in force. */
         void accepted(ConnectionSignals signals) {
-            replySeen = true;
-            signals.protocolMinor(sentMinor);
-        }
-
-        /** The server answered with NegotiateProtocolVersion: its version is in force. */
-        void negotiated(int serverMinor, ConnectionSignals signals) {
-            replySeen = true;
-            signals.protocolMinor(serverMinor);
+            firstReply();
+            signals.protocol(sentMinor, grant(sentMinor, false));
         }
 
         /**
-         * The server's first reply was an ErrorResponse.
-         *
-         * @return true if it refused the version we raised: the peer is remembered and gets pgjdbc's own request
-         *         from now on
+         * The server answered with NegotiateProtocolVersion: its version is in force, and the options it lists are
+         * not.
          */
-        boolean rejected(String sqlState, String message) {
+        void negotiated(int serverMinor, boolean extensionRefused, ConnectionSignals signals) {
+            firstReply();
+            signals.protocol(serverMinor, grant(serverMinor, extensionRefused));
+        }
+
+        private void firstReply() {
             replySeen = true;
-            // PgBouncer answers an unknown startup parameter with 08P01 too: only a complaint about the protocol
-            // version counts, or one misconfigured connection would turn GoAway off for the peer.
-            boolean versionRefused = (FEATURE_NOT_SUPPORTED.equals(sqlState) || PROTOCOL_VIOLATION.equals(sqlState))
-                    && message.toLowerCase(Locale.ROOT).contains("protocol");
-            if (!rewritten() || !versionRefused) {
+        }
+
+        /** The session is ready (its first ReadyForQuery). */
+        void ready() {
+            if (replayOf != null) {
+                // pgjdbc's own request got all the way where the raised one failed: the version was the cause.
+                remember(replayOf);
+            }
+        }
+
+        /**
+         * The server's answer ended the attempt: an ErrorResponse before the session was ready, or the end of the
+         * stream.
+         *
+         * @param sqlState the error's SQLSTATE, or null if the peer closed the connection
+         * @param what     what it said, for the log
+         * @return true if the failure may be the raised version's: the owner should replay pgjdbc's own request
+         */
+        boolean failed(String sqlState, String what) {
+            replySeen = true;
+            if (!raised() || (sqlState != null && notAboutTheVersion(sqlState))) {
                 return false;
             }
-            if (refusingPeers.size() < MAX_REMEMBERED_PEERS
-                    && refusingPeers.put(peer, System.nanoTime() + REMEMBER_REFUSAL.toNanos()) == null) {
-                log.warn("{} refused protocol 3.{} ({} {}); connections to it now ask for pgjdbc's 3.{} "
-                        + "and cannot receive GoAway", peer, sentMinor, sqlState, LogText.sanitize(message),
-                        requestedMinor);
-            }
+            failure = LogText.sanitize(what);
             return true;
         }
     }

@@ -3,6 +3,7 @@ package dev.poolgoaway.wire;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -10,7 +11,10 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
 import java.time.Clock;
+import java.util.Arrays;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.function.IntSupplier;
 
 import org.junit.jupiter.api.Test;
@@ -80,12 +84,14 @@ class BackendFilterTest {
     @Test
     void negotiationForOurRaisedVersionIsRemovedWhenTheServerGivesWhatPgjdbcAskedFor() throws IOException {
         ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
-        byte[] in = Messages.stream().negotiate(2).authOk().backendKeyData(7, 32).readyForQuery().bytes();
+        // PostgreSQL 18 knows 3.2 at most and no GoAway extension: it says so, and pgjdbc (3.2) needs to hear neither.
+        byte[] in = Messages.stream().negotiate(2, "_pq_.goaway").authOk().backendKeyData(7, 32).readyForQuery()
+                .bytes();
         byte[] expected = Messages.stream().authOk().backendKeyData(7, 32).readyForQuery().bytes();
         for (int split = 0; split <= in.length; split++) {
             ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
             BackendFilter f = new BackendFilter(s, "p");
-            f.startupSent(upgrade.begin("p", 2));
+            f.startupSent(upgrade.begin("p", 2, true));
             assertArrayEquals(expected, readAll(f, in, splitAt(in, split), 8192), "split at " + split);
             assertEquals(2, s.protocolMinor());
             assertFalse(s.goAwayCapable());
@@ -99,7 +105,7 @@ class BackendFilterTest {
         for (int split = 0; split <= in.length; split++) {
             ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
             BackendFilter f = new BackendFilter(s, "p");
-            f.startupSent(upgrade.begin("p", 2));
+            f.startupSent(upgrade.begin("p", 2, true));
             assertArrayEquals(in, readAll(f, in, splitAt(in, split), 8192), "split at " + split);
             assertEquals(0, s.protocolMinor());
         }
@@ -109,16 +115,55 @@ class BackendFilterTest {
     void negotiationListingUnsupportedOptionsReachesPgjdbcWithItsOwnVersion() throws IOException {
         ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
         BackendFilter f = new BackendFilter(signals, "p");
-        f.startupSent(upgrade.begin("p", 2));
+        f.startupSent(upgrade.begin("p", 2, true));
         byte[] in = Messages.stream().negotiate(3, "_pq_.compression").bytes();
         byte[] expected = Messages.stream().negotiate(2, "_pq_.compression").bytes();
         assertArrayEquals(expected, readAll(f, in));
     }
 
     @Test
+    void goAwayIsGrantedByProtocolOrByExtensionAndPgjdbcHearsOfNeither() throws IOException {
+        byte[] session = Messages.stream().authOk().backendKeyData(7, 4).readyForQuery().bytes();
+        Object[][] cases = {
+            // mode, the server's first reply (none: it accepts all it was sent), the grant
+            {"both", new byte[0], GoAwayGrant.PROTOCOL_3_3},
+            {"both", Messages.stream().negotiate(3, "_pq_.goaway").bytes(), GoAwayGrant.PROTOCOL_3_3},  // the 2025 patch
+            {"both", Messages.stream().negotiate(2).bytes(), GoAwayGrant.EXTENSION},                    // the 2026 draft
+            {"both", Messages.stream().negotiate(2, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 18
+            {"both", Messages.stream().negotiate(0, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 17
+            {"protocol", new byte[0], GoAwayGrant.PROTOCOL_3_3},
+            {"protocol", Messages.stream().negotiate(2).bytes(), GoAwayGrant.NONE},
+            {"extension", new byte[0], GoAwayGrant.EXTENSION},
+            {"extension", Messages.stream().negotiate(2, "_pq_.goaway").bytes(), GoAwayGrant.NONE},
+            {"extension", Messages.stream().negotiate(0).bytes(), GoAwayGrant.EXTENSION},
+            {"off", new byte[0], GoAwayGrant.NONE},
+        };
+        for (Object[] c : cases) {
+            java.util.Properties props = new java.util.Properties();
+            props.setProperty(PgGoAway.GOAWAY_REQUEST, (String) c[0]);
+            ProtocolUpgrade.Attempt attempt = new ProtocolUpgrade(new HashMap<>()).begin("p", 0, true,
+                    GoAwayRequest.from(props));
+            ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
+            BackendFilter f = new BackendFilter(s, "p");
+            f.startupSent(attempt);
+            byte[] out = readAll(f, Messages.concat((byte[]) c[1], session));
+            String what = c[0] + " / " + ((byte[]) c[1]).length + "-byte reply";
+            assertArrayEquals(session, out, what + ": pgjdbc asked for 3.0 and nothing else, and hears just that");
+            assertEquals(c[2], s.goAwayGrant(), what);
+            assertEquals(c[2] != GoAwayGrant.NONE, s.goAwayCapable(), what);
+        }
+        // Options pgjdbc asked for itself still reach it, without ours.
+        ProtocolUpgrade.Attempt attempt = new ProtocolUpgrade(new HashMap<>()).begin("p", 2, true);
+        BackendFilter f = new BackendFilter(signals, "p");
+        f.startupSent(attempt);
+        assertArrayEquals(Messages.stream().negotiate(2, "_pq_.compression").bytes(),
+                readAll(f, Messages.stream().negotiate(2, "_pq_.goaway", "_pq_.compression").bytes()));
+    }
+
+    @Test
     void aThreeThreeServerSaysNothingAndGoAwayBecomesPossible() throws IOException {
         ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
-        filter.startupSent(upgrade.begin("p", 2));
+        filter.startupSent(upgrade.begin("p", 2, true));
         byte[] in = Messages.stream().authOk().readyForQuery().bytes();
         assertArrayEquals(in, readAll(filter, in));
         assertEquals(3, signals.protocolMinor());
@@ -126,38 +171,153 @@ class BackendFilterTest {
     }
 
     @Test
-    void aPinnedThreeZeroRequestIsNotRaised() throws IOException {
+    void pgjdbcsThreeZeroSessionGetsAShortStandInForTheServersLongCancelKey() throws IOException {
         ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
-        ProtocolUpgrade.Attempt attempt = upgrade.begin("p", 0);
-        assertFalse(attempt.rewritten());
-        filter.startupSent(attempt);
-        readAll(filter, Messages.stream().authOk().readyForQuery().bytes());
-        assertEquals(0, signals.protocolMinor());
+        byte[] in = Messages.stream().negotiate(2).authOk().parameterStatus("server_version", "18.6")
+                .backendKeyData(4242, 32).readyForQuery().bytes();
+        for (int split = 0; split <= in.length; split++) {
+            ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
+            BackendFilter f = new BackendFilter(s, "p", true);
+            ProtocolUpgrade.Attempt attempt = upgrade.begin("p", 0, true);
+            assertTrue(attempt.raised());
+            f.startupSent(attempt);
+            byte[] out = readAll(f, in, splitAt(in, split), 8192);
+            // No NegotiateProtocolVersion (pgjdbc asked for 3.0 and got it), and a 3.0-sized BackendKeyData.
+            int k = out.length - 6 - 13;
+            byte[] before = Messages.stream().authOk().parameterStatus("server_version", "18.6").bytes();
+            assertArrayEquals(before, Arrays.copyOf(out, k), "split at " + split);
+            assertEquals('K', out[k]);
+            assertEquals(12, readInt(out, k + 1));
+            assertEquals(4242, readInt(out, k + 5));
+            assertArrayEquals(new byte[32], CancelKeys.realKey(4242, readInt(out, k + 9)),
+                    "the real key (zeros here) is kept for pgjdbc's cancel requests");
+            assertEquals(2, s.protocolMinor());
+            s.socketClosed();
+            assertNull(CancelKeys.realKey(4242, readInt(out, k + 9)));
+        }
+        // A server on 3.0 sends a 4-byte key: it passes as it is.
+        byte[] old = Messages.stream().negotiate(0).authOk().backendKeyData(7, 4).readyForQuery().bytes();
+        BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p", true);
+        f.startupSent(upgrade.begin("p", 0, true));
+        assertArrayEquals(Messages.stream().authOk().backendKeyData(7, 4).readyForQuery().bytes(), readAll(f, old));
     }
 
     @Test
-    void aPeerThatRefusesThreeThreeGetsItsErrorAndIsAskedForPgjdbcsVersionNextTime() throws IOException {
-        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
-        byte[] in = Messages.stream()
-                .error("FATAL", "0A000", "unsupported frontend protocol 3.3: server supports 3.0 to 3.2").bytes();
+    void aRaisedStartupThatFailsIsReplayedAsPgjdbcWroteItAndPgjdbcSeesOnlyTheReplay() throws IOException {
+        byte[] replayReply = Messages.stream().authOk().parameterStatus("server_version", "15")
+                .backendKeyData(99, 4).readyForQuery().bytes();
+        Map<String, byte[]> failures = new LinkedHashMap<>();
+        // Each is a real peer's answer to protocol 3.3, as docs/compatibility.md records them.
+        failures.put("PgBouncer 1.18", Messages.stream()
+                .error("FATAL", "08P01", "bad packet header: '0000005d00030003'").bytes());
+        failures.put("pgpool-II 4.3", Messages.stream().error("ERROR", "XX000",
+                "backend authentication failed").bytes());
+        failures.put("PostgreSQL 10.0", Messages.stream().error("FATAL", "0A000",
+                "unsupported frontend protocol 3.3: server supports 1.0 to 3.0").bytes());
+        failures.put("a refusal in German", Messages.stream().error("FATAL", "0A000",
+                "nicht unterst\u00fctztes Frontend-Protokoll 3.3: Server unterst\u00fctzt 1.0 bis 3.0").bytes());
+        failures.put("a close without a reply", new byte[0]);
+        failures.put("pgpool-II in front of a 3.3 server, after a challenge-free authentication", Messages.stream()
+                .authOk().parameterStatus("application_name", "").backendKeyData(12, 32)
+                .error("ERROR", "XX000", "authentication failed").bytes());
+        failures.put("a close after a challenge-free authentication", Messages.stream().authOk()
+                .parameterStatus("application_name", "").bytes());
+        for (Map.Entry<String, byte[]> failure : failures.entrySet()) {
+            byte[] in = failure.getValue();
+            for (int split = 0; split <= in.length; split++) {
+                ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+                ReplayingPeer peer = new ReplayingPeer(upgrade, in, replayReply, split);
+                assertArrayEquals(replayReply, peer.readAll(), failure.getKey() + ", split at " + split);
+                assertEquals(1, peer.replays, failure.getKey());
+                assertTrue(upgrade.refuses("old:6432"), failure.getKey() + ": remembered once the replay worked");
+                assertFalse(upgrade.begin("old:6432", 0, true).raised());
+                assertTrue(upgrade.begin("other:5432", 0, true).raised());
+                assertEquals(99, peer.signals.backendPid().getAsInt());
+                assertEquals(Termination.Kind.SERVER_CLOSED, peer.signals.termination().orElseThrow().kind(),
+                        "the failed attempt's error is no termination; the replay's clean end is");
+            }
+        }
+    }
+
+    @Test
+    void answersThatDoNotDependOnTheVersionAreNotReplayed() throws IOException {
+        for (String sqlState : new String[] {"28000", "28P01", "3D000", "53300", "57P03"}) {
+            byte[] in = Messages.stream().error("FATAL", sqlState, "no").bytes();
+            ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+            ReplayingPeer peer = new ReplayingPeer(upgrade, in, new byte[0], in.length);
+            assertArrayEquals(in, peer.readAll(), sqlState);
+            assertEquals(0, peer.replays, sqlState);
+            assertFalse(upgrade.refuses("old:6432"));
+            assertEquals(sqlState, peer.signals.termination().orElseThrow().sqlState());
+        }
+    }
+
+    @Test
+    void onceAChallengeReachedPgjdbcNothingIsReplayed() throws IOException {
+        byte[] md5 = Messages.stream().msg('R', new byte[] {0, 0, 0, 5, 1, 2, 3, 4}).bytes();
+        byte[] in = Messages.concat(md5, Messages.stream().error("FATAL", "XX000", "backend failed").bytes());
         for (int split = 0; split <= in.length; split++) {
-            ProtocolUpgrade fresh = new ProtocolUpgrade(new HashMap<>());
-            BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-            f.startupSent(fresh.begin("old:6432", 2));
-            assertArrayEquals(in, readAll(f, in, splitAt(in, split), 8192), "split at " + split);
-            assertTrue(fresh.refuses("old:6432"));
-            assertFalse(fresh.begin("old:6432", 2).rewritten());
-            assertTrue(fresh.begin("other:5432", 2).rewritten());
+            ReplayingPeer peer = new ReplayingPeer(new ProtocolUpgrade(new HashMap<>()), in, new byte[0], split);
+            assertArrayEquals(in, peer.readAll(), "split at " + split);
+            assertEquals(0, peer.replays);
         }
-        // An authentication failure, or a pooler's complaint about a startup parameter, is not a version refusal.
-        for (byte[] other : new byte[][] {
-            Messages.stream().error("FATAL", "28000", "no pg_hba.conf entry").bytes(),
-            Messages.stream().error("FATAL", "08P01", "unsupported startup parameter: search_path").bytes()}) {
-            BackendFilter f = new BackendFilter(signals, "p");
-            f.startupSent(upgrade.begin("new:5432", 2));
-            assertArrayEquals(other, readAll(f, other));
-            assertFalse(upgrade.refuses("new:5432"));
+        // A challenge with no payload (cleartext password) counts too; the session is then not held.
+        byte[] cleartext = Messages.stream().msg('R', new byte[] {0, 0, 0, 3}).bytes();
+        byte[] after = Messages.concat(cleartext, Messages.stream().authOk().backendKeyData(5, 4).readyForQuery()
+                .error("FATAL", "XX000", "later").bytes());
+        for (int split = 0; split <= after.length; split++) {
+            ReplayingPeer peer = new ReplayingPeer(new ProtocolUpgrade(new HashMap<>()), after, new byte[0], split);
+            assertArrayEquals(after, peer.readAll(), "split at " + split);
+            assertEquals(0, peer.replays);
         }
+    }
+
+    @Test
+    void aReplayThatFailsTooGivesPgjdbcTheReplaysAnswerAndThePeerIsAskedAgainNextTime() throws IOException {
+        byte[] first = Messages.stream().error("FATAL", "08P01", "no such database: x").bytes();
+        byte[] second = Messages.stream().error("FATAL", "08P01", "no such database: x").bytes();
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+        ReplayingPeer peer = new ReplayingPeer(upgrade, first, second, first.length);
+        assertArrayEquals(second, peer.readAll());
+        assertEquals(1, peer.replays);
+        assertFalse(upgrade.refuses("old:6432"), "the failure was not the version's");
+    }
+
+    /**
+     * A peer seen through the filter as {@link FilteringSocket} wires it: the first connection answers the raised
+     * startup with {@code first}, and the replay (pgjdbc's own request on a new connection) gets {@code second}.
+     */
+    private static final class ReplayingPeer {
+        final ConnectionSignals signals = new ConnectionSignals(Clock.systemUTC());
+        final BackendFilter filter = new BackendFilter(signals, "old:6432", true);
+        final BackendInputStream in;
+        int replays;
+
+        ReplayingPeer(ProtocolUpgrade upgrade, byte[] first, byte[] second, int split) {
+            BackendInputStream[] self = new BackendInputStream[1];
+            in = new BackendInputStream(new ChunkedInputStream(first, splitAt(first, split)), filter, null, failed -> {
+                replays++;
+                InputStream fresh = new ChunkedInputStream(second, () -> 3);
+                self[0].reset(fresh);
+                filter.startupSent(upgrade.replay(failed));
+                return fresh;
+            });
+            self[0] = in;
+            filter.startupSent(upgrade.begin("old:6432", 0, true));
+        }
+
+        byte[] readAll() throws IOException {
+            ByteArrayOutputStream out = new ByteArrayOutputStream();
+            byte[] buf = new byte[8192];
+            for (int n; (n = in.read(buf)) >= 0; ) {
+                out.write(buf, 0, n);
+            }
+            return out.toByteArray();
+        }
+    }
+
+    private static int readInt(byte[] b, int at) {
+        return BackendFilter.readInt(b, at);
     }
 
     @Test
@@ -166,7 +326,7 @@ class BackendFilterTest {
         refusing.put("old:6432", System.nanoTime() - 1);
         ProtocolUpgrade upgrade = new ProtocolUpgrade(refusing);
         assertFalse(upgrade.refuses("old:6432"));
-        assertTrue(upgrade.begin("old:6432", 2).rewritten());
+        assertTrue(upgrade.begin("old:6432", 2, true).raised());
         assertTrue(refusing.isEmpty());
     }
 
@@ -223,7 +383,7 @@ class BackendFilterTest {
             Messages.stream().msg('v', new byte[] {0, 0, 0, 2, (byte) 0xff, 0, 0, 0}).bytes(),
         }) {
             BackendFilter f = new BackendFilter(signals, "p");
-            f.startupSent(new ProtocolUpgrade(new HashMap<>()).begin("p", 2));
+            f.startupSent(new ProtocolUpgrade(new HashMap<>()).begin("p", 2, true));
             IOException e = assertThrows(IOException.class, () -> readAll(f, bogus));
             assertTrue(e.getMessage().contains("NegotiateProtocolVersion"), e.getMessage());
         }

@@ -17,7 +17,7 @@ final class DocExamples {
 
     static void direct() throws SQLException, IOException {
         // tag::direct[]
-        Properties props = PgGoAway.install(new Properties());   // socketFactory, sslfactory, protocolVersion=3.2
+        Properties props = PgGoAway.install(new Properties());   // socketFactory and sslfactory, nothing else
         props.setProperty("user", "app");
         try (Connection c = DriverManager.getConnection("jdbc:postgresql://db/app", props)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
@@ -36,5 +36,14 @@ final class DocExamples {
         signals.poll();                  // for an idle connection: see below
         signals.goAwayReceived();        // libpq's PQgoAwayReceived()
         // end::signals[]
+    }
+
+    static Properties draft() {
+        // tag::draft[]
+        Properties props = new Properties();
+        props.setProperty(PgGoAway.GOAWAY_REQUEST, "extension");   // a server built from the 2026 drafts
+        PgGoAway.install(props);
+        // end::draft[]
+        return props;
     }
 }

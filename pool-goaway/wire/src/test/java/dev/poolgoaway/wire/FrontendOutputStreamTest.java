@@ -2,6 +2,7 @@ package dev.poolgoaway.wire;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
@@ -26,8 +27,19 @@ class FrontendOutputStreamTest {
         return Messages.concat(request((3 << 16) | minor, Messages.cstrings("user", "app", "database", "db", "")));
     }
 
+    /** pgjdbc's StartupMessage as the layer sends it by default: at 3.{@code minor}, asking for the extension. */
+    private static byte[] asSent(int minor) {
+        return request((3 << 16) | minor, Messages.cstrings("user", "app", "database", "db", "_pq_.goaway", "true",
+                ""));
+    }
+
     private static final byte[] SSL_REQUEST = request(FrontendOutputStream.SSL_REQUEST_CODE, new byte[0]);
     private static final byte[] QUERY = Messages.stream().msg('Q', Messages.cstrings("select 1")).bytes();
+
+    /** A client stream to peer {@code p} that has never seen it. */
+    private static FrontendOutputStream fresh(ByteArrayOutputStream sink, BackendFilter backend) {
+        return new FrontendOutputStream(sink, backend, new ProtocolUpgrade(new HashMap<>()), "p");
+    }
 
     /** Writes {@code in} split at {@code split}; returns what reached the socket. */
     private static byte[] write(FrontendOutputStream out, ByteArrayOutputStream sink, byte[] in, int split)
@@ -40,12 +52,11 @@ class FrontendOutputStreamTest {
     @Test
     void startupAskingForThreeTwoGoesOutAsThreeThreeWhereverItIsSplit() throws IOException {
         byte[] in = Messages.concat(startup(2), QUERY);
-        byte[] expected = Messages.concat(startup(3), QUERY);
+        byte[] expected = Messages.concat(asSent(3), QUERY);
         for (int split = 0; split <= in.length; split++) {
             ByteArrayOutputStream sink = new ByteArrayOutputStream();
             BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-            FrontendOutputStream out = new FrontendOutputStream(sink, backend,
-                    new ProtocolUpgrade(new HashMap<>()), "p");
+            FrontendOutputStream out = fresh(sink, backend);
             assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
         }
         ByteArrayOutputStream sink = new ByteArrayOutputStream();
@@ -59,12 +70,16 @@ class FrontendOutputStreamTest {
     }
 
     @Test
-    void pinnedThreeZeroAndRefusingPeersGetPgjdbcsOwnRequest() throws IOException {
-        ByteArrayOutputStream sink = new ByteArrayOutputStream();
-        new FrontendOutputStream(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"),
-                new ProtocolUpgrade(new HashMap<>()), "p").write(startup(0));
-        assertArrayEquals(startup(0), sink.toByteArray());
+    void pgjdbcsDefaultThreeZeroIsRaisedToo() throws IOException {
+        for (int split = 0; split <= startup(0).length; split++) {
+            ByteArrayOutputStream sink = new ByteArrayOutputStream();
+            FrontendOutputStream out = fresh(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p"));
+            assertArrayEquals(asSent(3), write(out, sink, startup(0), split), "split at " + split);
+        }
+    }
 
+    @Test
+    void refusingPeersGetPgjdbcsOwnRequest() throws IOException {
         HashMap<String, Long> refusing = new HashMap<>();
         refusing.put("old:6432", System.nanoTime() + 60_000_000_000L);
         ByteArrayOutputStream sink2 = new ByteArrayOutputStream();
@@ -81,7 +96,7 @@ class FrontendOutputStreamTest {
         out.write(SSL_REQUEST);
         assertArrayEquals(new byte[] {'N'}, BackendFilterTest.readAll(backend, new byte[] {'N'}));
         out.write(startup(2));
-        assertArrayEquals(Messages.concat(SSL_REQUEST, startup(3)), sink.toByteArray());
+        assertArrayEquals(Messages.concat(SSL_REQUEST, asSent(3)), sink.toByteArray());
     }
 
     @Test
@@ -95,6 +110,35 @@ class FrontendOutputStreamTest {
         out.write(startup(2));
         assertArrayEquals(Messages.concat(SSL_REQUEST, startup(2)), sink.toByteArray());
         assertTrue(backend.passingThrough());
+    }
+
+    @Test
+    void aCancelRequestWithAStandInKeyGoesOutWithTheServersRealKey() throws IOException {
+        byte[] realKey = new byte[32];
+        for (int i = 0; i < realKey.length; i++) {
+            realKey[i] = (byte) (i * 7 + 1);
+        }
+        int pid = 31337;
+        int standIn = CancelKeys.standIn(pid, realKey);
+        try {
+            byte[] body = new byte[8];
+            BackendFilter.writeInt(body, 0, pid);
+            BackendFilter.writeInt(body, 4, standIn);
+            byte[] in = request(FrontendOutputStream.CANCEL_REQUEST_CODE, body);
+            byte[] pidBytes = new byte[4];
+            BackendFilter.writeInt(pidBytes, 0, pid);
+            byte[] expected = request(FrontendOutputStream.CANCEL_REQUEST_CODE, Messages.concat(pidBytes, realKey));
+            for (int split = 0; split <= in.length; split++) {
+                ByteArrayOutputStream sink = new ByteArrayOutputStream();
+                BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+                FrontendOutputStream out = fresh(sink, backend);
+                assertArrayEquals(expected, write(out, sink, in, split), "split at " + split);
+                assertTrue(backend.passingThrough());
+            }
+        } finally {
+            CancelKeys.forget(pid, standIn);
+        }
+        assertNull(CancelKeys.realKey(pid, standIn), "a closed connection's stand-in is forgotten");
     }
 
     @Test

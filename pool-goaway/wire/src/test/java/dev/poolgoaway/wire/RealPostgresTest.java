@@ -5,6 +5,7 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -21,6 +22,8 @@ import java.time.Duration;
 import java.util.concurrent.CompletableFuture;
 
 import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
 import org.postgresql.copy.CopyManager;
@@ -47,10 +50,11 @@ class RealPostgresTest {
     void simpleAndExtendedQueriesOverNegotiatedThreeTwo() throws SQLException {
         try (Connection c = pg.connect("prepareThreshold", "1")) {
             ConnectionSignals signals = signalsOf(c);
-            // We asked PostgreSQL 18 for 3.3; it negotiated 3.2 and pgjdbc never saw that exchange.
+            // We asked PostgreSQL 18 for 3.3 where pgjdbc asked for 3.0; the server negotiated 3.2, and pgjdbc saw
+            // neither: its session is the 3.0 one it asked for.
             assertEquals(2, signals.protocolMinor());
             assertFalse(signals.goAwayCapable());
-            assertEquals(ProtocolVersion.v3_2, ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor()
+            assertEquals(ProtocolVersion.v3_0, ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor()
                     .getProtocolVersion());
             assertEquals(backendPid(c), signals.backendPid().getAsInt());
             try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1 as one, 'two' as two")) {
@@ -151,9 +155,20 @@ class RealPostgresTest {
         }
     }
 
-    @Test
-    void statementCancelUsesThreeTwoCancelKeys() throws Exception {
-        try (Connection c = pg.connect(); Statement s = c.createStatement()) {
+    /**
+     * pgjdbc's default 3.0 session holds a 4-byte stand-in for the server's 32-byte key, which the layer swaps back
+     * into the CancelRequest; a 3.2 session holds the real key.
+     */
+    @ParameterizedTest(name = "protocolVersion={0}")
+    @ValueSource(strings = {"3.0", "3.2"})
+    void statementCancelReachesTheServerWithItsLongKey(String protocolVersion) throws Exception {
+        int pid;
+        byte[] pgjdbcKey;
+        try (Connection c = pg.connect("protocolVersion", protocolVersion); Statement s = c.createStatement()) {
+            assertEquals(2, signalsOf(c).protocolMinor(), "the server runs the connection on 3.2: 32-byte keys");
+            pid = backendPid(c);
+            pgjdbcKey = cancelKeyOf(c);
+            assertEquals("3.0".equals(protocolVersion) ? 4 : 32, pgjdbcKey.length, "the key pgjdbc holds");
             CompletableFuture<Void> sleeping = CompletableFuture.runAsync(() -> {
                 try {
                     s.execute("select pg_sleep(60)");
@@ -168,6 +183,17 @@ class RealPostgresTest {
             assertEquals("57014", ((SQLException) cause).getSQLState(), cause.toString());
             assertEquals(1, queryInt(c, "select 1"), "the connection still works after the cancel");
         }
+        if (pgjdbcKey.length == 4) {
+            assertNull(CancelKeys.realKey(pid, BackendFilter.readInt(pgjdbcKey, 0)),
+                    "a closed connection's stand-in is forgotten");
+        }
+    }
+
+    /** The cancel key pgjdbc keeps for a connection (no public getter). */
+    private static byte[] cancelKeyOf(Connection c) throws Exception {
+        java.lang.reflect.Field key = org.postgresql.core.QueryExecutorBase.class.getDeclaredField("cancelKey");
+        key.setAccessible(true);
+        return (byte[]) key.get(((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor());
     }
 
     private static boolean sleeping(TestPostgres pg) throws SQLException {
@@ -250,13 +276,14 @@ class RealPostgresTest {
     }
 
     @Test
-    void pinnedThreeZeroConnectsWithoutGoAway() throws SQLException {
-        try (Connection c = pg.connect("protocolVersion", "3.0")) {
-            assertEquals(0, signalsOf(c).protocolMinor());
-            assertFalse(signalsOf(c).goAwayCapable());
-            assertEquals(ProtocolVersion.v3_0, ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor()
-                    .getProtocolVersion());
-            assertEquals(1, queryInt(c, "select 1"));
+    void pgjdbcAsksForTheVersionItWouldAskForWithoutUs() throws SQLException {
+        for (String pinned : new String[] {"3.0", "3.2"}) {
+            try (Connection c = pg.connect("protocolVersion", pinned)) {
+                assertEquals(2, signalsOf(c).protocolMinor(), "raised to 3.3 on the wire, 3.2 granted");
+                assertEquals(pinned, ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor()
+                        .getProtocolVersion().toString());
+                assertEquals(1, queryInt(c, "select 1"));
+            }
         }
     }
 

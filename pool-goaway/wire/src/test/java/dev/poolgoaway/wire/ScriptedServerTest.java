@@ -21,7 +21,11 @@ import dev.poolgoaway.testkit.ScriptedServer;
 import dev.poolgoaway.testkit.TestCertificates;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.PGConnection;
+import org.postgresql.core.BaseConnection;
+import org.postgresql.core.ProtocolVersion;
 
 /**
  * GoAway and the other signals end to end through real pgjdbc, from a scripted server (no released PostgreSQL
@@ -173,16 +177,19 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
-    void aPeerThatRefusesThreeThreeCostsNoConnection(boolean tls) throws Exception {
-        start(ScriptedServer.Startup.REJECTS_ABOVE_3_2, tls);
+    @ParameterizedTest(name = "{0}, tls={1}")
+    @CsvSource({"REJECTS_ABOVE_3_2, false", "REJECTS_ABOVE_3_2, true", "REJECTS_ABOVE_3_0, false",
+        "REJECTS_ABOVE_3_0, true", "REJECTS_ABOVE_3_0_IN_GERMAN, false", "REJECTS_ABOVE_3_0_IN_GERMAN, true"})
+    void aPeerThatRefusesThreeThreeCostsNoConnection(ScriptedServer.Startup refusal, boolean tls) throws Exception {
+        start(refusal, tls);
         try (Connection c = connect(tls)) {
             assertEquals(1, selectOne(c));
             assertEquals(2, server.sessions().size(), "refused once, then reconnected with pgjdbc's own request");
             assertEquals(3, server.sessions().get(0).requestedMinor());
-            assertEquals(2, server.sessions().get(1).requestedMinor());
-            assertEquals(2, signals(c).protocolMinor());
+            assertEquals(0, server.sessions().get(1).requestedMinor(), "pgjdbc's own request: its default 3.0");
+            assertEquals(0, signals(c).protocolMinor());
+            assertFalse(signals(c).goAwayCapable());
+            assertEquals(ProtocolVersion.v3_0, protocolOf(c));
             assertEquals(server.sessions().get(1).pid(), signals(c).backendPid().getAsInt());
             assertTrue(server.sessions().get(0).isClosed() || await().atMost(WAIT)
                     .until(() -> server.sessions().get(0).isClosed(), closed -> closed));
@@ -190,8 +197,26 @@ class ScriptedServerTest {
         try (Connection again = connect(tls)) {
             assertEquals(1, selectOne(again));
             assertEquals(3, server.sessions().size(), "the refusal is remembered: no second try at 3.3");
-            assertEquals(2, server.sessions().get(2).requestedMinor());
+            assertEquals(0, server.sessions().get(2).requestedMinor());
         }
+    }
+
+    @ParameterizedTest(name = "tls={0}")
+    @ValueSource(booleans = {false, true})
+    void aPeerThatNegotiatesThreeZeroCostsNothing(boolean tls) throws Exception {
+        // PgBouncer 1.23 and later, and PostgreSQL 9.3.21 to 17, answer a raised version this way.
+        start(ScriptedServer.Startup.NEGOTIATES_3_0, tls);
+        try (Connection c = connect(tls)) {
+            assertEquals(1, selectOne(c));
+            assertEquals(1, server.sessions().size(), "one connection: nothing was refused");
+            assertEquals(3, server.sessions().get(0).requestedMinor());
+            assertEquals(0, signals(c).protocolMinor());
+            assertEquals(ProtocolVersion.v3_0, protocolOf(c), "pgjdbc saw no negotiation: it asked for 3.0");
+        }
+    }
+
+    private static ProtocolVersion protocolOf(Connection c) throws SQLException {
+        return ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor().getProtocolVersion();
     }
 
     @ParameterizedTest(name = "tls={0}")

@@ -1,0 +1,306 @@
+package dev.poolgoaway.wire;
+
+import static org.awaitility.Awaitility.await;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
+
+import java.io.ByteArrayOutputStream;
+import java.io.IOException;
+import java.io.StringReader;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.sql.Connection;
+import java.sql.DriverManager;
+import java.sql.PreparedStatement;
+import java.sql.ResultSet;
+import java.sql.SQLException;
+import java.sql.Statement;
+import java.time.Duration;
+import java.util.Map;
+import java.util.Optional;
+import java.util.Properties;
+import java.util.UUID;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.CompletionException;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+
+import dev.poolgoaway.testkit.ContainerPgBouncer;
+import dev.poolgoaway.testkit.ContainerUpstream;
+import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.Pooler;
+import dev.poolgoaway.testkit.PostgresUpstream;
+import dev.poolgoaway.testkit.TestCertificates;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
+import org.junit.jupiter.params.provider.ValueSource;
+import org.postgresql.PGConnection;
+import org.postgresql.copy.CopyManager;
+import org.postgresql.core.BaseConnection;
+
+/**
+ * Do no harm: wherever plain pgjdbc connects, pgjdbc with pool-goaway connects, to the same session, and a peer
+ * that accepts the raised request costs no extra connection. Real peers only: PgBouncer and pgpool-II from the
+ * machine's packages (skipped with the install command where they are missing), PostgreSQL 13 and 17 from zonky's
+ * binaries, PostgreSQL 18. docs/compatibility.md is the table of what these tests show.
+ */
+class CompatibilityTest {
+
+    private static final Duration WAIT = Duration.ofSeconds(20);
+    private final TestPostgres pg = TestPostgres.get();
+
+    /** What one connection looked like to pgjdbc: compared between plain pgjdbc and pool-goaway. */
+    private record Session(String protocolVersion, int cancelKeyLength, String serverVersion) {
+    }
+
+    @ParameterizedTest(name = "{0}, sslmode={1}")
+    @CsvSource({"PGBOUNCER, disable", "PGBOUNCER, prefer", "PGPOOL, disable", "PGPOOL, prefer"})
+    void aPoolerThatFailsOnTheRaisedRequestCostsNoConnection(Pooler.Kind kind, String sslmode) throws Exception {
+        Optional<String> missing = Pooler.missing(kind);
+        assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
+        try (Pooler pooler = Pooler.start(kind, pg.upstream, "prefer".equals(sslmode))) {
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, sslmode)) {
+                plain = session(c);
+                work(c);
+            }
+            String counter = UUID.randomUUID().toString();
+            try (Connection c = withPoolGoAway(pooler, counter, "sslmode", sslmode)) {
+                assertEquals(2, CountingSocketFactory.count(counter), pooler.version()
+                        + " failed on 3.3 once, pgjdbc's own request was replayed on a new connection");
+                assertEquals(plain, session(c), "pgjdbc's session is the one it has without pool-goaway");
+                ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
+                assertEquals(0, signals.protocolMinor());
+                assertFalse(signals.goAwayCapable(), "no GoAway through " + pooler.version());
+                work(c);
+                cancel(c, pg.upstream);
+            } catch (SQLException | AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\n--- " + pooler.version() + " log:\n" + pooler.logText(),
+                        e);
+            }
+            int before = CountingSocketFactory.count(counter);
+            try (Connection again = withPoolGoAway(pooler, counter, "sslmode", sslmode)) {
+                assertEquals(before + 1, CountingSocketFactory.count(counter),
+                        "the failure is remembered: the next connection asks for pgjdbc's version at once");
+                assertEquals(plain, session(again));
+            }
+        }
+    }
+
+    @Test
+    void pgpoolInFrontOfAServerThatGrantsThreeThreeFailsAfterAuthenticationAndIsReplayed() throws Exception {
+        Optional<String> missing = Pooler.missing(Pooler.Kind.PGPOOL);
+        assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
+        // The test kit's proxy speaks 3.3 like a server with the GoAway patch; pgpool-II cannot parse the 32-byte
+        // cancel key such a server sends after authenticating (trust: pgjdbc answered no challenge).
+        try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start();
+                Pooler pooler = Pooler.start(Pooler.Kind.PGPOOL, upstreamAt(server), false)) {
+            String counter = UUID.randomUUID().toString();
+            try (Connection c = withPoolGoAway(pooler, counter)) {
+                assertEquals(2, CountingSocketFactory.count(counter));
+                assertEquals("3.0", session(c).protocolVersion());
+                work(c);
+            } catch (SQLException | AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\n--- pgpool log:\n" + pooler.logText(), e);
+            }
+        }
+    }
+
+    @ParameterizedTest(name = "PostgreSQL {0}")
+    @ValueSource(strings = {"13", "17"})
+    void anOlderServerNegotiatesThreeZeroAtNoCost(String release) throws Exception {
+        Path binaries = Path.of(System.getProperty("poolgoaway.test.postgres-releases", "target/postgres-releases"),
+                "postgres-" + release + ".jar");
+        assumeTrue(Files.isRegularFile(binaries), () -> "skipped: no PostgreSQL " + release + " binaries at "
+                + binaries + " (the build copies the linux-amd64 ones)");
+        Path dir = Files.createTempDirectory("pool-goaway-pg" + release);
+        TestCertificates.get().write(dir.resolve("root.crt"), dir.resolve("server.crt"), dir.resolve("server.key"));
+        try (EmbeddedUpstream server = EmbeddedUpstream.start(binaries, Map.of("ssl", "on",
+                "ssl_cert_file", dir.resolve("server.crt").toString(),
+                "ssl_key_file", dir.resolve("server.key").toString()))) {
+            for (String sslmode : new String[] {"disable", "require"}) {
+                Session plain;
+                try (Connection c = plainPgjdbc(server, sslmode)) {
+                    plain = session(c);
+                }
+                assertTrue(plain.serverVersion().startsWith(release + "."), plain.serverVersion());
+                String counter = UUID.randomUUID().toString();
+                try (Connection c = withPoolGoAway(server, counter, "sslmode", sslmode)) {
+                    assertEquals(1, CountingSocketFactory.count(counter), "NegotiateProtocolVersion, no retry");
+                    assertEquals(plain, session(c));
+                    assertEquals(0, PgGoAway.signals(c).orElseThrow().protocolMinor());
+                    work(c);
+                    cancel(c, server);
+                }
+            }
+        }
+    }
+
+    @Test
+    void postgres18GrantsThreeTwoAtNoCostAndPgjdbcKeepsItsThreeZeroSession() throws Exception {
+        Session plain;
+        try (Connection c = plainPgjdbc(pg.upstream, "require")) {
+            plain = session(c);
+        }
+        String counter = UUID.randomUUID().toString();
+        try (Connection c = withPoolGoAway(pg.upstream, counter, "sslmode", "require")) {
+            assertEquals(1, CountingSocketFactory.count(counter), "a peer that negotiates costs no extra attempt");
+            assertEquals(plain, session(c));
+            assertEquals(2, PgGoAway.signals(c).orElseThrow().protocolMinor());
+            work(c);
+            cancel(c, pg.upstream);
+        }
+    }
+
+    @Test
+    void aCurrentPgBouncerInDockerConnectsAsPlainPgjdbcDoes() throws Exception {
+        assumeTrue(ContainerUpstream.dockerAvailable(),
+                "skipped: no Docker engine here (Testcontainers); the packaged PgBouncer is tested above");
+        try (ContainerPgBouncer pooler = ContainerPgBouncer.start()) {
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, "disable")) {
+                plain = session(c);
+            }
+            String counter = UUID.randomUUID().toString();
+            try (Connection c = withPoolGoAway(pooler, counter, "sslmode", "disable")) {
+                // 1.23 and later negotiate (one connection); an older image fails and is replayed (two).
+                assertTrue(CountingSocketFactory.count(counter) <= 2, "connections: " + CountingSocketFactory
+                        .count(counter));
+                assertEquals(plain, session(c));
+                work(c);
+                cancel(c, pooler.server());
+            }
+        }
+    }
+
+    @Test
+    void aSocketFactoryInADriverManagerUrlIsWrappedNotLetThroughToBypassTheLayer() throws Exception {
+        String counter = UUID.randomUUID().toString();
+        String url = pg.upstream.jdbcUrl() + "?socketFactory=" + CountingSocketFactory.class.getName()
+                + "&socketFactoryArg=" + counter + "&sslmode=disable";
+        Properties props = props(pg.upstream);
+        String cleaned = PgGoAway.install(url, props);
+        assertEquals(pg.upstream.jdbcUrl() + "?socketFactoryArg=" + counter + "&sslmode=disable", cleaned);
+        try (Connection c = DriverManager.getConnection(cleaned, props)) {
+            assertTrue(PgGoAway.signals(c).isPresent(), "made through the wire layer");
+            assertEquals(1, CountingSocketFactory.count(counter), "over the user's own factory");
+        }
+        assertThrows(IllegalArgumentException.class, () -> PgGoAway.install("jdbc:mysql://h/db", new Properties()));
+    }
+
+    // ---- helpers ----------------------------------------------------------------------------------------------
+
+    private static PostgresUpstream upstreamAt(GoAwayProxy proxy) {
+        return PostgresUpstream.at(proxy.host(), proxy.port(), "postgres", "", "postgres");
+    }
+
+    private static Properties props(PostgresUpstream peer, String... keyValues) {
+        Properties p = new Properties();
+        p.setProperty("user", peer.user());
+        if (!peer.password().isEmpty()) {
+            p.setProperty("password", peer.password());
+        }
+        p.setProperty("socketTimeout", "30");
+        for (int i = 0; i < keyValues.length; i += 2) {
+            p.setProperty(keyValues[i], keyValues[i + 1]);
+        }
+        return p;
+    }
+
+    private static Connection plainPgjdbc(PostgresUpstream peer, String sslmode) throws SQLException {
+        return DriverManager.getConnection(peer.jdbcUrl(), props(peer, "sslmode", sslmode));
+    }
+
+    /** pool-goaway over a counting socket factory of the user's, as a user with one would have it. */
+    private static Connection withPoolGoAway(PostgresUpstream peer, String counter, String... keyValues)
+            throws SQLException {
+        Properties p = props(peer, keyValues);
+        p.setProperty("socketFactory", CountingSocketFactory.class.getName());
+        p.setProperty("socketFactoryArg", counter);
+        return DriverManager.getConnection(peer.jdbcUrl(), PgGoAway.install(p));
+    }
+
+    private static Session session(Connection c) throws Exception {
+        BaseConnection base = (BaseConnection) c.unwrap(PGConnection.class);
+        java.lang.reflect.Field key = org.postgresql.core.QueryExecutorBase.class.getDeclaredField("cancelKey");
+        key.setAccessible(true);
+        byte[] cancelKey = (byte[]) key.get(base.getQueryExecutor());
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("show server_version")) {
+            rs.next();
+            return new Session(base.getQueryExecutor().getProtocolVersion().toString(), cancelKey.length,
+                    rs.getString(1));
+        }
+    }
+
+    /** Simple and extended queries (server-prepared), COPY out and in. */
+    private static void work(Connection c) throws SQLException, IOException {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1, 'one'")) {
+            assertTrue(rs.next());
+            assertEquals("one", rs.getString(2));
+        }
+        c.unwrap(PGConnection.class).setPrepareThreshold(1);
+        try (PreparedStatement ps = c.prepareStatement("select ?::int + 1")) {
+            for (int i = 0; i < 3; i++) {
+                ps.setInt(1, i);
+                try (ResultSet rs = ps.executeQuery()) {
+                    assertTrue(rs.next());
+                    assertEquals(i + 1, rs.getInt(1));
+                }
+            }
+        }
+        CopyManager copy = c.unwrap(PGConnection.class).getCopyAPI();
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        assertEquals(1000, copy.copyOut("copy (select generate_series(1, 1000)) to stdout", out));
+        assertEquals(1000, out.toString(StandardCharsets.UTF_8).lines().count());
+        try (Statement s = c.createStatement()) {
+            s.execute("create temporary table copied (n int)");
+        }
+        assertEquals(3, copy.copyIn("copy copied from stdin", new StringReader("1\n2\n3\n")));
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select sum(n) from copied")) {
+            assertTrue(rs.next());
+            assertEquals(6, rs.getInt(1));
+        }
+    }
+
+    /**
+     * {@code Statement.cancel()} ends a running statement: the cancel key reached the server.
+     *
+     * @param server the PostgreSQL server behind the peer, watched for the statement to run
+     */
+    private static void cancel(Connection c, PostgresUpstream server) throws Exception {
+        String sleep = "select pg_sleep(60) -- " + UUID.randomUUID();
+        try (Statement s = c.createStatement()) {
+            CompletableFuture<Void> sleeping = CompletableFuture.runAsync(() -> {
+                try {
+                    s.execute(sleep);
+                } catch (SQLException e) {
+                    throw new CompletionException(e);
+                }
+            });
+            // A cancel sent before the statement runs would be lost: wait until the server runs it.
+            try (Connection watch = DriverManager.getConnection(server.jdbcUrl(), server.user(), server.password());
+                    PreparedStatement running = watch.prepareStatement(
+                            "select count(*) from pg_stat_activity where query = ? and state = 'active'")) {
+                running.setString(1, sleep);
+                await().atMost(WAIT).until(() -> {
+                    try (ResultSet rs = running.executeQuery()) {
+                        return rs.next() && rs.getInt(1) == 1;
+                    }
+                });
+            }
+            s.cancel();
+            Throwable cause = assertThrows(ExecutionException.class, () -> sleeping.get(10, TimeUnit.SECONDS))
+                    .getCause();
+            assertEquals("57014", ((SQLException) cause).getSQLState(), cause.toString());
+        }
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+            assertTrue(rs.next(), "the connection works after the cancel");
+        }
+    }
+}
