@@ -6,6 +6,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -56,6 +57,8 @@ public final class GoAwayProxy implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GoAwayProxy.class);
     /** Closed connections kept in {@link #connections()}, at most; the oldest are forgotten first. */
     static final int MAX_CLOSED_KEPT = 10_000;
+    /** Events kept in {@link #timeline()}, at most: a soak's worth of drills, not a leak. */
+    static final int MAX_EVENTS_KEPT = 100_000;
 
     private final String name;
     private final SSLContext tls;
@@ -67,7 +70,8 @@ public final class GoAwayProxy implements AutoCloseable {
     private final AtomicLong ids = new AtomicLong();
     private final List<ProxySession> sessions = new CopyOnWriteArrayList<>();
     private final List<ProxiedConnection> closedFacts = new ArrayList<>();
-    private final List<ProxyEvent> timeline = new CopyOnWriteArrayList<>();
+    /** The newest {@value #MAX_EVENTS_KEPT} events; the oldest are forgotten first. Guarded by itself. */
+    private final ArrayDeque<ProxyEvent> timeline = new ArrayDeque<>();
     private final List<Thread> threads = new CopyOnWriteArrayList<>();
     private final Thread acceptor;
     private final Map<InetSocketAddress, SmartShutdown> shutdowns = new HashMap<>();
@@ -450,9 +454,11 @@ public final class GoAwayProxy implements AutoCloseable {
         return sessions.stream().filter(ProxySession::isOpen).map(ProxySession::facts).toList();
     }
 
-    /** @return what happened, in order */
+    /** @return what happened, in order: the newest {@value #MAX_EVENTS_KEPT} events */
     public List<ProxyEvent> timeline() {
-        return List.copyOf(timeline);
+        synchronized (timeline) {
+            return List.copyOf(timeline);
+        }
     }
 
     /** @return the server new connections go to */
@@ -544,7 +550,12 @@ public final class GoAwayProxy implements AutoCloseable {
     }
 
     void event(ProxyEvent.Kind kind, long connectionId, String detail) {
-        timeline.add(new ProxyEvent(Instant.now(), kind, connectionId, detail));
+        synchronized (timeline) {
+            if (timeline.size() == MAX_EVENTS_KEPT) {
+                timeline.removeFirst();
+            }
+            timeline.addLast(new ProxyEvent(Instant.now(), kind, connectionId, detail));
+        }
         log.debug("{}: #{} {} {}", name, connectionId, kind, detail);
     }
 
