@@ -112,6 +112,7 @@ final class DrainLoop {
         final Instant startedAt;
         final Set<String> servers = new LinkedHashSet<>();
         final Map<String, Integer> kinds = new TreeMap<>();
+        final Set<String> grants = new LinkedHashSet<>();
         String adminMessage;
         int connections;
 
@@ -323,7 +324,7 @@ final class DrainLoop {
             t.signals.poll();
         } catch (IOException e) {
             // The wire layer saw the connection fail: as dead as one the server closed.
-            record(t, new PoolView.Heard(SignalKind.SERVER_CLOSED, clock.instant(), null), now);
+            record(t, new PoolView.Heard(SignalKind.SERVER_CLOSED, clock.instant(), null, null), now);
         }
     }
 
@@ -345,6 +346,9 @@ final class DrainLoop {
         e.kinds.merge(heard.kind().tag(), 1, Integer::sum);
         if (heard.adminMessage() != null && e.adminMessage == null) {
             e.adminMessage = heard.adminMessage();
+        }
+        if (heard.grant() != null) {
+            e.grants.add(heard.grant().description());
         }
         if (first) {
             t.signalAt = heard.at();
@@ -422,11 +426,13 @@ final class DrainLoop {
         episode = null;
         draining = false;
         DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
-                e.startedAt, clock.instant(), Optional.ofNullable(e.adminMessage));
+                List.copyOf(e.grants), e.startedAt, clock.instant(), Optional.ofNullable(e.adminMessage));
         lastDrain = done;
-        log.info("{} - drained {} connection{} from {} in {} ms ({}){}{}", poolName, done.connections(),
+        log.info("{} - drained {} connection{} from {} in {} ms ({}{}){}{}", poolName, done.connections(),
                 done.connections() == 1 ? "" : "s", String.join(", ", done.servers()), done.duration().toMillis(),
-                done.kinds(), done.adminMessage().map(m -> "; admin message: " + LogText.sanitize(m)).orElse(""),
+                done.kinds(), done.goAwayGrants().isEmpty() ? "" : "; GoAway by " + String.join(", ",
+                        done.goAwayGrants()),
+                done.adminMessage().map(m -> "; admin message: " + LogText.sanitize(m)).orElse(""),
                 flagged > 0 ? "; " + flagged + " still in use past the straggler deadline" : "");
     }
 

@@ -7,6 +7,7 @@ import java.util.Optional;
 import java.util.Set;
 
 import dev.poolgoaway.wire.ConnectionSignals;
+import dev.poolgoaway.wire.GoAwayGrant;
 import dev.poolgoaway.wire.Termination;
 
 /**
@@ -105,16 +106,17 @@ interface PoolView {
                     if (end.isPresent()) {
                         Termination why = end.get();
                         return Optional.of(why.adminTerminated()
-                                ? new Heard(SignalKind.ADMIN_TERMINATED, why.at(), why.message())
-                                : new Heard(SignalKind.SERVER_CLOSED, why.at(), null));
+                                ? new Heard(SignalKind.ADMIN_TERMINATED, why.at(), why.adminMessage().orElse(null),
+                                        null)
+                                : new Heard(SignalKind.SERVER_CLOSED, why.at(), null, null));
                     }
                     if (honoured.contains(LeaveSignal.GOAWAY) && s.goAwayReceived()) {
                         return Optional.of(new Heard(SignalKind.GOAWAY, s.goAwayReceivedAt().orElseGet(Instant::now),
-                                null));
+                                null, s.goAwayGrant()));
                     }
                     if (honoured.contains(LeaveSignal.DISCONNECT_REQUESTED) && s.disconnectRequested()) {
                         return Optional.of(new Heard(SignalKind.DISCONNECT_REQUESTED,
-                                s.disconnectRequestedAt().orElseGet(Instant::now), null));
+                                s.disconnectRequestedAt().orElseGet(Instant::now), null, null));
                     }
                     return Optional.empty();
                 }
@@ -142,8 +144,9 @@ interface PoolView {
      *
      * @param kind         what it was
      * @param at           when the wire layer saw it
-     * @param adminMessage an admin termination's message, or null
+     * @param adminMessage the administrator's own words in a termination (either format), or null
+     * @param grant        for a GoAway, how the server had agreed to send it; else null
      */
-    record Heard(SignalKind kind, Instant at, String adminMessage) {
+    record Heard(SignalKind kind, Instant at, String adminMessage, GoAwayGrant grant) {
     }
 }

@@ -265,7 +265,7 @@ class DrainLoopTest {
         assertEquals(1, pool.softEvicts, "the replacements are not evicted again");
         // A replacement is asked to leave while the old connection is still in use: before, it was never evicted.
         Conn replacement = pool.conns.get(1);
-        replacement.heard = new PoolView.Heard(SignalKind.GOAWAY, pool.clock().instant(), null);
+        replacement.heard = new PoolView.Heard(SignalKind.GOAWAY, pool.clock().instant(), null, null);
         run(loop, pool);
         assertEquals(2, pool.softEvicts);
         assertFalse(pool.conns.contains(replacement));

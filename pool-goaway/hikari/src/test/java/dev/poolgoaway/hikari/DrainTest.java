@@ -168,8 +168,8 @@ class DrainTest {
         await().atMost(WAIT).until(() -> count(GoAwayMetrics.EVICTIONS, "state", "idle") == 1);
         assertEquals(1, count(GoAwayMetrics.SIGNALS, "kind", "admin_terminated"));
         await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());
-        assertEquals("terminating connection due to administrator command: moving to green",
-                evictor.lastDrain().get().adminMessage().orElseThrow());
+        assertEquals("moving to green", evictor.lastDrain().get().adminMessage().orElseThrow(),
+                "the administrator's own words, without the server's fixed text");
         List<Connection> all = new ArrayList<>();
         try {
             for (int i = 0; i < 3; i++) {
@@ -195,6 +195,25 @@ class DrainTest {
         stayed.remove(leaving);
         assertTrue(openPidsOn(blue).containsAll(stayed), "the others stay");
         assertEquals(1, count(GoAwayMetrics.SIGNALS, "kind", "goaway"));
+        await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());
+        assertEquals(List.of("protocol 3.3"), evictor.lastDrain().get().goAwayGrants());
+    }
+
+    @Test
+    void aServerOfTheExtensionDraftDrainsThePoolAndTheDrainSaysHowAndWhy() throws Exception {
+        proxy.close();
+        proxy = GoAwayProxy.builder().upstream(blue).name("draft-proxy").dialect(GoAwayProxy.Dialect.EXTENSION)
+                .adminMessages(GoAwayProxy.AdminMessageFormat.DETAIL).start();
+        pool(3, EvictorSettings.defaults());
+        int leaving = openPidsOn(blue).iterator().next();
+        assertTrue(proxy.goAway(leaving), "pool-goaway asked for the extension by default");
+        await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent());
+        assertEquals(List.of("protocol extension"), evictor.lastDrain().get().goAwayGrants());
+        await().atMost(WAIT).until(() -> !openPidsOn(blue).contains(leaving) && openPidsOn(blue).size() == 3);
+        int victim = openPidsOn(blue).iterator().next();
+        assertTrue(proxy.terminate(victim, "moving to green"));
+        await().atMost(WAIT).until(() -> evictor.lastDrain().flatMap(DrainEpisode::adminMessage).isPresent());
+        assertEquals("moving to green", evictor.lastDrain().get().adminMessage().orElseThrow(), "from DETAIL");
     }
 
     @Test

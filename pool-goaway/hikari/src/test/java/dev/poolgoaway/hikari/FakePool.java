@@ -92,7 +92,7 @@ class FakePool implements PoolView {
     /** The server says {@code kind} on connections {@code from} to {@code to} (exclusive), now. */
     void hear(SignalKind kind, int from, int to) {
         for (int i = from; i < to; i++) {
-            conns.get(i).heard = new PoolView.Heard(kind, clock().instant(), null);
+            conns.get(i).heard = new PoolView.Heard(kind, clock().instant(), null, null);
         }
     }
 

@@ -44,6 +44,9 @@ final class PoolGoAwayHealth {
         episode.put("servers", drain.servers());
         episode.put("connections", drain.connections());
         episode.put("signals", drain.kinds());
+        if (!drain.goAwayGrants().isEmpty()) {
+            episode.put("goAwayBy", drain.goAwayGrants());
+        }
         drain.adminMessage().ifPresent(m -> episode.put("adminMessage", LogText.sanitize(m)));
         return episode;
     }
