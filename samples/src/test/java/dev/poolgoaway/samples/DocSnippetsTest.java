@@ -35,7 +35,8 @@ import dev.poolgoaway.testkit.EmbeddedUpstream;
  *   <li>An {@code xml} block without a marker is a Maven dependency on one of this build's modules.</li>
  *   <li>A {@code sh} block's {@code ./mvnw} commands name profiles and modules that exist.</li>
  *   <li>A {@code sql} block runs on a real PostgreSQL 18 (the admin-message patch's three-argument
- *       {@code pg_terminate_backend} is defined there as the seed declares it, over the server's two-argument
+ *       {@code pg_terminate_backend} is defined there as the terminate-with-message patch declares it, over the
+ *       server's two-argument
  *       one).</li>
  *   <li>Blocks without a language are diagrams.</li>
  * </ul>
@@ -117,7 +118,7 @@ class DocSnippetsTest {
         }
     }
 
-    /** The seed's signature, pg_terminate_backend(pid, timeout, message), over the released two-argument one. */
+    /** The patch's signature, pg_terminate_backend(pid, timeout, message), over the released two-argument one. */
     private static final String PATCHED_TERMINATE = "create or replace function public.pg_terminate_backend("
             + "pid integer, timeout bigint, message text) returns boolean language sql "
             + "as 'select pg_catalog.pg_terminate_backend(pid, timeout)'";

@@ -45,10 +45,13 @@ public final class DrainBenchmark {
      * @throws Exception if a server or the proxy cannot start
      */
     public static void main(String[] args) throws Exception {
-        DrillOptions.forDrills("drain-benchmark")
+        int status = DrillOptions.forDrills("drain-benchmark")
                 .option("modes", String.join(",", MODES), "which drills, of " + MODES)
                 .option("out", "target/drain-benchmark.md", "where the comparison table is written")
                 .run(args, DrainBenchmark::run);
+        if (status != 0) {
+            System.exit(status);
+        }
     }
 
     private static void run(DrillOptions options) throws Exception {

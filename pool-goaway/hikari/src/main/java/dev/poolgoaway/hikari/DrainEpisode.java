@@ -13,12 +13,17 @@ import java.util.Optional;
  * @param connections  how many connections were asked to leave
  * @param kinds        how many signals of each kind ({@code goaway}, {@code disconnect_requested},
  *                     {@code admin_terminated}, {@code server_closed})
+ * @param goAwayGrants how the servers had agreed to send the GoAways of this drain ({@code protocol 3.3},
+ *                     {@code protocol extension}: {@link dev.poolgoaway.wire.GoAwayGrant#description()}); empty
+ *                     when no GoAway was among the signals
  * @param startedAt    when the first connection was found asked to leave
  * @param endedAt      when the last of them was closed
- * @param adminMessage the first admin message of a termination, unsanitized (use {@code LogText.sanitize})
+ * @param adminMessage the administrator's own words in the first termination that had them (from the primary text
+ *                     or DETAIL: {@link dev.poolgoaway.wire.Termination#adminMessage()}), unsanitized (use
+ *                     {@code LogText.sanitize})
  */
-public record DrainEpisode(List<String> servers, int connections, Map<String, Integer> kinds, Instant startedAt,
-        Instant endedAt, Optional<String> adminMessage) {
+public record DrainEpisode(List<String> servers, int connections, Map<String, Integer> kinds,
+        List<String> goAwayGrants, Instant startedAt, Instant endedAt, Optional<String> adminMessage) {
 
     /** @return how long the drain took */
     public Duration duration() {

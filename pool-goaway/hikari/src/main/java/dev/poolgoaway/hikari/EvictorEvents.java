@@ -9,12 +9,12 @@ interface EvictorEvents {
     EvictorEvents NONE = new EvictorEvents() {
     };
 
-    /** A connection was found asked to leave, or ended; {@code kind} as in {@link DrainEpisode#kinds()}. */
-    default void signal(String kind) {
+    /** A connection was found asked to leave, or ended. */
+    default void signal(SignalKind kind) {
     }
 
-    /** A flagged connection was closed; {@code state} is {@code idle} or {@code in_use}. */
-    default void evicted(String state) {
+    /** A connection asked to leave was closed. */
+    default void evicted(EvictionState state) {
     }
 
     /** The time from the server's signal to the connection's close. */
@@ -23,5 +23,9 @@ interface EvictorEvents {
 
     /** A drain episode began. */
     default void episode() {
+    }
+
+    /** The evictor stopped for good (its pool shut down, or it was closed): its meters go with it. */
+    default void stopped() {
     }
 }

@@ -1,22 +1,14 @@
 package dev.poolgoaway.hikari;
 
-import java.io.IOException;
-import java.sql.Connection;
-import java.sql.SQLException;
-import java.time.Duration;
-import java.time.Instant;
+import java.time.Clock;
 import java.util.ArrayList;
-import java.util.Collections;
-import java.util.IdentityHashMap;
-import java.util.Iterator;
-import java.util.LinkedHashSet;
 import java.util.List;
-import java.util.Map;
 import java.util.Optional;
-import java.util.Set;
-import java.util.TreeMap;
-import java.util.concurrent.Executors;
+import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
+import java.util.concurrent.ScheduledFuture;
+import java.util.concurrent.ScheduledThreadPoolExecutor;
+import java.util.concurrent.ThreadFactory;
 import java.util.concurrent.ThreadLocalRandom;
 import java.util.concurrent.TimeUnit;
 import java.util.function.Consumer;
@@ -24,20 +16,15 @@ import java.util.function.Consumer;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
-import com.zaxxer.hikari.metrics.PoolStats;
-import com.zaxxer.hikari.pool.HikariPool;
-import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
-
-import dev.poolgoaway.wire.ConnectionSignals;
-import dev.poolgoaway.wire.LogText;
-import dev.poolgoaway.wire.PgGoAway;
-import dev.poolgoaway.wire.Termination;
+import com.zaxxer.hikari.HikariConfig;
+import com.zaxxer.hikari.HikariDataSource;
+import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
 
 /**
  * Drains one HikariCP pool of the connections the server asked to leave.
  *
- * <p>One loop, in the shape of OkHttp's connection-pool cleanup: each run looks at every pooled connection and
- * returns the delay to the next run. A connection in use whose server said GoAway (or reported
+ * <p>One loop ({@link DrainLoop}), in the shape of OkHttp's connection-pool cleanup: each run looks at every pooled
+ * connection and returns the delay to the next run. A connection in use whose server said GoAway (or reported
  * {@code disconnect_requested}, or ended it) is marked, so that Hikari closes it when it is returned: never aborted,
  * never interrupted. An idle connection is reserved exactly as Hikari's keepalive task reserves it (no borrower can
  * race), polled through the wire layer, and then either evicted or given back. A dead one (an admin termination, the
@@ -47,120 +34,158 @@ import dev.poolgoaway.wire.Termination;
  * Hikari's metrics are those of max-lifetime rotation.
  *
  * <p>A pool whose server never sends GoAway sees nothing from this: no eviction, no query, nothing logged above DEBUG.
- * The evictor stops by itself within one tick of the pool shutting down.
+ * The evictor stops by itself within one tick of the pool shutting down. Where it cannot drain the pool it was
+ * installed into, it says so: one ERROR naming the pool, the cause and the fix, and {@link #problem()}.
  */
 public final class GoAwayEvictor implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(GoAwayEvictor.class);
-
-    /** Signal kinds, as metric tags and in logs. */
-    static final String GOAWAY = "goaway";
-    static final String DISCONNECT_REQUESTED = "disconnect_requested";
-    static final String ADMIN_TERMINATED = "admin_terminated";
-    static final String SERVER_CLOSED = "server_closed";
+    private static final long FAILURE_LOG_INTERVAL_NANOS = TimeUnit.MINUTES.toNanos(1);
 
     private final EvictorSettings settings;
+    private final HikariConfig installedInto;
+    private final List<Consumer<String>> onAttach = new ArrayList<>();
     private volatile EvictorEvents events = EvictorEvents.NONE;
     private volatile String poolName = "";
-    private volatile HikariAccess access;
-    private volatile HikariPool pool;
-    private volatile PoolStats stats;
-    private volatile String group;
+    private volatile DrainLoop loop;
+    private volatile boolean publicApi;
     private volatile ScheduledExecutorService executor;
+    private volatile ScheduledFuture<?> next;
+    private boolean ownsExecutor;
     private volatile boolean closed;
-    private final List<Consumer<String>> onAttach = new ArrayList<>();
+    private volatile boolean stopped;
+    private volatile String problem;
+    /** The start hook install put into the configuration. */
+    private PoolStartHook hook;
+    /** Runs failed in a row (evictor thread): the first is logged with its stack trace, the rest counted. */
+    private int failures;
+    private long lastFailureLog;
 
-    /** Evictor-thread state. */
-    /** Keyed by Hikari's pool entry, or (public-API fallback) by the connection's signals. */
-    private final Map<Object, Tracked> tracked = new IdentityHashMap<>();
-    private Episode episode;
-    /** The last run found a connection it had not seen before: replacements are being made. */
-    private boolean connectionsArrived;
-    private volatile int flaggedOpen;
-    private volatile DrainEpisode lastDrain;
-
-    GoAwayEvictor(EvictorSettings settings) {
+    GoAwayEvictor(EvictorSettings settings, HikariConfig installedInto) {
         this.settings = settings;
-    }
-
-    /** What the evictor knows about one pooled connection. */
-    private static final class Tracked {
-        final ConnectionSignals signals;
-        String kind;
-        Instant signalAt;
-        long flaggedNanos;
-        long dueNanos;
-        boolean dead;
-        boolean marked;
-        boolean evicted;
-        boolean stragglerReported;
-
-        Tracked(ConnectionSignals signals) {
-            this.signals = signals;
-        }
-    }
-
-    /** One drain: from the first connection asked to leave until none that was is left open. */
-    private static final class Episode {
-        final Instant startedAt = Instant.now();
-        final Set<String> servers = new LinkedHashSet<>();
-        final Map<String, Integer> kinds = new TreeMap<>();
-        String adminMessage;
-        int connections;
-        /** Public-API fallback: the pool was soft-evicted for this drain already. */
-        boolean softEvicted;
+        this.installedInto = installedInto;
     }
 
     // ---- life ---------------------------------------------------------------------------------------------
 
-    /** The wire layer's {@link PgGoAway#GROUP} of this pool's connections, for the public-API fallback. */
-    void group(String name) {
-        this.group = name;
-    }
-
     /**
      * Called when the pool exists (from inside its constructor): starts the loop, last, so that nothing that fails
-     * before leaves a thread behind.
+     * before leaves a thread behind. A second pool started from the same configuration is refused loudly: this
+     * evictor drains one pool.
      *
-     * @param internals Hikari's internals, or null to run on the public API alone (see {@link #cleanupPublic})
-     * @param hikari    the pool
-     * @param poolStats the pool's statistics (sizes)
-     * @param name      its name
+     * @param view   the pool, through Hikari's internals or its public API alone
+     * @param name   its name
+     * @param config the pool's own configuration (its executor and thread factory are honoured)
+     * @return true if this evictor now drains the pool
      */
-    synchronized void attach(HikariAccess internals, HikariPool hikari, PoolStats poolStats, String name) {
-        if (closed || executor != null) {
-            return;
+    synchronized boolean attach(PoolView view, String name, HikariConfig config) {
+        if (closed) {
+            return false;
         }
-        this.access = internals;
-        this.pool = hikari;
-        this.stats = poolStats;
+        if (loop != null) {
+            fail(name, "its configuration was used for a second pool, '" + poolName + "' has this evictor already",
+                    "call PoolGoAway.install on a configuration of its own for each pool");
+            return false;
+        }
+        DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current());
+        l.events(events);
         this.poolName = name;
-        if (internals == null && group == null) {
-            log.warn("{} - a pgjdbc data-source pool cannot list its connections without HikariCP's internals: "
-                    + "pool-goaway drains nothing in this pool (use a jdbcUrl pool for the fallback)", name);
-        }
+        this.publicApi = !view.canReserve();
+        this.loop = l;
         for (Consumer<String> c : onAttach) {
             c.accept(name);
         }
         onAttach.clear();
-        String threadName = "poolgoaway-evictor-" + name;
-        executor = Executors.newSingleThreadScheduledExecutor(r -> {
-            Thread t = new Thread(r, threadName);
-            t.setDaemon(true);
-            return t;
-        });
-        executor.schedule(this::run, settings.tick().toNanos(), TimeUnit.NANOSECONDS);
+        executor = executorFor(config, name);
+        schedule(settings.tick().toNanos());
         log.debug("{} - pool-goaway evictor attached ({}, HikariCP {})", name, settings,
                 HikariAccess.hikariVersion());
+        return true;
+    }
+
+    /**
+     * The loop runs where HikariCP runs its housekeeping: on the pool's {@code scheduledExecutor} if the user set
+     * one (HikariCP does not shut that down, neither does this), else on a thread of its own from the pool's
+     * {@code threadFactory} if set (as HikariCP's own threads are), else a daemon thread named after the pool.
+     */
+    private ScheduledExecutorService executorFor(HikariConfig config, String name) {
+        if (config != null && config.getScheduledExecutor() != null) {
+            return config.getScheduledExecutor();
+        }
+        ThreadFactory factory = config != null ? config.getThreadFactory() : null;
+        if (factory == null) {
+            String threadName = "poolgoaway-evictor-" + name;
+            factory = r -> {
+                Thread t = new Thread(r, threadName);
+                t.setDaemon(true);
+                return t;
+            };
+        }
+        ScheduledThreadPoolExecutor own = new ScheduledThreadPoolExecutor(1, factory);
+        own.setRemoveOnCancelPolicy(true);
+        ownsExecutor = true;
+        return own;
+    }
+
+    synchronized void hooked(MetricsTrackerFactory startHook) {
+        this.hook = (PoolStartHook) startHook;
+    }
+
+    /**
+     * Puts pool-goaway's start hook back in front of a {@code metricsTrackerFactory} that was set on the
+     * configuration after {@link PoolGoAway#install} (which replaced the hook), as long as the pool has not
+     * started: the pool then starts with this evictor, and hands Hikari's metrics on to that factory. An
+     * integration that sees the configuration after the application has set it up (Spring's installer does, once
+     * every bean is initialized) calls this.
+     *
+     * @return true if the pool starts (or started) with this evictor; false if it started without it (see
+     *         {@link #problem()}) or pool-goaway was not installed
+     */
+    public synchronized boolean ensureHooked() {
+        if (loop != null) {
+            return true;
+        }
+        if (hook == null || installedInto == null || closed) {
+            return false;
+        }
+        MetricsTrackerFactory current = installedInto.getMetricsTrackerFactory();
+        if (current instanceof PoolStartHook) {
+            return true;
+        }
+        boolean started = installedInto instanceof HikariDataSource ds
+                && (ds.getHikariPoolMXBean() != null || ds.isClosed());
+        if (started) {
+            checkStartedWithoutHook();
+            return false;
+        }
+        hook = hook.inFrontOf(current);
+        installedInto.setMetricsTrackerFactory(hook);
+        log.info("{} - pool-goaway's start hook put back in front of the metricsTrackerFactory set after install",
+                installedInto.getPoolName());
+        return true;
+    }
+
+    /** Marks this evictor as not draining a pool it was installed into: one ERROR, then {@link #problem()}. */
+    synchronized void fail(String pool, String cause, String fix) {
+        String text = pool + " - pool-goaway does not drain this pool: " + cause + ". Fix: " + fix;
+        if (text.equals(problem)) {
+            return;
+        }
+        problem = text;
+        log.error(text);
     }
 
     void events(EvictorEvents e) {
         this.events = e;
+        DrainLoop l = loop;
+        if (l != null) {
+            l.events(e);
+        }
     }
 
     /** Runs {@code action} with the pool's name once the pool has started (now, if it has). */
     synchronized void onAttach(Consumer<String> action) {
-        if (executor != null) {
+        if (loop != null) {
             action.accept(poolName);
         } else {
             onAttach.add(action);
@@ -171,289 +196,67 @@ public final class GoAwayEvictor implements AutoCloseable {
     @Override
     public synchronized void close() {
         closed = true;
-        if (executor != null) {
+        ScheduledFuture<?> f = next;
+        if (f != null) {
+            f.cancel(false);
+        }
+        if (ownsExecutor && executor != null) {
             executor.shutdownNow();
+        }
+        if (loop != null && !stopped) {
+            stopped = true;
+            try {
+                events.stopped();
+            } catch (RuntimeException e) {
+                log.warn("{} - a pool-goaway metrics listener failed", poolName, e);
+            }
+        }
+    }
+
+    private void schedule(long delayNanos) {
+        try {
+            next = executor.schedule(this::run, delayNanos, TimeUnit.NANOSECONDS);
+        } catch (RejectedExecutionException e) {
+            // The executor was shut down: by close(), or the user's own executor by the user.
+            close();
         }
     }
 
     private void run() {
+        if (closed) {
+            return;
+        }
         long delay;
+        long now = System.nanoTime();
         try {
-            delay = cleanup(System.nanoTime());
+            delay = loop.cleanup(now);
+            if (failures > 0) {
+                log.info("{} - pool-goaway evictor runs again, after {} failed run{}", poolName, failures,
+                        failures == 1 ? "" : "s");
+                failures = 0;
+            }
         } catch (Throwable e) {
-            // Whatever it was, the loop must go on: a silent death would leave the pool undrained.
-            log.warn("{} - pool-goaway evictor run failed; trying again next tick", poolName, e);
+            // Whatever it was, the loop must go on: a silent death would leave the pool undrained. The stack trace
+            // once; while it keeps failing, one line a minute, not one a tick.
+            if (failures++ == 0) {
+                log.warn("{} - pool-goaway evictor run failed; trying again every tick", poolName, e);
+                lastFailureLog = now;
+            } else if (now - lastFailureLog >= FAILURE_LOG_INTERVAL_NANOS) {
+                log.warn("{} - pool-goaway evictor still failing ({} runs in a row): {}", poolName, failures,
+                        e.toString());
+                lastFailureLog = now;
+            }
             delay = settings.tick().toNanos();
         }
         if (delay < 0 || closed) {
             close();
             return;
         }
-        try {
-            executor.schedule(this::run, delay, TimeUnit.NANOSECONDS);
-        } catch (java.util.concurrent.RejectedExecutionException e) {
-            // closed meanwhile
-        }
-    }
-
-    // ---- the loop -----------------------------------------------------------------------------------------
-
-    /**
-     * Looks at every pooled connection once.
-     *
-     * @param now {@link System#nanoTime()}
-     * @return nanoseconds until the next run, or -1 when the pool is shut down
-     */
-    long cleanup(long now) {
-        if (pool.poolState == HikariPool.POOL_SHUTDOWN) {
-            return -1;
-        }
-        HikariAccess internals = access;
-        if (internals == null) {
-            return cleanupPublic(now);
-        }
-        // Replacements in flight: what Hikari is refilling towards minimumIdle. An elastic pool above it refills
-        // nothing, and nothing then holds the drain back but its window.
-        int deficit = Math.max(0, stats.getMinConnections() - pool.getTotalConnections());
-        int budget = settings.maxReplacementsInFlight(stats.getMaxConnections()) - deficit;
-        // Short by the bound with no new connection since the last run: the new server refuses (or is down).
-        boolean refillKeepsUp = budget > 0 || connectionsArrived;
-        connectionsArrived = false;
-        Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (IConcurrentBagEntry entry : internals.entries()) {
-            present.add(entry);
-            Tracked t = tracked.get(entry);
-            if (t == null) {
-                t = new Tracked(signalsOf(internals.connection(entry)));
-                tracked.put(entry, t);
-                connectionsArrived = true;
-            }
-            if (t.signals == null || t.evicted) {
-                continue;
-            }
-            int state = entry.getState();
-            if (state == IConcurrentBagEntry.STATE_IN_USE) {
-                flag(t, now);
-                if (t.kind != null) {
-                    // A marked connection is replaced when it is returned. While replacements arrive, every one is
-                    // marked at once (the drain stays fast); when none does and the pool is short by the bound
-                    // already, marking waits, so the pool keeps serving from the old connections rather than drain
-                    // itself empty. A dead one goes regardless.
-                    if (!t.marked && (t.dead || refillKeepsUp)) {
-                        t.marked = true;
-                        internals.markEvicted(entry);
-                        log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
-                                poolName, t.signals.backendPid().orElse(0), t.kind);
-                    }
-                    straggler(internals, entry, t, now);
-                }
-            } else if (state == IConcurrentBagEntry.STATE_NOT_IN_USE) {
-                // Not yet due: leave it to borrowers (it still works); it closes on return or when due.
-                if (t.kind != null && !evictNow(t, now, budget)) {
-                    continue;
-                }
-                if (!internals.reserve(entry)) {
-                    continue;
-                }
-                boolean evicted = false;
-                try {
-                    if (t.kind == null) {
-                        poll(t, now);
-                        flag(t, now);
-                    }
-                    if (t.kind != null && evictNow(t, now, budget)) {
-                        evict(internals, entry, t);
-                        evicted = true;
-                        budget--;
-                    }
-                } finally {
-                    if (!evicted) {
-                        internals.unreserve(entry);
-                    }
-                }
+        synchronized (this) {
+            if (!closed) {
+                schedule(delay);
             }
         }
-        forgetClosed(present);
-        endEpisodeIfDrained();
-        return settings.tick().toNanos();
-    }
-
-    /**
-     * Dead connections go at once, and so do ones flagged while in use and now back (HikariCP 5.1 returns them to
-     * the pool instead of closing them); others when due and within the bound on replacements.
-     */
-    private static boolean evictNow(Tracked t, long now, int budget) {
-        return t.dead || t.marked || (now - t.dueNanos >= 0 && budget > 0);
-    }
-
-    /**
-     * The public-API fallback, for a HikariCP whose internals the adapter does not know: the wire layer lists the
-     * pool's connections (its {@link PgGoAway#GROUP}), idle ones cannot be reserved or polled, and the only tool is
-     * {@code softEvictConnections()}. So the first connection found asked to leave soft-evicts the whole pool, once
-     * per drain: idle connections close now, connections in use when returned: max-lifetime rotation all at once.
-     */
-    private long cleanupPublic(long now) {
-        List<ConnectionSignals> members = group == null ? List.of() : PgGoAway.group(group);
-        Set<Object> present = Collections.newSetFromMap(new IdentityHashMap<>());
-        for (ConnectionSignals s : members) {
-            present.add(s);
-            Tracked t = tracked.computeIfAbsent(s, key -> new Tracked(s));
-            flag(t, now);
-            t.marked |= t.kind != null;
-        }
-        if (episode != null && !episode.softEvicted) {
-            // Once per drain: the replacements on the new server must not be evicted again.
-            episode.softEvicted = true;
-            pool.softEvictConnections();
-            log.debug("{} - pool-goaway (public-API fallback): soft-evicted the pool", poolName);
-        }
-        forgetClosed(present);
-        endEpisodeIfDrained();
-        return settings.tick().toNanos();
-    }
-
-    private ConnectionSignals signalsOf(Connection connection) {
-        if (connection == null) {
-            return null;
-        }
-        try {
-            return PgGoAway.signals(connection).orElse(null);
-        } catch (SQLException e) {
-            log.debug("{} - not a pgjdbc connection, left alone: {}", poolName, e.toString());
-            return null;
-        }
-    }
-
-    private void poll(Tracked t, long now) {
-        try {
-            t.signals.poll();
-        } catch (IOException e) {
-            // The wire layer saw the connection fail: as dead as one the server closed.
-            mark(t, SERVER_CLOSED, Instant.now(), true, now, null);
-        }
-    }
-
-    /** Notes what the server said, if anything new: an end of the connection outranks a request to leave. */
-    private void flag(Tracked t, long now) {
-        if (t.dead) {
-            return;
-        }
-        ConnectionSignals s = t.signals;
-        Optional<Termination> end = s.termination();
-        if (end.isPresent()) {
-            Termination why = end.get();
-            mark(t, why.adminTerminated() ? ADMIN_TERMINATED : SERVER_CLOSED, why.at(), true, now,
-                    why.adminTerminated() ? why.message() : null);
-        } else if (t.kind != null) {
-            return;
-        } else if (settings.signals().contains(LeaveSignal.GOAWAY) && s.goAwayReceived()) {
-            mark(t, GOAWAY, s.goAwayReceivedAt().orElseGet(Instant::now), false, now, null);
-        } else if (settings.signals().contains(LeaveSignal.DISCONNECT_REQUESTED) && s.disconnectRequested()) {
-            mark(t, DISCONNECT_REQUESTED, s.disconnectRequestedAt().orElseGet(Instant::now), false, now, null);
-        }
-    }
-
-    private void mark(Tracked t, String kind, Instant at, boolean dead, long now, String adminMessage) {
-        boolean first = t.kind == null;
-        t.kind = kind;
-        t.dead = dead;
-        Episode e = episode();
-        e.kinds.merge(kind, 1, Integer::sum);
-        if (adminMessage != null && e.adminMessage == null) {
-            e.adminMessage = adminMessage;
-        }
-        if (first) {
-            t.signalAt = at;
-            t.flaggedNanos = now;
-            long window = settings.drainWindow().toNanos();
-            t.dueNanos = now + (window > 0 ? ThreadLocalRandom.current().nextLong(window) : 0);
-            e.connections++;
-            e.servers.add(t.signals.server());
-        }
-        emit(() -> events.signal(kind));
-    }
-
-    /** Listeners (metrics) must not break the loop's bookkeeping: they run last and their failures are logged. */
-    private void emit(Runnable event) {
-        try {
-            event.run();
-        } catch (RuntimeException e) {
-            log.warn("{} - a pool-goaway metrics listener failed", poolName, e);
-        }
-    }
-
-    private Episode episode() {
-        if (episode == null) {
-            episode = new Episode();
-            emit(events::episode);
-        }
-        return episode;
-    }
-
-    private void evict(HikariAccess internals, IConcurrentBagEntry entry, Tracked t) {
-        String reason = "(pool-goaway: " + t.kind + (t.dead ? ")" : ", server asked the connection to leave)");
-        internals.evictReserved(entry, reason);
-        t.evicted = true;
-        // A connection flagged in use counts as such even where the Hikari line requites it before closing it.
-        emit(() -> events.evicted(t.marked ? "in_use" : "idle"));
-        emit(() -> events.closed(Duration.between(t.signalAt, Instant.now())));
-        log.debug("{} - evicted idle connection pid {} {}", poolName, t.signals.backendPid().orElse(0), reason);
-    }
-
-    private void straggler(HikariAccess internals, IConcurrentBagEntry entry, Tracked t, long now) {
-        Optional<Duration> deadline = settings.stragglerDeadline();
-        if (deadline.isEmpty() || t.stragglerReported || now - t.flaggedNanos < deadline.get().toNanos()) {
-            return;
-        }
-        t.stragglerReported = true;
-        log.warn("{} - connection pid {} to {} is still in use {} ms after the server asked it to leave ({}){}",
-                poolName, t.signals.backendPid().orElse(0), t.signals.server(),
-                TimeUnit.NANOSECONDS.toMillis(now - t.flaggedNanos), t.kind,
-                settings.abortStragglers() ? ": aborting it" : "");
-        if (settings.abortStragglers()) {
-            Connection c = internals.connection(entry);
-            if (c != null) {
-                try {
-                    c.abort(Runnable::run);
-                } catch (SQLException e) {
-                    log.warn("{} - aborting connection pid {} failed: {}", poolName,
-                            t.signals.backendPid().orElse(0), e.toString());
-                }
-            }
-        }
-    }
-
-    /** Entries that left the bag: closed by us, or by Hikari when a marked connection came back. */
-    private void forgetClosed(Set<Object> present) {
-        for (Iterator<Map.Entry<Object, Tracked>> it = tracked.entrySet().iterator(); it.hasNext(); ) {
-            Map.Entry<Object, Tracked> e = it.next();
-            if (present.contains(e.getKey())) {
-                continue;
-            }
-            Tracked t = e.getValue();
-            if (t.kind != null && !t.evicted) {
-                emit(() -> events.evicted(t.marked ? "in_use" : "idle"));
-                emit(() -> events.closed(Duration.between(t.signalAt, Instant.now())));
-            }
-            it.remove();
-        }
-    }
-
-    /** Counts the flagged connections still open, whatever their state (a reserved one counts too). */
-    private void endEpisodeIfDrained() {
-        int flagged = (int) tracked.values().stream().filter(t -> t.kind != null && !t.evicted).count();
-        flaggedOpen = flagged;
-        if (episode == null || flagged > 0) {
-            return;
-        }
-        Episode e = episode;
-        episode = null;
-        DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
-                e.startedAt, Instant.now(), Optional.ofNullable(e.adminMessage));
-        lastDrain = done;
-        log.info("{} - drained {} connection{} from {} in {} ms ({}){}", poolName, done.connections(),
-                done.connections() == 1 ? "" : "s", String.join(", ", done.servers()), done.duration().toMillis(),
-                done.kinds(), done.adminMessage().map(m -> "; admin message: " + LogText.sanitize(m)).orElse(""));
     }
 
     // ---- status -------------------------------------------------------------------------------------------
@@ -465,28 +268,57 @@ public final class GoAwayEvictor implements AutoCloseable {
 
     /** @return connections asked to leave that are still open (as of the last run) */
     public int flaggedConnections() {
-        return flaggedOpen;
+        DrainLoop l = loop;
+        return l == null ? 0 : l.flaggedConnections();
     }
 
     /** @return true while a drain is under way */
     public boolean draining() {
-        return flaggedOpen > 0;
+        DrainLoop l = loop;
+        return l != null && l.draining();
     }
 
     /** @return the last completed drain, if any */
     public Optional<DrainEpisode> lastDrain() {
-        return Optional.ofNullable(lastDrain);
+        DrainLoop l = loop;
+        return l == null ? Optional.empty() : l.lastDrain();
     }
 
     /** @return true if the evictor runs on HikariCP's public API alone (see {@code docs/how-it-works.md}) */
     public boolean publicApiFallback() {
-        return executor != null && access == null;
+        return loop != null && publicApi;
     }
 
     /** @return true while the loop runs: the pool has started and neither it nor this evictor was closed */
     public boolean running() {
-        ScheduledExecutorService e = executor;
-        return e != null && !e.isShutdown();
+        return loop != null && !closed;
+    }
+
+    /**
+     * Why this evictor does not drain the pool it was installed into, if it does not: the pool started without it
+     * (its {@code metricsTrackerFactory} was replaced after {@code install}), its configuration started a second
+     * pool, or HikariCP's pool could not be reached (the module path without {@code --add-opens}). Each is also
+     * logged once as an ERROR naming the pool, the cause and the fix.
+     *
+     * @return the problem, naming the pool, the cause and the fix; empty while all is well (or the pool has not
+     *         started yet)
+     */
+    public Optional<String> problem() {
+        if (problem == null && loop == null && installedInto != null && !closed) {
+            checkStartedWithoutHook();
+        }
+        return Optional.ofNullable(problem);
+    }
+
+    /** A {@link HikariDataSource} installed into that is running without ever having attached this evictor. */
+    private void checkStartedWithoutHook() {
+        if (installedInto instanceof HikariDataSource ds && (ds.getHikariPoolMXBean() != null || ds.isClosed())
+                && !(ds.getMetricsTrackerFactory() instanceof PoolStartHook)) {
+            fail(ds.getPoolName(), "the pool started without pool-goaway's start hook (its metricsTrackerFactory was "
+                    + "replaced after PoolGoAway.install)", "set the metricsTrackerFactory before PoolGoAway.install "
+                    + "(pool-goaway hands Hikari's metrics on to it), or call GoAwayEvictor.ensureHooked() after "
+                    + "setting it");
+        }
     }
 
     /** @return the settings in force */

@@ -1,9 +1,12 @@
 package dev.poolgoaway.hikari;
 
 import java.time.Duration;
+import java.util.List;
+import java.util.concurrent.CopyOnWriteArrayList;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.Gauge;
+import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 
@@ -19,6 +22,8 @@ import io.micrometer.core.instrument.Timer;
  *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>
  *   <li>{@value #DRAIN_EPISODES} (counter): drains begun.</li>
  * </ul>
+ *
+ * <p>The meters go when the pool shuts down (or the evictor is closed), as HikariCP's own do.
  */
 public final class GoAwayMetrics {
 
@@ -48,24 +53,36 @@ public final class GoAwayMetrics {
     }
 
     private static void bind(GoAwayEvictor evictor, String poolName, MeterRegistry registry) {
-        Gauge.builder(FLAGGED, evictor, GoAwayEvictor::flaggedConnections).tag("pool", poolName)
-                .description("Connections the server asked to leave that are still open").register(registry);
+        // Every meter of this pool, to remove when the evictor stops: Micrometer hands an existing meter back, so a
+        // pool started again under the same name would otherwise get the dead evictor's gauge.
+        List<Meter> meters = new CopyOnWriteArrayList<>();
+        meters.add(Gauge.builder(FLAGGED, evictor, GoAwayEvictor::flaggedConnections).tag("pool", poolName)
+                .description("Connections the server asked to leave that are still open").register(registry));
         Timer signalToClose = Timer.builder(SIGNAL_TO_CLOSE).tag("pool", poolName)
                 .description("Time from the server's signal to the connection's close").register(registry);
         Counter episodes = Counter.builder(DRAIN_EPISODES).tag("pool", poolName)
                 .description("Drains begun").register(registry);
+        meters.add(signalToClose);
+        meters.add(episodes);
         evictor.events(new EvictorEvents() {
             @Override
-            public void signal(String kind) {
-                Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind)
-                        .description("Connections the server asked to leave, or ended").register(registry).increment();
+            public void signal(SignalKind kind) {
+                count(Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind.tag())
+                        .description("Connections the server asked to leave, or ended"));
             }
 
             @Override
-            public void evicted(String state) {
-                Counter.builder(EVICTIONS).tag("pool", poolName).tag("state", state)
-                        .description("Connections closed because the server asked them to leave")
-                        .register(registry).increment();
+            public void evicted(EvictionState state) {
+                count(Counter.builder(EVICTIONS).tag("pool", poolName).tag("state", state.tag())
+                        .description("Connections closed because the server asked them to leave"));
+            }
+
+            private void count(Counter.Builder counter) {
+                Counter c = counter.register(registry);
+                if (!meters.contains(c)) {
+                    meters.add(c);
+                }
+                c.increment();
             }
 
             @Override
@@ -76,6 +93,12 @@ public final class GoAwayMetrics {
             @Override
             public void episode() {
                 episodes.increment();
+            }
+
+            @Override
+            public void stopped() {
+                meters.forEach(registry::remove);
+                meters.clear();
             }
         });
     }

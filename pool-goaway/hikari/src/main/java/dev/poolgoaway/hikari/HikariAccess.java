@@ -5,6 +5,7 @@ import java.io.InputStream;
 import java.lang.reflect.Field;
 import java.lang.reflect.Method;
 import java.sql.Connection;
+import java.sql.SQLException;
 import java.util.List;
 import java.util.Properties;
 
@@ -12,29 +13,36 @@ import com.zaxxer.hikari.pool.HikariPool;
 import com.zaxxer.hikari.util.ConcurrentBag;
 import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
 
+import dev.poolgoaway.wire.PgGoAway;
+
 /**
  * Everything pool-goaway needs from HikariCP that its public API does not offer, in one place: the pool's entries,
- * their real connections, and the soft-eviction path that max-lifetime rotation uses. HikariCP 5.1 to 7.x share
- * these internals; {@link #of(HikariPool)} checks them all at attach time and fails with the HikariCP version in
- * the message, never later in the middle of a drain.
+ * their real connections, and the soft-eviction path that max-lifetime rotation uses; the {@link PoolView} of a
+ * running pool. HikariCP 5.1 to 7.1 share these internals; {@link #of(HikariPool)} checks them all at attach time
+ * and fails with the HikariCP version in the message, never later in the middle of a drain.
  */
-final class HikariAccess {
+final class HikariAccess extends PublicApiView {
 
     private static final String HIKARI_VERSION = readHikariVersion();
+    /** The HikariCP releases the build tests (see the hikari module's pom). */
+    static final String TESTED = "5.1.0, 6.3.3, 7.0.2, 7.1.0";
 
-    private final HikariPool pool;
     private final ConcurrentBag<IConcurrentBagEntry> bag;
     private final Field connectionField;
     private final Method markEvicted;
+    private final Method isMarkedEvicted;
     private final Method softEvict;
+    private final Field houseKeeperTask;
 
     private HikariAccess(HikariPool pool, ConcurrentBag<IConcurrentBagEntry> bag, Field connectionField,
-            Method markEvicted, Method softEvict) {
-        this.pool = pool;
+            Method markEvicted, Method isMarkedEvicted, Method softEvict, Field houseKeeperTask) {
+        super(pool, null);
         this.bag = bag;
         this.connectionField = connectionField;
         this.markEvicted = markEvicted;
+        this.isMarkedEvicted = isMarkedEvicted;
         this.softEvict = softEvict;
+        this.houseKeeperTask = houseKeeperTask;
     }
 
     /**
@@ -52,14 +60,18 @@ final class HikariAccess {
             connection.setAccessible(true);
             Method markEvicted = entryClass.getDeclaredMethod("markEvicted");
             markEvicted.setAccessible(true);
+            Method isMarkedEvicted = entryClass.getDeclaredMethod("isMarkedEvicted");
+            isMarkedEvicted.setAccessible(true);
             Method softEvict = HikariPool.class.getDeclaredMethod("softEvictConnection", entryClass, String.class,
                     boolean.class);
             softEvict.setAccessible(true);
+            Field houseKeeper = HikariPool.class.getDeclaredField("houseKeeperTask");
+            houseKeeper.setAccessible(true);
             return new HikariAccess(pool, (ConcurrentBag<IConcurrentBagEntry>) bagField.get(pool), connection,
-                    markEvicted, softEvict);
-        } catch (ReflectiveOperationException | RuntimeException e) {
+                    markEvicted, isMarkedEvicted, softEvict, houseKeeper);
+        } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             throw new IllegalStateException("pool-goaway does not know the internals of HikariCP " + HIKARI_VERSION
-                    + " (tested: 5.1.0, 6.3.x, 7.0.x): " + e, e);
+                    + " (tested: " + TESTED + "): " + e, e);
         }
     }
 
@@ -81,13 +93,26 @@ final class HikariAccess {
         return String.valueOf(HikariPool.class.getPackage().getImplementationVersion());
     }
 
-    /** @return the pool's entries now, in every state */
-    List<IConcurrentBagEntry> entries() {
+    @Override
+    public List<?> entries() {
         return bag.values();
     }
 
+    @Override
+    public Signals signals(Object entry) {
+        Connection connection = connection(entry);
+        if (connection == null) {
+            return null;
+        }
+        try {
+            return PgGoAway.signals(connection).map(Signals::of).orElse(null);
+        } catch (SQLException notPgjdbc) {
+            return null;
+        }
+    }
+
     /** @return the real (pgjdbc) connection of an entry, or null once it is closed */
-    Connection connection(IConcurrentBagEntry entry) {
+    private Connection connection(Object entry) {
         try {
             return (Connection) connectionField.get(entry);
         } catch (IllegalAccessException e) {
@@ -95,32 +120,84 @@ final class HikariAccess {
         }
     }
 
-    /** Takes an idle entry away from borrowers, exactly as Hikari's keepalive task does. */
-    boolean reserve(IConcurrentBagEntry entry) {
-        return bag.reserve(entry);
+    @Override
+    public Slot slot(Object entry) {
+        return switch (((IConcurrentBagEntry) entry).getState()) {
+            case IConcurrentBagEntry.STATE_NOT_IN_USE -> Slot.IDLE;
+            case IConcurrentBagEntry.STATE_IN_USE -> Slot.IN_USE;
+            default -> Slot.OTHER;
+        };
     }
 
-    void unreserve(IConcurrentBagEntry entry) {
-        bag.unreserve(entry);
+    /** Takes an idle entry away from borrowers, exactly as Hikari's keepalive task does. */
+    @Override
+    public boolean reserve(Object entry) {
+        return bag.reserve((IConcurrentBagEntry) entry);
+    }
+
+    @Override
+    public void unreserve(Object entry) {
+        bag.unreserve((IConcurrentBagEntry) entry);
     }
 
     /** Marks an entry so that Hikari closes it when it is returned (or next found idle). */
-    void markEvicted(IConcurrentBagEntry entry) {
+    @Override
+    public void closeOnReturn(Object entry) {
         invoke(markEvicted, entry);
     }
 
+    @Override
+    public boolean evictedByHikari(Object entry) {
+        return (Boolean) invoke(isMarkedEvicted, entry);
+    }
+
     /**
-     * Closes a reserved entry through Hikari's own soft-eviction path, then lets the pool refill for any waiter,
-     * as the max-lifetime and keepalive tasks do.
+     * Closes an entry the caller owns (reserved, or in use and aborted) through Hikari's own soft-eviction path
+     * ({@code owner = true}, as {@code HikariPool.evictConnection} does for a borrowed connection), then lets the
+     * pool refill for any waiter, as the max-lifetime and keepalive tasks do.
      */
-    void evictReserved(IConcurrentBagEntry entry, String reason) {
+    @Override
+    public void evict(Object entry, String reason) {
         invoke(softEvict, pool, entry, reason, true);
         pool.addBagItem(bag.getWaitingThreadCount());
     }
 
-    private static void invoke(Method m, Object target, Object... args) {
+    @Override
+    public void abort(Object entry) {
+        Connection c = connection(entry);
+        if (c != null) {
+            try {
+                c.abort(Runnable::run);
+            } catch (SQLException e) {
+                // Closed meanwhile, or the driver refused: the eviction below closes it either way.
+            }
+        }
+        evict(entry, "(pool-goaway: straggler aborted)");
+    }
+
+    @Override
+    public int shortfall() {
+        return Math.max(0, pool.config.getMinimumIdle() - pool.getTotalConnections());
+    }
+
+    /** HikariCP schedules its housekeeper as the last thing its constructor does. */
+    @Override
+    public boolean started() {
         try {
-            m.invoke(target, args);
+            return houseKeeperTask.get(pool) != null;
+        } catch (IllegalAccessException e) {
+            throw new IllegalStateException(e);
+        }
+    }
+
+    @Override
+    public boolean canReserve() {
+        return true;
+    }
+
+    private static Object invoke(Method m, Object target, Object... args) {
+        try {
+            return m.invoke(target, args);
         } catch (ReflectiveOperationException e) {
             throw new IllegalStateException("HikariCP " + HIKARI_VERSION + ": " + m.getName() + " failed", e);
         }

@@ -65,7 +65,7 @@ public final class PoolGoAway {
      * @throws IllegalArgumentException if the pool is not a pgjdbc one
      */
     public static GoAwayEvictor install(HikariConfig config, EvictorSettings settings) {
-        GoAwayEvictor evictor = new GoAwayEvictor(settings);
+        GoAwayEvictor evictor = new GoAwayEvictor(settings, config);
         if (!settings.enabled()) {
             return evictor;
         }
@@ -83,8 +83,9 @@ public final class PoolGoAway {
                     + "MicrometerMetricsTrackerFactory): pool-goaway hands Hikari's metrics on to it.");
         }
         try {
-            installWireLayer(config, name, evictor);
-            config.setMetricsTrackerFactory(new PoolStartHook(config.getMetricsTrackerFactory(), evictor));
+            String group = installWireLayer(config, name);
+            config.setMetricsTrackerFactory(new PoolStartHook(config.getMetricsTrackerFactory(), evictor, group));
+            evictor.hooked(config.getMetricsTrackerFactory());
         } catch (IllegalStateException sealed) {
             throw new IllegalStateException(name + " is already running (its configuration is sealed): install "
                     + "pool-goaway before the pool starts", sealed);
@@ -92,33 +93,49 @@ public final class PoolGoAway {
         return evictor;
     }
 
-    private static void installWireLayer(HikariConfig config, String name, GoAwayEvictor evictor) {
+    /**
+     * Everything that can refuse the pool is checked before anything of it is changed: a refused pool is left as
+     * the user made it.
+     *
+     * @return the wire layer's group of the pool's connections, or null for a data-source pool (no group there)
+     */
+    private static String installWireLayer(HikariConfig config, String name) {
         if (config.getJdbcUrl() != null) {
             if (!config.getJdbcUrl().startsWith("jdbc:postgresql:")) {
                 throw new IllegalArgumentException(name + " is not a PostgreSQL pool: jdbcUrl " + config.getJdbcUrl());
             }
             // Parameters in the URL win over driver properties in pgjdbc: the wire layer moves its own out of it.
-            Properties props = config.getDataSourceProperties();
-            config.setJdbcUrl(PgGoAway.install(config.getJdbcUrl(), props));
+            // Worked out on a copy, since the wire layer can still refuse (a setting it cannot use).
+            Properties props = new Properties();
+            props.putAll(config.getDataSourceProperties());
+            String url = PgGoAway.install(config.getJdbcUrl(), props);
             String group = "hikari-" + UUID.randomUUID();
             props.setProperty(PgGoAway.GROUP, group);
-            evictor.group(group);
-            return;
+            config.setJdbcUrl(url);
+            // The same Properties object: a HikariDataSource made from this configuration shares it.
+            config.getDataSourceProperties().putAll(props);
+            return group;
         }
         DataSource ds = config.getDataSource();
-        if (ds == null && config.getDataSourceClassName() != null) {
+        boolean fromClassName = ds == null && config.getDataSourceClassName() != null;
+        if (fromClassName) {
             ds = instantiate(config.getDataSourceClassName(), name);
-            // Configure it exactly as Hikari would, then hand Hikari the instance.
-            PropertyElf.setTargetFromProperties(ds, config.getDataSourceProperties());
-            config.setDataSourceProperties(new Properties());
-            config.setDataSource(ds);
-            config.setDataSourceClassName(null);
+            if (ds instanceof BaseDataSource) {
+                // Configure it exactly as Hikari would; Hikari gets the instance once it is known to fit.
+                PropertyElf.setTargetFromProperties(ds, config.getDataSourceProperties());
+            }
         }
         if (!(ds instanceof BaseDataSource pg)) {
             throw new IllegalArgumentException(name + " is not a pgjdbc pool: set a jdbc:postgresql: jdbcUrl, or a "
                     + "pgjdbc data source (dataSourceClassName org.postgresql.ds.PGSimpleDataSource)");
         }
         installInto(pg, name);
+        if (fromClassName) {
+            // Hikari ignores dataSourceProperties beside a dataSource: they stay as the user set them.
+            config.setDataSource(ds);
+            config.setDataSourceClassName(null);
+        }
+        return null;
     }
 
     /** A pgjdbc data source takes only pgjdbc's own properties, so user factories cannot be kept there. */

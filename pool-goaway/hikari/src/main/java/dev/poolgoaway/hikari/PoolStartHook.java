@@ -1,10 +1,12 @@
 package dev.poolgoaway.hikari;
 
 import java.lang.reflect.Field;
+import java.lang.reflect.InaccessibleObjectException;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 
+import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.metrics.IMetricsTracker;
 import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
 import com.zaxxer.hikari.metrics.PoolStats;
@@ -14,7 +16,10 @@ import com.zaxxer.hikari.pool.HikariPool;
  * The moment a pool starts, seen from inside: HikariCP asks its {@link MetricsTrackerFactory} for a tracker while
  * constructing the pool, with a {@link PoolStats} that belongs to the pool. This factory attaches the evictor then
  * and hands the request on to the factory that was configured before (Micrometer's, say), so Hikari's own metrics
- * are unchanged.
+ * are unchanged. Then it puts that factory back into the pool's configuration: the running pool looks as if
+ * pool-goaway had never been there, so a tracker factory set on it later is taken as plain HikariCP takes it. The
+ * tracker it returns forwards everything, and its {@code close()} (HikariCP's last act of a shutdown) stops the
+ * evictor.
  */
 final class PoolStartHook implements MetricsTrackerFactory {
 
@@ -22,53 +27,93 @@ final class PoolStartHook implements MetricsTrackerFactory {
 
     private final MetricsTrackerFactory delegate;
     private final GoAwayEvictor evictor;
+    private final String group;
 
-    PoolStartHook(MetricsTrackerFactory delegate, GoAwayEvictor evictor) {
+    PoolStartHook(MetricsTrackerFactory delegate, GoAwayEvictor evictor, String group) {
         this.delegate = delegate;
         this.evictor = evictor;
+        this.group = group;
+    }
+
+    /** @return the same hook in front of another factory: one set after pool-goaway's */
+    PoolStartHook inFrontOf(MetricsTrackerFactory replacement) {
+        return new PoolStartHook(replacement, evictor, group);
     }
 
     @Override
     public IMetricsTracker create(String poolName, PoolStats poolStats) {
         IMetricsTracker tracker = delegate != null ? delegate.create(poolName, poolStats) : new IMetricsTracker() {
         };
+        boolean attached = false;
         try {
-            HikariPool pool = poolOf(poolStats);
-            evictor.attach(internals(pool, poolName), pool, poolStats, poolName);
-        } catch (RuntimeException e) {
+            HikariPool pool = poolOf(poolStats, poolName);
+            if (pool != null) {
+                attached = evictor.attach(view(pool, poolName), poolName, pool.config);
+                restoreFactory(pool.config);
+            }
+        } catch (RuntimeException | LinkageError e) {
             // pool-goaway must never be why a pool does not start: without the evictor it is plain HikariCP.
-            log.warn("{} - pool-goaway could not attach its evictor; the pool runs without it: {}", poolName,
+            log.error("{} - pool-goaway could not attach its evictor; the pool runs without it: {}", poolName,
                     e.toString(), e);
+            evictor.fail(poolName, "attaching failed (" + e + ")", "report it with the HikariCP version ("
+                    + HikariAccess.hikariVersion() + ")");
         }
-        return tracker;
+        // The evictor stops with the pool it drains, not with a second pool of the same configuration.
+        return attached ? new StopSignal(tracker, evictor) : tracker;
     }
 
-    /** Hikari's internals, or null (with one WARN) for the public-API fallback. */
-    private HikariAccess internals(HikariPool pool, String poolName) {
+    /** Only while the pool is being constructed, so no tracker factory set meanwhile can be lost. */
+    private void restoreFactory(HikariConfig poolConfig) {
+        if (poolConfig.getMetricsTrackerFactory() == this) {
+            poolConfig.setMetricsTrackerFactory(delegate);
+        }
+    }
+
+    /** Hikari's internals, or (with one WARN) the public-API fallback. */
+    private PoolView view(HikariPool pool, String poolName) {
         if ("false".equalsIgnoreCase(System.getProperty(PoolGoAway.INTERNALS_PROPERTY))) {
             log.warn("{} - {}=false: pool-goaway runs on HikariCP's public API alone (a drain soft-evicts the "
                     + "whole pool)", poolName, PoolGoAway.INTERNALS_PROPERTY);
-            return null;
+            return publicApi(pool, poolName);
         }
         try {
             return HikariAccess.of(pool);
         } catch (IllegalStateException e) {
             log.warn("{} - {}; pool-goaway falls back to HikariCP's public API (a drain soft-evicts the whole "
                     + "pool)", poolName, e.getMessage());
-            return null;
+            return publicApi(pool, poolName);
         }
     }
 
-    /** The pool's PoolStats is an inner class of the pool: its enclosing instance is the pool. */
-    private static HikariPool poolOf(PoolStats stats) {
+    private PoolView publicApi(HikariPool pool, String poolName) {
+        if (group == null) {
+            evictor.fail(poolName, "a pgjdbc data-source pool cannot list its connections without HikariCP's "
+                    + "internals", "use a jdbcUrl pool, whose connections the wire layer lists for the fallback");
+        }
+        return new PublicApiView(pool, group);
+    }
+
+    /**
+     * The pool's PoolStats is an inner class of the pool: its enclosing instance is the pool. On the module path
+     * HikariCP does not open its {@code com.zaxxer.hikari.pool} package, and nothing else leads to the pool.
+     *
+     * @return the pool, or null (with one ERROR naming the fix) where it cannot be reached
+     */
+    private HikariPool poolOf(PoolStats stats, String poolName) {
         for (Class<?> c = stats.getClass(); c != null && c != PoolStats.class; c = c.getSuperclass()) {
             for (Field f : c.getDeclaredFields()) {
                 if (HikariPool.class.isAssignableFrom(f.getType())) {
                     try {
                         f.setAccessible(true);
                         return (HikariPool) f.get(stats);
-                    } catch (ReflectiveOperationException | RuntimeException e) {
-                        throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP "
+                    } catch (InaccessibleObjectException e) {
+                        evictor.fail(poolName, "HikariCP's module does not open com.zaxxer.hikari.pool to "
+                                + "pool-goaway (" + e.getMessage() + ")", "start the JVM with --add-opens "
+                                + "com.zaxxer.hikari/com.zaxxer.hikari.pool=" + ownModule()
+                                + " (see docs/limitations.md)");
+                        return null;
+                    } catch (ReflectiveOperationException e) {
+                        throw new IllegalStateException("pool-goaway cannot read the pool of HikariCP "
                                 + HikariAccess.hikariVersion() + ": " + e, e);
                     }
                 }
@@ -76,5 +121,43 @@ final class PoolStartHook implements MetricsTrackerFactory {
         }
         throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP " + HikariAccess.hikariVersion()
                 + " from its PoolStats (" + stats.getClass().getName() + ")");
+    }
+
+    private static String ownModule() {
+        Module m = PoolStartHook.class.getModule();
+        return m.isNamed() ? m.getName() : "ALL-UNNAMED";
+    }
+
+    /** HikariCP's tracker for the pool, unchanged, except that the pool's shutdown stops the evictor too. */
+    private record StopSignal(IMetricsTracker tracker, GoAwayEvictor evictor) implements IMetricsTracker {
+
+        @Override
+        public void recordConnectionCreatedMillis(long connectionCreatedMillis) {
+            tracker.recordConnectionCreatedMillis(connectionCreatedMillis);
+        }
+
+        @Override
+        public void recordConnectionAcquiredNanos(long elapsedAcquiredNanos) {
+            tracker.recordConnectionAcquiredNanos(elapsedAcquiredNanos);
+        }
+
+        @Override
+        public void recordConnectionUsageMillis(long elapsedBorrowedMillis) {
+            tracker.recordConnectionUsageMillis(elapsedBorrowedMillis);
+        }
+
+        @Override
+        public void recordConnectionTimeout() {
+            tracker.recordConnectionTimeout();
+        }
+
+        @Override
+        public void close() {
+            try {
+                evictor.close();
+            } finally {
+                tracker.close();
+            }
+        }
     }
 }

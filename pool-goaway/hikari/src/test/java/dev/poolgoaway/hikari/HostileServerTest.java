@@ -244,7 +244,7 @@ class HostileServerTest {
     // ---- helpers ------------------------------------------------------------------------------------------
 
     private void assertEvictedByThePoll() {
-        var found = meters.find(GoAwayMetrics.SIGNALS).tag("kind", GoAwayEvictor.SERVER_CLOSED).counter();
+        var found = meters.find(GoAwayMetrics.SIGNALS).tag("kind", SignalKind.SERVER_CLOSED.tag()).counter();
         assertTrue(found != null && found.count() == SIZE, () -> "connections the poll found broken: "
                 + (found == null ? 0 : found.count()));
     }

@@ -67,6 +67,26 @@ final class PoolFixture {
         }
     }
 
+    /**
+     * Borrows {@code size} connections at once and checks each is on {@code server}; HikariCP 5.1 closes a connection
+     * marked evicted only when it next finds it idle, so this also makes it close those.
+     */
+    static void borrowAllFrom(javax.sql.DataSource pool, int size, PostgresUpstream server) throws SQLException {
+        List<Connection> all = new java.util.ArrayList<>();
+        try {
+            for (int i = 0; i < size; i++) {
+                all.add(pool.getConnection());
+                if (serverPort(all.get(i)) != server.port()) {
+                    throw new AssertionError("connection " + i + " is not on " + server.port());
+                }
+            }
+        } finally {
+            for (Connection c : all) {
+                c.close();
+            }
+        }
+    }
+
     /** @return the backend pids of the proxy's open connections to {@code server} */
     static Set<Integer> openPidsOn(GoAwayProxy proxy, PostgresUpstream server) {
         return proxy.openConnections().stream()

@@ -9,7 +9,8 @@ import dev.poolgoaway.wire.LogText;
 
 /**
  * What the health indicator shows, whichever Spring Boot's health API carries it: the state of each pool's
- * evictor, by data source bean name. Always UP: a drain is the pool doing what the server asked, not a fault.
+ * evictor, by data source bean name. Always UP: a drain is the pool doing what the server asked, not a fault, and a
+ * pool pool-goaway cannot drain is plain HikariCP, which works; that shows as its {@code problem} detail.
  */
 final class PoolGoAwayHealth {
 
@@ -29,6 +30,8 @@ final class PoolGoAwayHealth {
         pool.put("draining", evictor.draining());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
+        // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.
+        evictor.problem().ifPresent(problem -> pool.put("problem", problem));
         evictor.lastDrain().ifPresent(drain -> pool.put("lastDrain", details(drain)));
         return pool;
     }
@@ -41,6 +44,9 @@ final class PoolGoAwayHealth {
         episode.put("servers", drain.servers());
         episode.put("connections", drain.connections());
         episode.put("signals", drain.kinds());
+        if (!drain.goAwayGrants().isEmpty()) {
+            episode.put("goAwayBy", drain.goAwayGrants());
+        }
         drain.adminMessage().ifPresent(m -> episode.put("adminMessage", LogText.sanitize(m)));
         return episode;
     }

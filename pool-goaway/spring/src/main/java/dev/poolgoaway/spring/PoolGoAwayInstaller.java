@@ -8,6 +8,7 @@ import java.util.concurrent.ConcurrentSkipListMap;
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
 import org.springframework.beans.factory.ObjectProvider;
+import org.springframework.beans.factory.SmartInitializingSingleton;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.core.Ordered;
 
@@ -25,8 +26,14 @@ import dev.poolgoaway.hikari.PoolGoAway;
  * <p>It never stops an application from starting: a pool it cannot install into (not PostgreSQL, started already,
  * a Dropwizard {@code metricRegistry}) is logged and left as it is. It runs first among the post-processors, so it
  * sees a {@code HikariDataSource} bean before anything wraps it.
+ *
+ * <p>Once every bean is initialized, it checks each pool again: an application bean that set a
+ * {@code metricsTrackerFactory} on the data source after pool-goaway installed itself (the common
+ * {@code @PostConstruct} wiring of Micrometer) replaced pool-goaway's start hook; the hook is put back in front of
+ * that factory, so the pool still starts with its evictor. A pool that started without it meanwhile is reported
+ * (an ERROR, and {@code problem} in the health details).
  */
-public final class PoolGoAwayInstaller implements BeanPostProcessor, Ordered {
+public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitializingSingleton, Ordered {
 
     private static final Logger log = LoggerFactory.getLogger(PoolGoAwayInstaller.class);
 
@@ -75,6 +82,11 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, Ordered {
         } catch (IllegalStateException cannot) {
             log.warn("{} - pool-goaway is not installed: {}", beanName, cannot.getMessage());
         }
+    }
+
+    @Override
+    public void afterSingletonsInstantiated() {
+        evictors.values().forEach(GoAwayEvictor::ensureHooked);
     }
 
     /** @return the evictors installed, by the name of their data source bean */

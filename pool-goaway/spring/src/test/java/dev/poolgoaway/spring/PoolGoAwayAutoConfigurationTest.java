@@ -198,6 +198,51 @@ class PoolGoAwayAutoConfigurationTest {
         });
     }
 
+    /**
+     * The common wiring of Micrometer into an application's pool: another bean sets the tracker in its init
+     * callback ({@code @PostConstruct} or, as here, {@code afterPropertiesSet}), after pool-goaway installed itself.
+     */
+    static class MetricsWiring implements org.springframework.beans.factory.InitializingBean {
+        private final HikariDataSource pool;
+        final SimpleMeterRegistry own = new SimpleMeterRegistry();
+
+        MetricsWiring(HikariDataSource pool) {
+            this.pool = pool;
+        }
+
+        @Override
+        public void afterPropertiesSet() {
+            pool.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(own));
+        }
+    }
+
+    @Test
+    void aTrackerSetByAnotherBeanAfterInstallKeepsTheEvictor() {
+        withBootDataSource().withBean(MetricsWiring.class).run(context -> {
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            query(pool);
+            GoAwayEvictor evictor = context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource");
+            assertThat(evictor.running()).isTrue();
+            assertThat(evictor.problem()).isEmpty();
+            assertThat(context.getBean(MetricsWiring.class).own.find("hikaricp.connections").tag("pool", "app-pool")
+                    .gauge()).isNotNull();
+        });
+    }
+
+    @Test
+    void aPoolStartedWithoutTheEvictorShowsItsProblemInTheHealthDetails() {
+        withBootDataSource().run(context -> {
+            HikariDataSource pool = context.getBean(HikariDataSource.class);
+            // After the installer's last check: a tracker set now, and the pool started at once.
+            pool.setMetricsTrackerFactory(null);
+            pool.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(new SimpleMeterRegistry()));
+            query(pool);
+            assertThat(BootHealth.report(context).pool("dataSource")).containsEntry("running", false)
+                    .hasEntrySatisfying("problem", problem -> assertThat((String) problem)
+                            .startsWith("app-pool - ").contains("metricsTrackerFactory was replaced"));
+        });
+    }
+
     @Test
     void theApplicationsOwnSettingsWin() {
         EvictorSettings own = EvictorSettings.builder().tick(Duration.ofSeconds(1)).build();

@@ -12,7 +12,8 @@ import org.testcontainers.postgresql.PostgreSQLContainer;
  *
  * <p>Testcontainers is an optional dependency of the test kit. This class and {@link ContainerPgBouncer} are the
  * only ones that refer to it, and other classes touch them only after {@link #dockerAvailable()} said yes, so a
- * project without Testcontainers never loads it. To use it, add {@code org.testcontainers:testcontainers-postgresql} to the test class path.
+ * project without Testcontainers never loads it. To use it, add {@code org.testcontainers:testcontainers-postgresql}
+ * to the test class path.
  */
 public final class ContainerUpstream implements PostgresUpstream {
 

@@ -6,6 +6,7 @@ import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.time.Instant;
+import java.util.ArrayDeque;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -56,15 +57,21 @@ public final class GoAwayProxy implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GoAwayProxy.class);
     /** Closed connections kept in {@link #connections()}, at most; the oldest are forgotten first. */
     static final int MAX_CLOSED_KEPT = 10_000;
+    /** Events kept in {@link #timeline()}, at most: a soak's worth of drills, not a leak. */
+    static final int MAX_EVENTS_KEPT = 100_000;
 
     private final String name;
     private final SSLContext tls;
+    private final Dialect dialect;
+    private final AdminMessageFormat adminMessages;
+    private final String extension;
     private final ServerSocket listener;
     private final AtomicReference<InetSocketAddress> upstream;
     private final AtomicLong ids = new AtomicLong();
     private final List<ProxySession> sessions = new CopyOnWriteArrayList<>();
     private final List<ProxiedConnection> closedFacts = new ArrayList<>();
-    private final List<ProxyEvent> timeline = new CopyOnWriteArrayList<>();
+    /** The newest {@value #MAX_EVENTS_KEPT} events; the oldest are forgotten first. Guarded by itself. */
+    private final ArrayDeque<ProxyEvent> timeline = new ArrayDeque<>();
     private final List<Thread> threads = new CopyOnWriteArrayList<>();
     private final Thread acceptor;
     private final Map<InetSocketAddress, SmartShutdown> shutdowns = new HashMap<>();
@@ -73,17 +80,65 @@ public final class GoAwayProxy implements AutoCloseable {
     private GoAwayProxy(Builder b) throws IOException {
         this.name = b.name;
         this.tls = b.tls;
+        this.dialect = b.dialect;
+        this.adminMessages = b.adminMessages;
+        this.extension = b.extension;
         this.upstream = new AtomicReference<>(Objects.requireNonNull(b.upstream, "upstream"));
         this.listener = new ServerSocket(b.port, 128, InetAddress.getLoopbackAddress());
         this.acceptor = newThread(this::acceptLoop, "accept");
         acceptor.start();
-        log.info("{} listening on {}:{}, forwarding to {}:{}{}", name, host(), port(), b.upstream.getHostString(),
-                b.upstream.getPort(), tls != null ? ", TLS offered" : "");
+        log.info("{} listening on {}:{}, forwarding to {}:{}{}, GoAway by {}, admin messages {}", name, host(), port(),
+                b.upstream.getHostString(), b.upstream.getPort(), tls != null ? ", TLS offered" : "", dialect,
+                adminMessages);
     }
 
     /** @return a builder */
     public static Builder builder() {
         return new Builder();
+    }
+
+    /**
+     * Which upstream design of GoAway the proxy plays (neither is in a PostgreSQL release; pgsql-hackers thread "Add
+     * GoAway protocol message for graceful but fast server shutdown/switchover").
+     */
+    public enum Dialect {
+        /**
+         * The patch of October 2025 (v2): GoAway to clients of protocol 3.3. To a 3.3 client the proxy is a 3.3
+         * server; a {@code _pq_.goaway} request reaches the upstream, which lists it as unsupported, as that patch's
+         * server does.
+         */
+        PROTOCOL_3_3,
+        /**
+         * The revisions since January 2026 (v8, March 2026): GoAway to clients that request the {@code _pq_.goaway}
+         * protocol extension, which the proxy acknowledges by not listing it; it speaks protocol 3.2 at most, like
+         * PostgreSQL 19.
+         */
+        EXTENSION,
+        /** Neither: a server that never sends GoAway (PostgreSQL 18, 19), speaking 3.2 at most. */
+        NONE
+    }
+
+    /**
+     * Where {@link #terminate(int, String)} and {@link #cancel(int, String)} put the administrator's words, after the
+     * terminate-with-message patches on pgsql-hackers.
+     */
+    public enum AdminMessageFormat {
+        /** Appended to the primary text, {@code ...administrator command: <msg>} (the patch of 2025). */
+        APPENDED,
+        /** In the error's DETAIL field, the primary text unchanged (v7, June 2026). */
+        DETAIL
+    }
+
+    Dialect dialect() {
+        return dialect;
+    }
+
+    AdminMessageFormat adminMessages() {
+        return adminMessages;
+    }
+
+    String extension() {
+        return extension;
     }
 
     /** Builds a {@link GoAwayProxy}. */
@@ -92,8 +147,43 @@ public final class GoAwayProxy implements AutoCloseable {
         private SSLContext tls;
         private int port;
         private String name = "goaway-proxy";
+        private Dialect dialect = Dialect.PROTOCOL_3_3;
+        private AdminMessageFormat adminMessages = AdminMessageFormat.APPENDED;
+        private String extension = "_pq_.goaway";
 
         private Builder() {
+        }
+
+        /**
+         * @param dialect which design of GoAway to play; {@link Dialect#PROTOCOL_3_3} by default
+         * @return this
+         */
+        public Builder dialect(Dialect dialect) {
+            this.dialect = Objects.requireNonNull(dialect, "dialect");
+            return this;
+        }
+
+        /**
+         * @param format where admin messages go; {@link AdminMessageFormat#APPENDED} by default
+         * @return this
+         */
+        public Builder adminMessages(AdminMessageFormat format) {
+            this.adminMessages = Objects.requireNonNull(format, "format");
+            return this;
+        }
+
+        /**
+         * @param parameter the startup parameter that requests the extension in the {@link Dialect#EXTENSION}
+         *                  dialect; {@code _pq_.goaway} by default
+         * @return this
+         * @throws IllegalArgumentException if it is not a {@code _pq_.} parameter
+         */
+        public Builder extension(String parameter) {
+            if (!parameter.startsWith("_pq_.") || parameter.length() == 5) {
+                throw new IllegalArgumentException("a protocol extension's parameter starts with _pq_.: " + parameter);
+            }
+            this.extension = parameter;
+            return this;
         }
 
         /**
@@ -364,9 +454,11 @@ public final class GoAwayProxy implements AutoCloseable {
         return sessions.stream().filter(ProxySession::isOpen).map(ProxySession::facts).toList();
     }
 
-    /** @return what happened, in order */
+    /** @return what happened, in order: the newest {@value #MAX_EVENTS_KEPT} events */
     public List<ProxyEvent> timeline() {
-        return List.copyOf(timeline);
+        synchronized (timeline) {
+            return List.copyOf(timeline);
+        }
     }
 
     /** @return the server new connections go to */
@@ -458,7 +550,12 @@ public final class GoAwayProxy implements AutoCloseable {
     }
 
     void event(ProxyEvent.Kind kind, long connectionId, String detail) {
-        timeline.add(new ProxyEvent(Instant.now(), kind, connectionId, detail));
+        synchronized (timeline) {
+            if (timeline.size() == MAX_EVENTS_KEPT) {
+                timeline.removeFirst();
+            }
+            timeline.addLast(new ProxyEvent(Instant.now(), kind, connectionId, detail));
+        }
         log.debug("{}: #{} {} {}", name, connectionId, kind, detail);
     }
 

@@ -310,7 +310,8 @@ public final class Pooler implements PostgresUpstream {
     }
 
     private static Optional<Path> binary(Kind kind) {
-        List<String> dirs = new ArrayList<>(List.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)));
+        String path = System.getenv().getOrDefault("PATH", "");
+        List<String> dirs = new ArrayList<>(List.of(path.split(File.pathSeparator)));
         dirs.addAll(EXTRA_BIN_DIRS);
         return dirs.stream().filter(d -> !d.isBlank()).map(d -> Path.of(d, kind.binary))
                 .filter(Files::isExecutable).findFirst();

@@ -12,6 +12,8 @@ import java.util.Optional;
  * @param upstream      the server it was forwarded to; null while the client's startup has not chosen one yet
  * @param backendPid    the upstream backend's pid (0 until BackendKeyData)
  * @param protocolMinor the protocol minor version the client asked for (0, 2, 3, ...)
+ * @param goAwayCapable whether the proxy's {@link GoAwayProxy.Dialect} sends this client GoAway: it asked for 3.3,
+ *                      or for the GoAway extension, as the dialect wants
  * @param tls           whether the client side is TLS
  * @param bytesToServer bytes forwarded client to server
  * @param bytesToClient bytes forwarded server to client, plus what the proxy injected
@@ -20,16 +22,12 @@ import java.util.Optional;
  * @param closedAt      when the connection ended, if it has
  */
 public record ProxiedConnection(long id, InetSocketAddress client, InetSocketAddress upstream, int backendPid,
-        int protocolMinor, boolean tls, long bytesToServer, long bytesToClient, Instant connectedAt,
+        int protocolMinor, boolean goAwayCapable, boolean tls, long bytesToServer, long bytesToClient,
+        Instant connectedAt,
         Optional<Instant> goAwaySentAt, Optional<Instant> closedAt) {
 
     /** @return true while the connection is open */
     public boolean open() {
         return closedAt.isEmpty();
-    }
-
-    /** @return true if the client speaks 3.3 or later, so it can receive GoAway */
-    public boolean goAwayCapable() {
-        return protocolMinor >= 3;
     }
 }

@@ -13,6 +13,8 @@ import java.net.Socket;
 import java.nio.charset.StandardCharsets;
 import java.time.Instant;
 import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicBoolean;
@@ -33,7 +35,6 @@ import org.slf4j.LoggerFactory;
 final class ProxySession {
 
     private static final Logger log = LoggerFactory.getLogger(ProxySession.class);
-    private static final int PROXY_MINOR = 3;
     /** An ErrorResponse longer than this is passed on as it is, never rewritten. */
     private static final int MAX_REWRITTEN_ERROR = 64 * 1024;
     private static final int CONNECT_TIMEOUT_MILLIS = 10_000;
@@ -57,6 +58,8 @@ final class ProxySession {
     private volatile InetSocketAddress upstreamAddress;
     private volatile OutputStream toClient;
     private volatile int protocolMinor = -1;
+    /** The client asked for the GoAway extension (the {@link GoAwayProxy.Dialect#EXTENSION} dialect only). */
+    private volatile boolean extensionRequested;
     private volatile boolean secure;
     private volatile boolean ready;
     /** A GoAway asked for; sent as soon as the connection is ready (a backend sends it at its next read). */
@@ -130,10 +133,19 @@ final class ProxySession {
             }
             if (code >>> 16 != 3) {
                 refuse("0A000", "unsupported frontend protocol " + (code >>> 16) + "." + (code & 0xffff)
-                        + ": server supports 3.0 to 3." + PROXY_MINOR);
+                        + ": server supports 3.0 to 3." + proxyMinor());
                 return null;
             }
             protocolMinor = code & 0xffff;
+            if (proxy.dialect() == GoAwayProxy.Dialect.EXTENSION) {
+                // The proxy implements the extension: the client's request for it is the proxy's, not the server's.
+                String value = Wire.startupParameters(body).get(proxy.extension());
+                extensionRequested = value != null
+                        && !List.of("off", "false", "0").contains(value.toLowerCase(Locale.ROOT));
+                body = Wire.withoutParameter(body, proxy.extension());
+                header = header.clone();
+                Wire.writeInt(header, 0, 8 + body.length);
+            }
             // The target is set before the check: a smart shutdown that starts in between counts this connection.
             target = proxy.upstream();
             if (proxy.shuttingDown(target)) {
@@ -162,7 +174,12 @@ final class ProxySession {
         out.flush();
     }
 
-    /** Opens the upstream connection and sends it the client's StartupMessage, at most at 3.3. */
+    /** @return the newest protocol minor version the proxy's dialect speaks */
+    private int proxyMinor() {
+        return proxy.dialect() == GoAwayProxy.Dialect.PROTOCOL_3_3 ? 3 : 2;
+    }
+
+    /** Opens the upstream connection and sends it the client's StartupMessage, at most at the dialect's version. */
     private void connectUpstream(byte[] header, byte[] body) throws IOException {
         InetSocketAddress resolved = new InetSocketAddress(target.getHostString(), target.getPort());
         Socket s = new Socket();
@@ -183,7 +200,7 @@ final class ProxySession {
             throw new IOException("connection " + id + " closed while connecting upstream");
         }
         byte[] startup = Arrays.copyOf(header, 8 + body.length);
-        Wire.writeInt(startup, 4, (3 << 16) | Math.min(protocolMinor, PROXY_MINOR));
+        Wire.writeInt(startup, 4, (3 << 16) | Math.min(protocolMinor, proxyMinor()));
         System.arraycopy(body, 0, startup, 8, body.length);
         OutputStream up = s.getOutputStream();
         up.write(startup);
@@ -208,6 +225,7 @@ final class ProxySession {
         try {
             DataInputStream up = new DataInputStream(new BufferedInputStream(upstream.getInputStream(), 8192));
             boolean startup = true;
+            boolean negotiated = false;
             while (true) {
                 int type = up.read();
                 if (type < 0) {
@@ -217,6 +235,11 @@ final class ProxySession {
                 if (length < 4) {
                     throw new IOException("the server sent a '" + (char) type + "' message with length " + length);
                 }
+                if (startup && !negotiated && type != 'v' && protocolMinor > proxyMinor()) {
+                    // The upstream was asked for what the proxy speaks and said nothing: the proxy tells the client.
+                    send(Wire.negotiateProtocolVersion(proxyMinor(), List.of()));
+                }
+                negotiated = true;
                 if (startup && type == 'v') {
                     negotiateProtocolVersion(up, length);
                 } else if (type == 'K') {
@@ -269,22 +292,24 @@ final class ProxySession {
     }
 
     /**
-     * The server answered a newer version than it speaks. To a 3.3 client the proxy is a 3.3 server, so a plain
-     * downgrade is hidden; unsupported options still reach the client, showing the version the proxy speaks.
+     * The server answered a newer version than it speaks. To a client asking for the dialect's version or more the
+     * proxy is a server of that version (3.3 for {@link GoAwayProxy.Dialect#PROTOCOL_3_3}), so a plain downgrade is
+     * hidden; unsupported options still reach the client, showing the version the proxy speaks.
      */
     private void negotiateProtocolVersion(DataInputStream up, int length) throws IOException {
         byte[] body = new byte[length - 4];
         up.readFully(body);
-        if (protocolMinor < PROXY_MINOR) {
-            // 3.0 and 3.2 clients hear exactly what the server says.
+        int speaks = proxyMinor();
+        if (protocolMinor < speaks) {
+            // Clients asking for less hear exactly what the server says.
             send(Wire.message('v', body));
             return;
         }
         int unsupported = body.length >= 8 ? Wire.readInt(body, 4) : 0;
-        if (unsupported == 0 && protocolMinor == PROXY_MINOR) {
+        if (unsupported == 0 && protocolMinor == speaks) {
             return;
         }
-        Wire.writeInt(body, 0, (3 << 16) | PROXY_MINOR);
+        Wire.writeInt(body, 0, (3 << 16) | speaks);
         send(Wire.message('v', body));
     }
 
@@ -298,11 +323,15 @@ final class ProxySession {
         send(Wire.message('K', body));
     }
 
-    /** The seed patch's {@code pg_cancel_backend(pid, msg)}: the cancel's error carries the admin's message. */
+    /**
+     * {@code pg_cancel_backend(pid, msg)}: the cancel's error carries the admin's message, appended to the primary
+     * text or as DETAIL, as the proxy is built.
+     */
     private void cancelError(DataInputStream up, int length) throws IOException {
         byte[] body = new byte[length - 4];
         up.readFully(body);
         String message = cancelMessage;
+        boolean inDetail = proxy.adminMessages() == GoAwayProxy.AdminMessageFormat.DETAIL;
         ByteArrayOutputStream rewritten = new ByteArrayOutputStream(body.length + 160);
         boolean isCancel = false;
         int p = 0;
@@ -316,10 +345,18 @@ final class ProxySession {
             if (code == 'C' && "57014".equals(value)) {
                 isCancel = true;
             }
-            rewritten.write(code);
-            rewritten.writeBytes((code == 'M' ? value + ": " + message : value).getBytes(StandardCharsets.UTF_8));
-            rewritten.write(0);
+            if (!(inDetail && code == 'D')) {
+                rewritten.write(code);
+                rewritten.writeBytes((code == 'M' && !inDetail ? value + ": " + message : value)
+                        .getBytes(StandardCharsets.UTF_8));
+                rewritten.write(0);
+            }
             p = end + 1;
+        }
+        if (inDetail) {
+            rewritten.write('D');
+            rewritten.writeBytes(message.getBytes(StandardCharsets.UTF_8));
+            rewritten.write(0);
         }
         rewritten.write(0);
         if (isCancel) {
@@ -350,13 +387,13 @@ final class ProxySession {
     }
 
     /**
-     * Sends GoAway if the client speaks 3.3; a connection still in startup gets it once ready, as a backend sends
-     * it at its next read.
+     * Sends GoAway if the client may have it in the proxy's dialect; a connection still in startup gets it once
+     * ready, as a backend sends it at its next read.
      *
      * @return true if sent or scheduled
      */
     boolean goAway() {
-        if (protocolMinor < PROXY_MINOR || closed.get()) {
+        if (!goAwayCapable() || closed.get()) {
             return false;
         }
         goAwayPending.set(true);
@@ -395,11 +432,17 @@ final class ProxySession {
         }
     }
 
-    /** The seed patch's {@code pg_terminate_backend(pid, timeout, msg)}. */
+    /**
+     * {@code pg_terminate_backend(pid, timeout, msg)}: the admin's words appended to the primary text (the patch of
+     * 2025) or as DETAIL (v7 of June 2026), as the proxy is built.
+     */
     void terminate(String message) {
-        String text = "terminating connection due to administrator command"
-                + (message == null || message.isEmpty() ? "" : ": " + Wire.adminMessage(message));
-        proxy.event(ProxyEvent.Kind.TERMINATED, id, text);
+        String text = "terminating connection due to administrator command";
+        String admin = message == null || message.isEmpty() ? "" : Wire.adminMessage(message);
+        boolean inDetail = proxy.adminMessages() == GoAwayProxy.AdminMessageFormat.DETAIL;
+        byte[] error = inDetail ? Wire.error("FATAL", "57P01", text, admin)
+                : Wire.error("FATAL", "57P01", admin.isEmpty() ? text : text + ": " + admin);
+        proxy.event(ProxyEvent.Kind.TERMINATED, id, text + (admin.isEmpty() ? "" : ": " + admin));
         try {
             lockClient();
         } catch (IOException e) {
@@ -408,7 +451,7 @@ final class ProxySession {
         }
         try {
             // Under the lock: nothing the server sends may follow the FATAL error.
-            toClient.write(Wire.error("FATAL", "57P01", text));
+            toClient.write(error);
             toClient.flush();
         } catch (IOException e) {
             log.debug("connection {}: termination not delivered: {}", id, e.toString());
@@ -497,8 +540,18 @@ final class ProxySession {
         proxy.ended(this);
     }
 
+    /** @return whether the dialect sends this client GoAway */
+    private boolean goAwayCapable() {
+        return switch (proxy.dialect()) {
+            case PROTOCOL_3_3 -> protocolMinor >= 3;
+            case EXTENSION -> extensionRequested;
+            case NONE -> false;
+        };
+    }
+
     ProxiedConnection facts() {
-        return new ProxiedConnection(id, clientAddress, upstreamAddress, backendPid, protocolMinor, secure,
+        return new ProxiedConnection(id, clientAddress, upstreamAddress, backendPid, protocolMinor, goAwayCapable(),
+                secure,
                 bytesToServer.get(), bytesToClient.get(), connectedAt, Optional.ofNullable(goAwaySentAt),
                 Optional.ofNullable(closedAt));
     }

@@ -27,13 +27,34 @@ final class Wire {
 
     /** An ErrorResponse the way PostgreSQL formats it: S and V severity, SQLSTATE, message. */
     static byte[] error(String severity, String sqlState, String message) {
+        return error(severity, sqlState, message, "");
+    }
+
+    /** @return an ErrorResponse, with a DETAIL field unless {@code detail} is empty */
+    static byte[] error(String severity, String sqlState, String message, String detail) {
         ByteArrayOutputStream body = new ByteArrayOutputStream();
         field(body, 'S', severity);
         field(body, 'V', severity);
         field(body, 'C', sqlState);
         field(body, 'M', message);
+        if (!detail.isEmpty()) {
+            field(body, 'D', detail);
+        }
         body.write(0);
         return message('E', body.toByteArray());
+    }
+
+    /** @return a StartupMessage body without the parameter {@code name} (and its value) */
+    static byte[] withoutParameter(byte[] body, String name) {
+        ByteArrayOutputStream out = new ByteArrayOutputStream(body.length);
+        startupParameters(body).forEach((n, v) -> {
+            if (!n.equals(name)) {
+                cstring(out, n);
+                cstring(out, v);
+            }
+        });
+        out.write(0);
+        return out.toByteArray();
     }
 
     static byte[] parameterStatus(String name, String value) {

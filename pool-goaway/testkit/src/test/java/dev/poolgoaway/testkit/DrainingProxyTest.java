@@ -77,6 +77,29 @@ class DrainingProxyTest {
     }
 
     @Test
+    void inTheExtensionDialectGoAwayReachesTheClientsThatAskedForTheExtension() throws Exception {
+        try (GoAwayProxy draft = GoAwayProxy.builder().upstream(blue).name("draft-proxy")
+                .dialect(GoAwayProxy.Dialect.EXTENSION).start();
+                RawClient asked33 = new RawClient(draft.port(), 3, "_pq_.goaway", "true");
+                RawClient asked30 = new RawClient(draft.port(), 0, "_pq_.goaway", "true");
+                RawClient plain33 = new RawClient(draft.port(), 3);
+                RawClient off = new RawClient(draft.port(), 2, "_pq_.goaway", "off")) {
+            // A 3.2 server, as PostgreSQL 19: a 3.3 request is negotiated down, and the extension is not listed.
+            RawClient.Message v = asked33.startup.stream().filter(m -> m.type() == 'v').findFirst().orElseThrow();
+            assertEquals((3 << 16) | 2, Wire.readInt(v.body(), 0));
+            assertEquals(0, Wire.readInt(v.body(), 4), "the extension is acknowledged: not unsupported");
+            assertTrue(asked30.startup.stream().noneMatch(m -> m.type() == 'v'), "3.0 and the extension: granted");
+            assertEquals(2, draft.goAway(), "to the two that asked for it");
+            await().atMost(WAIT).until(() -> asked33.received('g') && asked30.received('g'));
+            plain33.query("select 1");
+            off.query("select 1");
+            assertFalse(plain33.received('g'), "3.3 alone is not the draft's way");
+            assertFalse(off.received('g'));
+            assertTrue(asked30.query("select 42").stream().anyMatch(m -> m.type() == 'D' && m.text().contains("42")));
+        }
+    }
+
+    @Test
     void goAwayReachesThreeThreeClientsAtOnceAndNobodyElse() throws Exception {
         try (RawClient v30 = new RawClient(proxy.port(), 0); RawClient v32 = new RawClient(proxy.port(), 2);
              RawClient v33 = new RawClient(proxy.port(), 3)) {

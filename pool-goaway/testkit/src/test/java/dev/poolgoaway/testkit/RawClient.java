@@ -32,11 +32,15 @@ final class RawClient implements AutoCloseable {
     private final Thread reader;
     final List<Message> startup = new ArrayList<>();
 
-    RawClient(int port, int minor) throws IOException, InterruptedException {
+    /** Connects asking for protocol 3.{@code minor}, with {@code extraParameters} (name, value, ...) too. */
+    RawClient(int port, int minor, String... extraParameters) throws IOException, InterruptedException {
         socket = new Socket("localhost", port);
         out = socket.getOutputStream();
         ByteArrayOutputStream params = new ByteArrayOutputStream();
-        for (String s : new String[] {"user", "postgres", "database", "postgres", ""}) {
+        List<String> all = new ArrayList<>(List.of("user", "postgres", "database", "postgres"));
+        all.addAll(List.of(extraParameters));
+        all.add("");
+        for (String s : all) {
             params.writeBytes(s.getBytes(StandardCharsets.UTF_8));
             params.write(0);
         }

@@ -1,5 +1,27 @@
 package dev.poolgoaway.wire;
 
+import static dev.poolgoaway.wire.Protocol.ANSWER_ERROR;
+import static dev.poolgoaway.wire.Protocol.ANSWER_GSS;
+import static dev.poolgoaway.wire.Protocol.ANSWER_NO;
+import static dev.poolgoaway.wire.Protocol.ANSWER_TLS;
+import static dev.poolgoaway.wire.Protocol.AUTHENTICATION;
+import static dev.poolgoaway.wire.Protocol.AUTHENTICATION_OK;
+import static dev.poolgoaway.wire.Protocol.BACKEND_KEY_DATA;
+import static dev.poolgoaway.wire.Protocol.ERROR_RESPONSE;
+import static dev.poolgoaway.wire.Protocol.GO_AWAY;
+import static dev.poolgoaway.wire.Protocol.LENGTH_WORD;
+import static dev.poolgoaway.wire.Protocol.MESSAGE_HEADER_LENGTH;
+import static dev.poolgoaway.wire.Protocol.NEGOTIATE_PROTOCOL_VERSION;
+import static dev.poolgoaway.wire.Protocol.PARAMETER_STATUS;
+import static dev.poolgoaway.wire.Protocol.PROTOCOL_MAJOR;
+import static dev.poolgoaway.wire.Protocol.READY_FOR_QUERY;
+import static dev.poolgoaway.wire.Protocol.indexOfNul;
+import static dev.poolgoaway.wire.Protocol.maxLength;
+import static dev.poolgoaway.wire.Protocol.minLength;
+import static dev.poolgoaway.wire.Protocol.printable;
+import static dev.poolgoaway.wire.Protocol.readInt;
+import static dev.poolgoaway.wire.Protocol.writeInt;
+
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
@@ -42,22 +64,8 @@ final class BackendFilter {
     static final int CAPTURE_MAX = 1024;
     /** The largest startup reply we hold back while deciding what pgjdbc should see. */
     static final int HOLD_MAX = 8192;
-    /**
-     * PostgreSQL builds every message in a StringInfo, so none exceeds MaxAllocSize (1 GiB - 1) plus the length
-     * word. Bodies are streamed, so this bound is about sanity, not memory: a notice or an error can be large too.
-     */
-    static final int MAX_LENGTH = 0x3FFF_FFFF + 4;
-
-    static final byte GO_AWAY = 'g';
-    static final byte NEGOTIATE_PROTOCOL_VERSION = 'v';
-    static final byte ERROR_RESPONSE = 'E';
-    static final byte PARAMETER_STATUS = 'S';
-    static final byte BACKEND_KEY_DATA = 'K';
-    static final byte AUTHENTICATION = 'R';
-    static final byte READY_FOR_QUERY = 'Z';
     /** The length word of the authentication messages that carry nothing but their code (AuthenticationOk...). */
-    private static final int AUTHENTICATION_CODE_ONLY_LENGTH = 8;
-    private static final int AUTHENTICATION_OK = 0;
+    private static final int AUTHENTICATION_CODE_ONLY_LENGTH = LENGTH_WORD + 4;
     static final String DISCONNECT_REQUESTED = "disconnect_requested";
 
     private enum State {
@@ -333,22 +341,22 @@ final class BackendFilter {
 
     private boolean answer(byte b) throws IOException {
         switch (b) {
-            case 'S' -> {
+            case ANSWER_TLS -> {
                 state = State.PASS_THROUGH;
                 return true;
             }
-            case 'G' -> {
+            case ANSWER_GSS -> {
                 state = State.PASS_THROUGH;
                 signals.blind();
                 log.warn("GSS encryption on the connection to {}: pool-goaway cannot see GoAway through it, "
                         + "so this connection will not be drained early", peer);
                 return true;
             }
-            case 'N' -> {
+            case ANSWER_NO -> {
                 state = State.TYPE;
                 return true;
             }
-            case 'E' -> {
+            case ANSWER_ERROR -> {
                 // An old server answers SSLRequest with an ErrorResponse: frame it as a message.
                 state = State.TYPE;
                 return false;
@@ -359,7 +367,7 @@ final class BackendFilter {
     }
 
     private void startMessage(byte t, long at) throws IOException {
-        if (maxLength(t) < 0) {
+        if (maxLength(t, HOLD_MAX) < 0) {
             throw violation(String.format("sent an unknown message type 0x%02x at stream offset %d: "
                     + "not a PostgreSQL protocol stream, or a corrupt one", t & 0xff, at));
         }
@@ -393,8 +401,8 @@ final class BackendFilter {
     }
 
     private void headerComplete() throws IOException {
-        int max = maxLength(type);
-        int min = type == 'Z' ? 5 : 4;
+        int max = maxLength(type, HOLD_MAX);
+        int min = minLength(type);
         boolean fixed = max == min || type == GO_AWAY;
         if (length < min || length > max || (fixed && length != max)) {
             throw violation(String.format("sent a '%s' message with length %d (%s)", printable(type),
@@ -495,7 +503,7 @@ final class BackendFilter {
         if (!withheld) {
             return;
         }
-        int code = readInt(hold, 5);
+        int code = readInt(hold, MESSAGE_HEADER_LENGTH);
         if (code == AUTHENTICATION_OK && !committed) {
             // Authenticated without a word from pgjdbc: until the session is ready, a failure can still be
             // replayed (pgpool-II, say, fails here on a long cancel key), so the session waits here.
@@ -519,7 +527,7 @@ final class BackendFilter {
 
     private void backendKeyData() {
         byte[] key = withheld ? hold : capture;
-        int at = withheld ? 5 : 0;
+        int at = withheld ? MESSAGE_HEADER_LENGTH : 0;
         int available = withheld ? held : captured;
         if (available - at < 4) {
             emitHeld();
@@ -534,20 +542,20 @@ final class BackendFilter {
         }
         // pgjdbc runs a 3.0 session and takes only a 4-byte key; its cancel requests get the real one back.
         byte[] realKey = new byte[keyLength];
-        System.arraycopy(hold, 9, realKey, 0, keyLength);
+        System.arraycopy(hold, MESSAGE_HEADER_LENGTH + 4, realKey, 0, keyLength);
         int standIn = CancelKeys.standIn(pid, realKey);
         signals.cancelStandIn(standIn);
-        byte[] out = new byte[13];
+        byte[] out = new byte[MESSAGE_HEADER_LENGTH + 4 + CancelKeys.SHORT_KEY_LENGTH];
         out[0] = BACKEND_KEY_DATA;
-        writeInt(out, 1, 12);
-        writeInt(out, 5, pid);
-        writeInt(out, 9, standIn);
+        writeInt(out, 1, out.length - 1);
+        writeInt(out, MESSAGE_HEADER_LENGTH, pid);
+        writeInt(out, MESSAGE_HEADER_LENGTH + 4, standIn);
         emit(out);
     }
 
     private void parameterStatus() {
         byte[] b = withheld ? hold : capture;
-        int from = withheld ? 5 : 0;
+        int from = withheld ? MESSAGE_HEADER_LENGTH : 0;
         int to = withheld ? held : captured;
         int nameEnd = indexOfNul(b, from, to);
         if (nameEnd < 0) {
@@ -564,7 +572,7 @@ final class BackendFilter {
 
     private void errorResponse() throws IOException {
         byte[] fields = body == Body.HOLD ? hold : capture;
-        int from = body == Body.HOLD ? 5 : 0;
+        int from = body == Body.HOLD ? MESSAGE_HEADER_LENGTH : 0;
         int to = body == Body.HOLD ? held : captured;
         ErrorFields error = ErrorFields.parse(fields, from, to);
         if (body == Body.HOLD) {
@@ -590,15 +598,15 @@ final class BackendFilter {
     }
 
     private void negotiateProtocolVersion() throws IOException {
-        int bodyLength = held - 5;
+        int bodyLength = held - MESSAGE_HEADER_LENGTH;
         if (bodyLength < 8) {
             throw violation("sent a NegotiateProtocolVersion of " + bodyLength + " body bytes (at least 8 needed)");
         }
         // The version word is the whole version, major << 16 | minor, as in the StartupMessage.
-        int version = readInt(hold, 5);
+        int version = readInt(hold, MESSAGE_HEADER_LENGTH);
         int serverMinor = version & 0xffff;
-        int unsupported = readInt(hold, 9);
-        if (version >>> 16 != 3 || serverMinor > startup.sentMinor()) {
+        int unsupported = readInt(hold, MESSAGE_HEADER_LENGTH + 4);
+        if (version >>> 16 != PROTOCOL_MAJOR || serverMinor > startup.sentMinor()) {
             throw violation("sent a NegotiateProtocolVersion offering " + (version >>> 16) + "." + serverMinor
                     + " to a client that asked for 3." + startup.sentMinor());
         }
@@ -608,7 +616,7 @@ final class BackendFilter {
         boolean extensionRefused = false;
         ByteArrayOutputStream theirs = new ByteArrayOutputStream();
         int theirCount = 0;
-        int p = 13;
+        int p = MESSAGE_HEADER_LENGTH + 8;
         for (int i = 0; i < unsupported; i++) {
             int nul = indexOfNul(hold, p, held);
             if (nul < 0) {
@@ -632,12 +640,13 @@ final class BackendFilter {
             return;
         }
         byte[] options = theirs.toByteArray();
-        byte[] out = new byte[13 + options.length];
+        // Version, option count, options: the body of NegotiateProtocolVersion.
+        byte[] out = new byte[MESSAGE_HEADER_LENGTH + 8 + options.length];
         out[0] = NEGOTIATE_PROTOCOL_VERSION;
         writeInt(out, 1, out.length - 1);
-        writeInt(out, 5, (3 << 16) | seen);
-        writeInt(out, 9, theirCount);
-        System.arraycopy(options, 0, out, 13, options.length);
+        writeInt(out, MESSAGE_HEADER_LENGTH, (PROTOCOL_MAJOR << 16) | seen);
+        writeInt(out, MESSAGE_HEADER_LENGTH + 4, theirCount);
+        System.arraycopy(options, 0, out, MESSAGE_HEADER_LENGTH + 8, options.length);
         emit(out);
     }
 
@@ -656,7 +665,7 @@ final class BackendFilter {
     }
 
     private byte[] header() {
-        byte[] h = new byte[5];
+        byte[] h = new byte[MESSAGE_HEADER_LENGTH];
         h[0] = type;
         writeInt(h, 1, length);
         return h;
@@ -668,47 +677,10 @@ final class BackendFilter {
         }
     }
 
-    /**
-     * The largest legal length word for a backend message type, or -1 for a type PostgreSQL never sends.
-     */
-    static int maxLength(byte t) {
-        return switch (t) {
-            case '1', '2', '3', 'n', 's', 'c', 'I', 'g' -> 4;
-            case 'Z' -> 5;
-            case 'K' -> 4 + 4 + 256;
-            case 'v' -> HOLD_MAX;
-            case 'D', 'd', 'V', 'R', 'S', 'E', 'N', 'A', 'C', 'T', 't', 'G', 'H', 'W' -> MAX_LENGTH;
-            default -> -1;
-        };
-    }
-
-    static int readInt(byte[] b, int at) {
-        return ((b[at] & 0xff) << 24) | ((b[at + 1] & 0xff) << 16) | ((b[at + 2] & 0xff) << 8) | (b[at + 3] & 0xff);
-    }
-
-    static void writeInt(byte[] b, int at, int v) {
-        b[at] = (byte) (v >>> 24);
-        b[at + 1] = (byte) (v >>> 16);
-        b[at + 2] = (byte) (v >>> 8);
-        b[at + 3] = (byte) v;
-    }
-
-    static int indexOfNul(byte[] b, int from, int to) {
-        for (int i = from; i < to; i++) {
-            if (b[i] == 0) {
-                return i;
-            }
-        }
-        return -1;
-    }
-
     private static byte[] copyOf(byte[] b, int n) {
         byte[] c = new byte[n];
         System.arraycopy(b, 0, c, 0, n);
         return c;
     }
 
-    private static String printable(byte t) {
-        return t >= 0x20 && t < 0x7f ? String.valueOf((char) t) : String.format("0x%02x", t & 0xff);
-    }
 }

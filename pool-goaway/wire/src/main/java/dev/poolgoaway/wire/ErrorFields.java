@@ -20,7 +20,7 @@ record ErrorFields(String severity, String sqlState, String message, String deta
         int p = from;
         while (p < to && b[p] != 0) {
             byte code = b[p++];
-            int nul = BackendFilter.indexOfNul(b, p, to);
+            int nul = Protocol.indexOfNul(b, p, to);
             int end = nul < 0 ? to : nul;
             String value = new String(b, p, end - p, StandardCharsets.UTF_8);
             switch (code) {

@@ -8,11 +8,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketAddress;
-import java.net.SocketException;
-import java.net.SocketOption;
-import java.nio.channels.SocketChannel;
 import java.time.Clock;
-import java.util.Set;
 
 import javax.net.SocketFactory;
 
@@ -23,7 +19,7 @@ import javax.net.SocketFactory;
  * <p>When the connection turns to TLS (the server answered 'S'), this layer passes the encrypted bytes through and
  * {@link FilteringSslSocket} on top of it does the filtering, recording into the same {@link ConnectionSignals}.
  */
-final class FilteringSocket extends Socket implements SignalSource {
+final class FilteringSocket extends DelegatingSocket implements SignalSource {
 
     private final SocketFactory factory;
     private volatile Socket inner;
@@ -144,12 +140,12 @@ final class FilteringSocket extends Socket implements SignalSource {
         return out;
     }
 
-    // ---- plain delegation ---------------------------------------------------------------------------------
-
     @Override
-    public void connect(SocketAddress endpoint) throws IOException {
-        inner.connect(endpoint);
+    protected Socket delegate() {
+        return inner;
     }
+
+    // ---- what the delegation base does not just hand on ----------------------------------------
 
     @Override
     public void connect(SocketAddress endpoint, int timeout) throws IOException {
@@ -164,199 +160,12 @@ final class FilteringSocket extends Socket implements SignalSource {
     }
 
     @Override
-    public InetAddress getInetAddress() {
-        return inner.getInetAddress();
-    }
-
-    @Override
-    public InetAddress getLocalAddress() {
-        return inner.getLocalAddress();
-    }
-
-    @Override
-    public int getPort() {
-        return inner.getPort();
-    }
-
-    @Override
-    public int getLocalPort() {
-        return inner.getLocalPort();
-    }
-
-    @Override
-    public SocketAddress getRemoteSocketAddress() {
-        return inner.getRemoteSocketAddress();
-    }
-
-    @Override
-    public SocketAddress getLocalSocketAddress() {
-        return inner.getLocalSocketAddress();
-    }
-
-    @Override
-    public SocketChannel getChannel() {
-        // A channel would bypass the filters.
-        return null;
-    }
-
-    @Override
-    public void setTcpNoDelay(boolean on) throws SocketException {
-        inner.setTcpNoDelay(on);
-    }
-
-    @Override
-    public boolean getTcpNoDelay() throws SocketException {
-        return inner.getTcpNoDelay();
-    }
-
-    @Override
-    public void setSoLinger(boolean on, int linger) throws SocketException {
-        inner.setSoLinger(on, linger);
-    }
-
-    @Override
-    public int getSoLinger() throws SocketException {
-        return inner.getSoLinger();
-    }
-
-    @Override
-    public void sendUrgentData(int data) throws IOException {
-        inner.sendUrgentData(data);
-    }
-
-    @Override
-    public void setOOBInline(boolean on) throws SocketException {
-        inner.setOOBInline(on);
-    }
-
-    @Override
-    public boolean getOOBInline() throws SocketException {
-        return inner.getOOBInline();
-    }
-
-    @Override
-    public void setSoTimeout(int timeout) throws SocketException {
-        inner.setSoTimeout(timeout);
-    }
-
-    @Override
-    public int getSoTimeout() throws SocketException {
-        return inner.getSoTimeout();
-    }
-
-    @Override
-    public void setSendBufferSize(int size) throws SocketException {
-        inner.setSendBufferSize(size);
-    }
-
-    @Override
-    public int getSendBufferSize() throws SocketException {
-        return inner.getSendBufferSize();
-    }
-
-    @Override
-    public void setReceiveBufferSize(int size) throws SocketException {
-        inner.setReceiveBufferSize(size);
-    }
-
-    @Override
-    public int getReceiveBufferSize() throws SocketException {
-        return inner.getReceiveBufferSize();
-    }
-
-    @Override
-    public void setKeepAlive(boolean on) throws SocketException {
-        inner.setKeepAlive(on);
-    }
-
-    @Override
-    public boolean getKeepAlive() throws SocketException {
-        return inner.getKeepAlive();
-    }
-
-    @Override
-    public void setTrafficClass(int tc) throws SocketException {
-        inner.setTrafficClass(tc);
-    }
-
-    @Override
-    public int getTrafficClass() throws SocketException {
-        return inner.getTrafficClass();
-    }
-
-    @Override
-    public void setReuseAddress(boolean on) throws SocketException {
-        inner.setReuseAddress(on);
-    }
-
-    @Override
-    public boolean getReuseAddress() throws SocketException {
-        return inner.getReuseAddress();
-    }
-
-    @Override
     public void close() throws IOException {
         if (group != null) {
             PgGoAway.leaveGroup(group, signals);
         }
         signals.socketClosed();
         inner.close();
-    }
-
-    @Override
-    public void shutdownInput() throws IOException {
-        inner.shutdownInput();
-    }
-
-    @Override
-    public void shutdownOutput() throws IOException {
-        inner.shutdownOutput();
-    }
-
-    @Override
-    public boolean isConnected() {
-        return inner.isConnected();
-    }
-
-    @Override
-    public boolean isBound() {
-        return inner.isBound();
-    }
-
-    @Override
-    public boolean isClosed() {
-        return inner.isClosed();
-    }
-
-    @Override
-    public boolean isInputShutdown() {
-        return inner.isInputShutdown();
-    }
-
-    @Override
-    public boolean isOutputShutdown() {
-        return inner.isOutputShutdown();
-    }
-
-    @Override
-    public void setPerformancePreferences(int connectionTime, int latency, int bandwidth) {
-        inner.setPerformancePreferences(connectionTime, latency, bandwidth);
-    }
-
-    @Override
-    public <T> Socket setOption(SocketOption<T> name, T value) throws IOException {
-        inner.setOption(name, value);
-        return this;
-    }
-
-    @Override
-    public <T> T getOption(SocketOption<T> name) throws IOException {
-        return inner.getOption(name);
-    }
-
-    @Override
-    public Set<SocketOption<?>> supportedOptions() {
-        return inner.supportedOptions();
     }
 
     @Override

@@ -3,24 +3,15 @@ package dev.poolgoaway.wire;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
 import java.net.Socket;
-import java.net.SocketAddress;
 import java.net.SocketException;
-import java.net.SocketOption;
 import java.net.SocketTimeoutException;
-import java.nio.channels.SocketChannel;
 import java.security.cert.Certificate;
 import java.util.Arrays;
-import java.util.List;
-import java.util.Set;
-import java.util.function.BiFunction;
 
-import javax.net.ssl.HandshakeCompletedListener;
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
 import javax.net.ssl.SSLPeerUnverifiedException;
-import javax.net.ssl.SSLSession;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.SSLSocketFactory;
 
@@ -29,13 +20,19 @@ import javax.net.ssl.SSLSocketFactory;
  * the wire layer's filters on its plaintext streams. Handshake, session (SCRAM channel binding reads the server
  * certificate from it) and hostname verification are the delegate's, untouched.
  */
-final class FilteringSslSocket extends SSLSocket implements SignalSource, BackendInputStream.EncryptedTransport {
+final class FilteringSslSocket extends DelegatingSslSocket
+        implements SignalSource, BackendInputStream.EncryptedTransport {
 
     /** How long an idle poll may wait for the rest of a TLS record that has begun to arrive. */
     static final int POLL_READ_MILLIS = 5;
 
-    /** SSLRequest: length 8, code 80877103. */
-    private static final byte[] SSL_REQUEST = {0, 0, 0, 8, 0x04, (byte) 0xd2, 0x16, 0x2f};
+    /** SSLRequest: the request header alone. */
+    private static final byte[] SSL_REQUEST = new byte[Protocol.REQUEST_HEADER_LENGTH];
+
+    static {
+        Protocol.writeInt(SSL_REQUEST, 0, SSL_REQUEST.length);
+        Protocol.writeInt(SSL_REQUEST, 4, Protocol.SSL_REQUEST_CODE);
+    }
 
     /** Runs after a successful handshake: reports what the delegate factory deferred (client key problems). */
     interface HandshakeCheck {
@@ -124,7 +121,7 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
             request.write(SSL_REQUEST);
             request.flush();
             int answer = plain.getInputStream().read();
-            if (answer != 'S') {
+            if (answer != Protocol.ANSWER_TLS) {
                 throw new SSLException(host + ":" + port + " no longer offers TLS (answered SSLRequest with "
                         + answer + ") on reconnect");
             }
@@ -178,214 +175,12 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         handshakeCheck.afterHandshake();
     }
 
-    // ---- TLS delegation -----------------------------------------------------------------------------------
-
     @Override
-    public String[] getSupportedCipherSuites() {
-        return inner.getSupportedCipherSuites();
+    protected SSLSocket delegate() {
+        return inner;
     }
 
-    @Override
-    public String[] getEnabledCipherSuites() {
-        return inner.getEnabledCipherSuites();
-    }
-
-    @Override
-    public void setEnabledCipherSuites(String[] suites) {
-        inner.setEnabledCipherSuites(suites);
-    }
-
-    @Override
-    public String[] getSupportedProtocols() {
-        return inner.getSupportedProtocols();
-    }
-
-    @Override
-    public String[] getEnabledProtocols() {
-        return inner.getEnabledProtocols();
-    }
-
-    @Override
-    public void setEnabledProtocols(String[] protocols) {
-        inner.setEnabledProtocols(protocols);
-    }
-
-    @Override
-    public SSLSession getSession() {
-        return inner.getSession();
-    }
-
-    @Override
-    public SSLSession getHandshakeSession() {
-        return inner.getHandshakeSession();
-    }
-
-    @Override
-    public void addHandshakeCompletedListener(HandshakeCompletedListener listener) {
-        inner.addHandshakeCompletedListener(listener);
-    }
-
-    @Override
-    public void removeHandshakeCompletedListener(HandshakeCompletedListener listener) {
-        inner.removeHandshakeCompletedListener(listener);
-    }
-
-    @Override
-    public void setUseClientMode(boolean mode) {
-        inner.setUseClientMode(mode);
-    }
-
-    @Override
-    public boolean getUseClientMode() {
-        return inner.getUseClientMode();
-    }
-
-    @Override
-    public void setNeedClientAuth(boolean need) {
-        inner.setNeedClientAuth(need);
-    }
-
-    @Override
-    public boolean getNeedClientAuth() {
-        return inner.getNeedClientAuth();
-    }
-
-    @Override
-    public void setWantClientAuth(boolean want) {
-        inner.setWantClientAuth(want);
-    }
-
-    @Override
-    public boolean getWantClientAuth() {
-        return inner.getWantClientAuth();
-    }
-
-    @Override
-    public void setEnableSessionCreation(boolean flag) {
-        inner.setEnableSessionCreation(flag);
-    }
-
-    @Override
-    public boolean getEnableSessionCreation() {
-        return inner.getEnableSessionCreation();
-    }
-
-    @Override
-    public SSLParameters getSSLParameters() {
-        return inner.getSSLParameters();
-    }
-
-    @Override
-    public void setSSLParameters(SSLParameters params) {
-        inner.setSSLParameters(params);
-    }
-
-    @Override
-    public String getApplicationProtocol() {
-        return inner.getApplicationProtocol();
-    }
-
-    @Override
-    public String getHandshakeApplicationProtocol() {
-        return inner.getHandshakeApplicationProtocol();
-    }
-
-    @Override
-    public void setHandshakeApplicationProtocolSelector(BiFunction<SSLSocket, List<String>, String> selector) {
-        inner.setHandshakeApplicationProtocolSelector(selector);
-    }
-
-    @Override
-    public BiFunction<SSLSocket, List<String>, String> getHandshakeApplicationProtocolSelector() {
-        return inner.getHandshakeApplicationProtocolSelector();
-    }
-
-    // ---- socket delegation --------------------------------------------------------------------------------
-
-    @Override
-    public void connect(SocketAddress endpoint) throws IOException {
-        inner.connect(endpoint);
-    }
-
-    @Override
-    public void connect(SocketAddress endpoint, int timeout) throws IOException {
-        inner.connect(endpoint, timeout);
-    }
-
-    @Override
-    public void bind(SocketAddress bindpoint) throws IOException {
-        inner.bind(bindpoint);
-    }
-
-    @Override
-    public InetAddress getInetAddress() {
-        return inner.getInetAddress();
-    }
-
-    @Override
-    public InetAddress getLocalAddress() {
-        return inner.getLocalAddress();
-    }
-
-    @Override
-    public int getPort() {
-        return inner.getPort();
-    }
-
-    @Override
-    public int getLocalPort() {
-        return inner.getLocalPort();
-    }
-
-    @Override
-    public SocketAddress getRemoteSocketAddress() {
-        return inner.getRemoteSocketAddress();
-    }
-
-    @Override
-    public SocketAddress getLocalSocketAddress() {
-        return inner.getLocalSocketAddress();
-    }
-
-    @Override
-    public SocketChannel getChannel() {
-        return null;
-    }
-
-    @Override
-    public void setTcpNoDelay(boolean on) throws SocketException {
-        inner.setTcpNoDelay(on);
-    }
-
-    @Override
-    public boolean getTcpNoDelay() throws SocketException {
-        return inner.getTcpNoDelay();
-    }
-
-    @Override
-    public void setSoLinger(boolean on, int linger) throws SocketException {
-        inner.setSoLinger(on, linger);
-    }
-
-    @Override
-    public int getSoLinger() throws SocketException {
-        return inner.getSoLinger();
-    }
-
-    @Override
-    public void sendUrgentData(int data) throws IOException {
-        inner.sendUrgentData(data);
-    }
-
-    @Override
-    public void setOOBInline(boolean on) throws SocketException {
-        inner.setOOBInline(on);
-    }
-
-    @Override
-    public boolean getOOBInline() throws SocketException {
-        return inner.getOOBInline();
-    }
+    // ---- what the delegation base does not just hand on ----------------------------------------
 
     @Override
     public void setSoTimeout(int timeout) throws SocketException {
@@ -405,117 +200,6 @@ final class FilteringSslSocket extends SSLSocket implements SignalSource, Backen
         synchronized (timeoutLock) {
             return soTimeout;
         }
-    }
-
-    @Override
-    public void setSendBufferSize(int size) throws SocketException {
-        inner.setSendBufferSize(size);
-    }
-
-    @Override
-    public int getSendBufferSize() throws SocketException {
-        return inner.getSendBufferSize();
-    }
-
-    @Override
-    public void setReceiveBufferSize(int size) throws SocketException {
-        inner.setReceiveBufferSize(size);
-    }
-
-    @Override
-    public int getReceiveBufferSize() throws SocketException {
-        return inner.getReceiveBufferSize();
-    }
-
-    @Override
-    public void setKeepAlive(boolean on) throws SocketException {
-        inner.setKeepAlive(on);
-    }
-
-    @Override
-    public boolean getKeepAlive() throws SocketException {
-        return inner.getKeepAlive();
-    }
-
-    @Override
-    public void setTrafficClass(int tc) throws SocketException {
-        inner.setTrafficClass(tc);
-    }
-
-    @Override
-    public int getTrafficClass() throws SocketException {
-        return inner.getTrafficClass();
-    }
-
-    @Override
-    public void setReuseAddress(boolean on) throws SocketException {
-        inner.setReuseAddress(on);
-    }
-
-    @Override
-    public boolean getReuseAddress() throws SocketException {
-        return inner.getReuseAddress();
-    }
-
-    @Override
-    public void close() throws IOException {
-        inner.close();
-    }
-
-    @Override
-    public void shutdownInput() throws IOException {
-        inner.shutdownInput();
-    }
-
-    @Override
-    public void shutdownOutput() throws IOException {
-        inner.shutdownOutput();
-    }
-
-    @Override
-    public boolean isConnected() {
-        return inner.isConnected();
-    }
-
-    @Override
-    public boolean isBound() {
-        return inner.isBound();
-    }
-
-    @Override
-    public boolean isClosed() {
-        return inner.isClosed();
-    }
-
-    @Override
-    public boolean isInputShutdown() {
-        return inner.isInputShutdown();
-    }
-
-    @Override
-    public boolean isOutputShutdown() {
-        return inner.isOutputShutdown();
-    }
-
-    @Override
-    public void setPerformancePreferences(int connectionTime, int latency, int bandwidth) {
-        inner.setPerformancePreferences(connectionTime, latency, bandwidth);
-    }
-
-    @Override
-    public <T> Socket setOption(SocketOption<T> name, T value) throws IOException {
-        inner.setOption(name, value);
-        return this;
-    }
-
-    @Override
-    public <T> T getOption(SocketOption<T> name) throws IOException {
-        return inner.getOption(name);
-    }
-
-    @Override
-    public Set<SocketOption<?>> supportedOptions() {
-        return inner.supportedOptions();
     }
 
     @Override

@@ -1,5 +1,16 @@
 package dev.poolgoaway.wire;
 
+import static dev.poolgoaway.wire.Protocol.CANCEL_REQUEST_CODE;
+import static dev.poolgoaway.wire.Protocol.DIRECT_TLS_FIRST_BYTE;
+import static dev.poolgoaway.wire.Protocol.GSSENC_REQUEST_CODE;
+import static dev.poolgoaway.wire.Protocol.MAX_STARTUP_LENGTH;
+import static dev.poolgoaway.wire.Protocol.PROTOCOL_MAJOR;
+import static dev.poolgoaway.wire.Protocol.REQUEST_HEADER_LENGTH;
+import static dev.poolgoaway.wire.Protocol.SSL_REQUEST_CODE;
+import static dev.poolgoaway.wire.Protocol.indexOfNul;
+import static dev.poolgoaway.wire.Protocol.readInt;
+import static dev.poolgoaway.wire.Protocol.writeInt;
+
 import java.io.IOException;
 import java.io.OutputStream;
 import java.nio.charset.StandardCharsets;
@@ -18,15 +29,8 @@ import java.util.Objects;
  */
 final class FrontendOutputStream extends OutputStream {
 
-    static final int SSL_REQUEST_CODE = 80877103;
-    static final int GSSENC_REQUEST_CODE = 80877104;
-    static final int CANCEL_REQUEST_CODE = 80877102;
     /** A CancelRequest with a 4-byte key: length, code, process id, key. */
-    private static final int SHORT_CANCEL_LENGTH = 16;
-    private static final int PROTOCOL_MAJOR = 3;
-    /** PostgreSQL's own limit on a StartupMessage (MAX_STARTUP_PACKET_LENGTH); larger ones it refuses. */
-    static final int MAX_STARTUP_LENGTH = 10_000;
-    private static final int DIRECT_TLS_FIRST_BYTE = 0x16;
+    private static final int SHORT_CANCEL_LENGTH = REQUEST_HEADER_LENGTH + 4 + CancelKeys.SHORT_KEY_LENGTH;
 
     private enum State { HEADER, STARTUP_BODY, CANCEL_BODY, PASS }
 
@@ -34,8 +38,8 @@ final class FrontendOutputStream extends OutputStream {
     private final BackendFilter backend;
     private final ProtocolUpgrade upgrade;
     private final String peer;
-    private final byte[] header = new byte[8];
-    private final byte[] cancel = new byte[8];
+    private final byte[] header = new byte[REQUEST_HEADER_LENGTH];
+    private final byte[] cancel = new byte[SHORT_CANCEL_LENGTH - REQUEST_HEADER_LENGTH];
     private int cancelBytes;
     private final byte[] single = new byte[1];
     private int headerBytes;
@@ -135,8 +139,8 @@ final class FrontendOutputStream extends OutputStream {
 
     /** A complete request header: length word and code. */
     private void request() throws IOException {
-        int length = BackendFilter.readInt(header, 0);
-        int code = BackendFilter.readInt(header, 4);
+        int length = readInt(header, 0);
+        int code = readInt(header, 4);
         headerBytes = 0;
         if (code == SSL_REQUEST_CODE || code == GSSENC_REQUEST_CODE) {
             backend.expectAnswer();
@@ -176,7 +180,7 @@ final class FrontendOutputStream extends OutputStream {
         // pgjdbc's parameters end with an extra NUL; one that lacks it, or names the extension itself, is not ours
         // to add to.
         boolean wellFormed = startupCopy[startupCopy.length - 1] == 0;
-        ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, BackendFilter.readInt(startupCopy, 4) & 0xffff,
+        ProtocolUpgrade.Attempt attempt = upgrade.begin(peer, readInt(startupCopy, 4) & 0xffff,
                 wellFormed && !names(startupCopy, request.extension()), request);
         byte[] sent = startupCopy;
         String extension = attempt.extension();
@@ -185,11 +189,11 @@ final class FrontendOutputStream extends OutputStream {
             sent = new byte[startupCopy.length + parameter.length];
             System.arraycopy(startupCopy, 0, sent, 0, startupCopy.length - 1);
             System.arraycopy(parameter, 0, sent, startupCopy.length - 1, parameter.length);
-            BackendFilter.writeInt(sent, 0, sent.length);
+            writeInt(sent, 0, sent.length);
         } else {
             sent = startupCopy.clone();
         }
-        BackendFilter.writeInt(sent, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
+        writeInt(sent, 4, (PROTOCOL_MAJOR << 16) | attempt.sentMinor());
         backend.startupSent(attempt);
         out.write(sent);
     }
@@ -197,15 +201,15 @@ final class FrontendOutputStream extends OutputStream {
     /** @return true if a StartupMessage's parameters name {@code parameter} */
     static boolean names(byte[] startup, String parameter) {
         byte[] name = parameter.getBytes(StandardCharsets.UTF_8);
-        for (int p = 8; p < startup.length && startup[p] != 0; ) {
-            int end = BackendFilter.indexOfNul(startup, p, startup.length);
+        for (int p = REQUEST_HEADER_LENGTH; p < startup.length && startup[p] != 0; ) {
+            int end = indexOfNul(startup, p, startup.length);
             if (end < 0) {
                 return false;
             }
             if (Arrays.equals(startup, p, end, name, 0, name.length)) {
                 return true;
             }
-            int valueEnd = BackendFilter.indexOfNul(startup, end + 1, startup.length);
+            int valueEnd = indexOfNul(startup, end + 1, startup.length);
             if (valueEnd < 0) {
                 return false;
             }
@@ -220,7 +224,7 @@ final class FrontendOutputStream extends OutputStream {
      */
     private void cancelRequest() throws IOException {
         state = State.PASS;
-        byte[] realKey = CancelKeys.realKey(BackendFilter.readInt(cancel, 0), BackendFilter.readInt(cancel, 4));
+        byte[] realKey = CancelKeys.realKey(readInt(cancel, 0), readInt(cancel, 4));
         if (realKey == null) {
             byte[] request = new byte[header.length + cancel.length];
             System.arraycopy(header, 0, request, 0, header.length);
@@ -228,11 +232,11 @@ final class FrontendOutputStream extends OutputStream {
             out.write(request);
             return;
         }
-        byte[] request = new byte[12 + realKey.length];
-        BackendFilter.writeInt(request, 0, request.length);
-        BackendFilter.writeInt(request, 4, CANCEL_REQUEST_CODE);
-        System.arraycopy(cancel, 0, request, 8, 4);
-        System.arraycopy(realKey, 0, request, 12, realKey.length);
+        byte[] request = new byte[REQUEST_HEADER_LENGTH + 4 + realKey.length];
+        writeInt(request, 0, request.length);
+        writeInt(request, 4, CANCEL_REQUEST_CODE);
+        System.arraycopy(cancel, 0, request, REQUEST_HEADER_LENGTH, 4);
+        System.arraycopy(realKey, 0, request, REQUEST_HEADER_LENGTH + 4, realKey.length);
         out.write(request);
     }
 

@@ -62,8 +62,8 @@ record GoAwayRequest(Mode mode, String extension, String extensionValue) {
         try {
             m = Mode.valueOf(mode.toUpperCase(Locale.ROOT));
         } catch (IllegalArgumentException e) {
-            throw new IllegalArgumentException(MODE_PROPERTY + "=" + mode + ": expected both, protocol, extension or off",
-                    e);
+            throw new IllegalArgumentException(MODE_PROPERTY + "=" + mode
+                    + ": expected both, protocol, extension or off", e);
         }
         String extension = props.getProperty(EXTENSION_PROPERTY, DEFAULT_EXTENSION).trim();
         if (!extension.startsWith("_pq_.") || extension.length() == "_pq_.".length() || extension.indexOf('\0') >= 0) {

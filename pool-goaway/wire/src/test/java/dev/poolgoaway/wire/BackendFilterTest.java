@@ -127,8 +127,9 @@ class BackendFilterTest {
         Object[][] cases = {
             // mode, the server's first reply (none: it accepts all it was sent), the grant
             {"both", new byte[0], GoAwayGrant.PROTOCOL_3_3},
-            {"both", Messages.stream().negotiate(3, "_pq_.goaway").bytes(), GoAwayGrant.PROTOCOL_3_3},  // the 2025 patch
-            {"both", Messages.stream().negotiate(2).bytes(), GoAwayGrant.EXTENSION},                    // the 2026 draft
+            // the 2025 patch, then the 2026 draft
+            {"both", Messages.stream().negotiate(3, "_pq_.goaway").bytes(), GoAwayGrant.PROTOCOL_3_3},
+            {"both", Messages.stream().negotiate(2).bytes(), GoAwayGrant.EXTENSION},
             {"both", Messages.stream().negotiate(2, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 18
             {"both", Messages.stream().negotiate(0, "_pq_.goaway").bytes(), GoAwayGrant.NONE},          // PostgreSQL 17
             {"protocol", new byte[0], GoAwayGrant.PROTOCOL_3_3},
@@ -317,7 +318,7 @@ class BackendFilterTest {
     }
 
     private static int readInt(byte[] b, int at) {
-        return BackendFilter.readInt(b, at);
+        return Protocol.readInt(b, at);
     }
 
     @Test

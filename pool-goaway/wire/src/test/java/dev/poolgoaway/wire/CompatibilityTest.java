@@ -60,11 +60,12 @@ class CompatibilityTest {
     }
 
     @ParameterizedTest(name = "{0}, sslmode={1}")
-    @CsvSource({"PGBOUNCER, disable", "PGBOUNCER, prefer", "PGPOOL, disable", "PGPOOL, prefer"})
+    @CsvSource({"PGBOUNCER, disable", "PGBOUNCER, prefer", "PGBOUNCER, require", "PGPOOL, disable", "PGPOOL, prefer",
+        "PGPOOL, require"})
     void aPoolerThatFailsOnTheRaisedRequestCostsNoConnection(Pooler.Kind kind, String sslmode) throws Exception {
         Optional<String> missing = Pooler.missing(kind);
         assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
-        try (Pooler pooler = Pooler.start(kind, pg.upstream, "prefer".equals(sslmode))) {
+        try (Pooler pooler = Pooler.start(kind, pg.upstream, !"disable".equals(sslmode))) {
             Session plain;
             try (Connection c = plainPgjdbc(pooler, sslmode)) {
                 plain = session(c);

@@ -37,4 +37,13 @@ final class DocExamples {
         signals.goAwayReceived();        // libpq's PQgoAwayReceived()
         // end::signals[]
     }
+
+    static Properties draft() {
+        // tag::draft[]
+        Properties props = new Properties();
+        props.setProperty(PgGoAway.GOAWAY_REQUEST, "extension");   // a server built from the 2026 drafts
+        PgGoAway.install(props);
+        // end::draft[]
+        return props;
+    }
 }

@@ -17,8 +17,8 @@ class FrontendOutputStreamTest {
 
     private static byte[] request(int code, byte[] body) {
         byte[] b = new byte[8 + body.length];
-        BackendFilter.writeInt(b, 0, b.length);
-        BackendFilter.writeInt(b, 4, code);
+        Protocol.writeInt(b, 0, b.length);
+        Protocol.writeInt(b, 4, code);
         System.arraycopy(body, 0, b, 8, body.length);
         return b;
     }
@@ -33,7 +33,7 @@ class FrontendOutputStreamTest {
                 ""));
     }
 
-    private static final byte[] SSL_REQUEST = request(FrontendOutputStream.SSL_REQUEST_CODE, new byte[0]);
+    private static final byte[] SSL_REQUEST = request(Protocol.SSL_REQUEST_CODE, new byte[0]);
     private static final byte[] QUERY = Messages.stream().msg('Q', Messages.cstrings("select 1")).bytes();
 
     /** A client stream to peer {@code p} that has never seen it. */
@@ -122,12 +122,12 @@ class FrontendOutputStreamTest {
         int standIn = CancelKeys.standIn(pid, realKey);
         try {
             byte[] body = new byte[8];
-            BackendFilter.writeInt(body, 0, pid);
-            BackendFilter.writeInt(body, 4, standIn);
-            byte[] in = request(FrontendOutputStream.CANCEL_REQUEST_CODE, body);
+            Protocol.writeInt(body, 0, pid);
+            Protocol.writeInt(body, 4, standIn);
+            byte[] in = request(Protocol.CANCEL_REQUEST_CODE, body);
             byte[] pidBytes = new byte[4];
-            BackendFilter.writeInt(pidBytes, 0, pid);
-            byte[] expected = request(FrontendOutputStream.CANCEL_REQUEST_CODE, Messages.concat(pidBytes, realKey));
+            Protocol.writeInt(pidBytes, 0, pid);
+            byte[] expected = request(Protocol.CANCEL_REQUEST_CODE, Messages.concat(pidBytes, realKey));
             for (int split = 0; split <= in.length; split++) {
                 ByteArrayOutputStream sink = new ByteArrayOutputStream();
                 BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");

@@ -37,7 +37,7 @@ final class Messages {
 
     Messages backendKeyData(int pid, int keyLength) {
         byte[] body = new byte[4 + keyLength];
-        BackendFilter.writeInt(body, 0, pid);
+        Protocol.writeInt(body, 0, pid);
         return msg('K', body);
     }
 
@@ -49,8 +49,8 @@ final class Messages {
 
     Messages negotiate(int minor, String... unsupported) {
         byte[] head = new byte[8];
-        BackendFilter.writeInt(head, 0, (3 << 16) | minor);
-        BackendFilter.writeInt(head, 4, unsupported.length);
+        Protocol.writeInt(head, 0, (3 << 16) | minor);
+        Protocol.writeInt(head, 4, unsupported.length);
         return msg('v', concat(head, cstrings(unsupported)));
     }
 
@@ -69,7 +69,7 @@ final class Messages {
 
     private void writeInt(int v) {
         byte[] b = new byte[4];
-        BackendFilter.writeInt(b, 0, v);
+        Protocol.writeInt(b, 0, v);
         out.writeBytes(b);
     }
 

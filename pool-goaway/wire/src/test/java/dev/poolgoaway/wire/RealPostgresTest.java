@@ -184,7 +184,7 @@ class RealPostgresTest {
             assertEquals(1, queryInt(c, "select 1"), "the connection still works after the cancel");
         }
         if (pgjdbcKey.length == 4) {
-            assertNull(CancelKeys.realKey(pid, BackendFilter.readInt(pgjdbcKey, 0)),
+            assertNull(CancelKeys.realKey(pid, Protocol.readInt(pgjdbcKey, 0)),
                     "a closed connection's stand-in is forgotten");
         }
     }

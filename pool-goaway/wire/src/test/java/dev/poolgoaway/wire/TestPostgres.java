@@ -46,6 +46,22 @@ final class TestPostgres {
         return upstream.port();
     }
 
+    /**
+     * @param tls verify-full against this server's CA, or no TLS
+     * @return pgjdbc properties for user {@code postgres}, without the wire layer
+     */
+    Properties clientProperties(boolean tls) {
+        Properties p = new Properties();
+        p.setProperty("user", "postgres");
+        if (tls) {
+            p.setProperty("sslmode", "verify-full");
+            p.setProperty("sslrootcert", rootCert.toString());
+        } else {
+            p.setProperty("sslmode", "disable");
+        }
+        return p;
+    }
+
     String url(String host) {
         return "jdbc:postgresql://" + host + ":" + port() + "/" + upstream.database();
     }

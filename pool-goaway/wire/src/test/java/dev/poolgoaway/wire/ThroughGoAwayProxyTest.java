@@ -11,7 +11,6 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
-import java.util.Properties;
 
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -40,15 +39,7 @@ class ThroughGoAwayProxyTest {
     private Connection connect(boolean tls) throws Exception {
         proxy = proxy != null ? proxy : GoAwayProxy.builder().upstream("localhost", pg.port())
                 .tls(TestCertificates.get().serverContext()).start();
-        Properties p = new Properties();
-        p.setProperty("user", "postgres");
-        if (tls) {
-            p.setProperty("sslmode", "verify-full");
-            p.setProperty("sslrootcert", pg.rootCert.toString());
-        } else {
-            p.setProperty("sslmode", "disable");
-        }
-        return DriverManager.getConnection(proxy.jdbcUrl("postgres"), PgGoAway.install(p));
+        return DriverManager.getConnection(proxy.jdbcUrl("postgres"), PgGoAway.install(pg.clientProperties(tls)));
     }
 
     private static int selectOne(Connection c) throws SQLException {

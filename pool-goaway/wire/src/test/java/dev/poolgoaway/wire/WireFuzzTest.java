@@ -161,7 +161,7 @@ class WireFuzzTest {
         public byte[] apply(byte[] in) {
             byte[] out = in.clone();
             if (out.length >= 5) {
-                BackendFilter.writeInt(out, 1 + index(at, out.length - 4), value);
+                Protocol.writeInt(out, 1 + index(at, out.length - 4), value);
             }
             return out;
         }
@@ -182,7 +182,7 @@ class WireFuzzTest {
         Arbitrary<Double> at = Arbitraries.doubles().between(0, 1);
         Arbitrary<Integer> lengths = Arbitraries.oneOf(
                 Arbitraries.of(-1, -16, Integer.MIN_VALUE, 0, 3, 4, 5, 6, 264, 265, 8192, 8193, Integer.MAX_VALUE,
-                        BackendFilter.MAX_LENGTH, BackendFilter.MAX_LENGTH + 1, 0x4000_0000),
+                        Protocol.MAX_LENGTH, Protocol.MAX_LENGTH + 1, 0x4000_0000),
                 Arbitraries.integers());
         Arbitrary<Mutation> one = Arbitraries.oneOf(
                 Combinators.combine(at, Arbitraries.integers().between(0, 7)).as(Flip::new),
@@ -210,7 +210,7 @@ class WireFuzzTest {
                 expected.writeBytes(m.bytes());
             }
             if (m.bytes()[0] == 'K') {
-                pid = BackendFilter.readInt(m.bytes(), 5);
+                pid = Protocol.readInt(m.bytes(), 5);
             }
         }
         ConnectionSignals signals = new ConnectionSignals(Clock.systemUTC());
@@ -319,9 +319,9 @@ class WireFuzzTest {
         ByteArrayOutputStream out = new ByteArrayOutputStream();
         boolean ready = false;
         for (int p = 0; p < framed.length; ) {
-            int length = BackendFilter.readInt(framed, p + 1);
+            int length = Protocol.readInt(framed, p + 1);
             if (framed[p] == 'K' && !ready && length >= 8) {
-                byte[] k = Messages.stream().backendKeyData(BackendFilter.readInt(framed, p + 5), 4).bytes();
+                byte[] k = Messages.stream().backendKeyData(Protocol.readInt(framed, p + 5), 4).bytes();
                 out.writeBytes(k);
             } else {
                 out.write(framed, p, 1 + length);
@@ -343,8 +343,8 @@ class WireFuzzTest {
                         Arbitraries.strings().withCharRange('_', 'z').ofMaxLength(12).list().ofMaxSize(3))
                 .as((minor, major, countDelta, options) -> {
                     byte[] head = new byte[8];
-                    BackendFilter.writeInt(head, 0, (major << 16) | minor);
-                    BackendFilter.writeInt(head, 4, options.size() + (countDelta == 3 ? 0 : countDelta));
+                    Protocol.writeInt(head, 0, (major << 16) | minor);
+                    Protocol.writeInt(head, 4, options.size() + (countDelta == 3 ? 0 : countDelta));
                     return Messages.stream().msg('v', Messages.concat(head,
                             Messages.cstrings(options.toArray(String[]::new)))).bytes();
                 });
@@ -366,7 +366,7 @@ class WireFuzzTest {
         assertTrue(threads.isThreadAllocatedMemorySupported(), "this JVM cannot count allocations");
         byte[] header = new byte[5];
         header[0] = (byte) type;
-        BackendFilter.writeInt(header, 1, declared);
+        Protocol.writeInt(header, 1, declared);
         BackendFilter filter = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), PEER);
         if (duringStartup) {
             filter.startupSent(new ProtocolUpgrade(new HashMap<>()).begin(PEER, 2, true));
@@ -427,10 +427,10 @@ class WireFuzzTest {
         if (all.length - at < 8) {
             return Arrays.copyOf(all, at);
         }
-        int length = BackendFilter.readInt(all, at);
-        int code = BackendFilter.readInt(all, at + 4);
+        int length = Protocol.readInt(all, at);
+        int code = Protocol.readInt(all, at + 4);
         if (code >>> 16 == 3 && length > 8) {
-            if (length > FrontendOutputStream.MAX_STARTUP_LENGTH) {
+            if (length > Protocol.MAX_STARTUP_LENGTH) {
                 return all;
             }
             if (all.length - at < length) {
@@ -443,12 +443,12 @@ class WireFuzzTest {
                     && !FrontendOutputStream.names(startup, "_pq_.goaway")) {
                 sent = Messages.concat(Arrays.copyOf(startup, length - 1), Messages.cstrings("_pq_.goaway", "true"),
                         new byte[] {0});
-                BackendFilter.writeInt(sent, 0, sent.length);
-                BackendFilter.writeInt(sent, 4, (3 << 16) | 3);
+                Protocol.writeInt(sent, 0, sent.length);
+                Protocol.writeInt(sent, 4, (3 << 16) | 3);
             }
             return Messages.concat(Arrays.copyOf(all, at), sent, Arrays.copyOfRange(all, at + length, all.length));
         }
-        if (code == FrontendOutputStream.CANCEL_REQUEST_CODE && length == 16 && all.length - at < 16) {
+        if (code == Protocol.CANCEL_REQUEST_CODE && length == 16 && all.length - at < 16) {
             return Arrays.copyOf(all, at);
         }
         return all;
@@ -457,8 +457,8 @@ class WireFuzzTest {
     private static final byte[] SSL_REQUEST = new byte[8];
 
     static {
-        BackendFilter.writeInt(SSL_REQUEST, 0, 8);
-        BackendFilter.writeInt(SSL_REQUEST, 4, FrontendOutputStream.SSL_REQUEST_CODE);
+        Protocol.writeInt(SSL_REQUEST, 0, 8);
+        Protocol.writeInt(SSL_REQUEST, 4, Protocol.SSL_REQUEST_CODE);
     }
 
     /** What a client writes first (a startup-phase request, or garbage), and what follows. */
@@ -469,8 +469,8 @@ class WireFuzzTest {
                 .as((minor, lengthOverride, params) -> {
                     byte[] body = Messages.concat(Messages.cstrings(params.toArray(String[]::new)), new byte[] {0});
                     byte[] m = new byte[8 + body.length];
-                    BackendFilter.writeInt(m, 0, lengthOverride == 0 ? m.length : lengthOverride);
-                    BackendFilter.writeInt(m, 4, (3 << 16) | minor);
+                    Protocol.writeInt(m, 0, lengthOverride == 0 ? m.length : lengthOverride);
+                    Protocol.writeInt(m, 4, (3 << 16) | minor);
                     System.arraycopy(body, 0, m, 8, body.length);
                     return m;
                 });
@@ -628,7 +628,7 @@ class WireFuzzTest {
             }
             while (p < in.length) {
                 byte type = in[p];
-                int max = BackendFilter.maxLength(type);
+                int max = Protocol.maxLength(type, BackendFilter.HOLD_MAX);
                 byte[] g = good.toByteArray();
                 if (max < 0) {
                     return new Reference(g, g, "unknown message type");
@@ -641,7 +641,7 @@ class WireFuzzTest {
                 if (in.length - p < 5) {
                     return new Reference(g, damaged, "in the middle of a");
                 }
-                int length = BackendFilter.readInt(in, p + 1);
+                int length = Protocol.readInt(in, p + 1);
                 int min = type == 'Z' ? 5 : 4;
                 boolean fixed = max == min || type == 'g';
                 if (length < min || length > max || (fixed && length != max)) {

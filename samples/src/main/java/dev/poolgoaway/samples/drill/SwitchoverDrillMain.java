@@ -58,11 +58,14 @@ public final class SwitchoverDrillMain {
      * @throws Exception if a server, the proxy or the application cannot start
      */
     public static void main(String[] args) throws Exception {
-        DrillOptions.forDrills("switchover-drill")
+        int status = DrillOptions.forDrills("switchover-drill")
                 .option("drain-timeout", "30s", "how long the pool-goaway drill may take to drain")
                 .option("compare", "true", "also run the drill with pool-goaway switched off (true/false)")
                 .option("out", "target/drill", "directory for the report, timelines and chart")
                 .run(args, SwitchoverDrillMain::run);
+        if (status != 0) {
+            System.exit(status);
+        }
     }
 
     private static void run(DrillOptions options) throws Exception {

@@ -64,25 +64,30 @@ public final class DrillOptions {
                 .option("window", "20s", "how long to watch a drill that does not drain");
     }
 
+    /** The exit status for bad input, as command-line tools use it. */
+    public static final int USAGE_ERROR = 2;
+
     /**
      * Runs a program's {@code main}: parses the arguments, prints the usage for {@code --help}, and for bad input
-     * prints what is wrong and exits with status 2.
+     * prints what is wrong. It never exits the JVM: the program's {@code main} does, with the status returned.
      *
      * @param args    the command line
      * @param program what to run with the parsed options
+     * @return 0, or {@link #USAGE_ERROR} for bad input
      * @throws Exception what the program throws
      */
-    public void run(String[] args, Program program) throws Exception {
+    public int run(String[] args, Program program) throws Exception {
         try {
             if (!parse(args)) {
                 System.out.println(usage());
-                return;
+                return 0;
             }
-            program.run(this);
         } catch (IllegalArgumentException e) {
             System.err.println(e.getMessage());
-            System.exit(2);
+            return USAGE_ERROR;
         }
+        program.run(this);
+        return 0;
     }
 
     /**

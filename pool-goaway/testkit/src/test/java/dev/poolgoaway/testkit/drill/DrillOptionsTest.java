@@ -18,6 +18,20 @@ class DrillOptionsTest {
             .option("modes", "goaway,hikari", "which drills");
 
     @Test
+    void aProgramRunsWithItsOptionsAndBadInputIsAnExitStatusNotAnExit() throws Exception {
+        List<Integer> ran = new java.util.ArrayList<>();
+        DrillOptions.Program program = o -> ran.add(Integer.valueOf(o.value("pool-size")));
+        assertEquals(DrillOptions.USAGE_ERROR, new DrillOptions("d").option("pool-size", "20", "n")
+                .run(new String[] {"--nope=1"}, program), "the JVM is still here to see it");
+        assertTrue(ran.isEmpty());
+        assertEquals(0, new DrillOptions("d").option("pool-size", "20", "n").run(new String[] {"--help"}, program));
+        assertTrue(ran.isEmpty(), "--help prints the usage and runs nothing");
+        assertEquals(0, new DrillOptions("d").option("pool-size", "20", "n")
+                .run(new String[] {"--pool-size=40"}, program));
+        assertEquals(List.of(40), ran);
+    }
+
+    @Test
     void defaultsApplyAndGivenValuesWin() {
         assertTrue(options.parse("--before=1500ms"));
         assertEquals(20, options.intValue("pool-size", 1, 100));

@@ -1,0 +1,152 @@
+package dev.poolgoaway.hikari;
+
+import java.io.IOException;
+import java.time.Instant;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+
+import dev.poolgoaway.wire.ConnectionSignals;
+import dev.poolgoaway.wire.GoAwayGrant;
+import dev.poolgoaway.wire.Termination;
+
+/**
+ * The few things of one pool that the evictor's loop ({@link DrainLoop}) decides over: its entries and how each is
+ * held, reserving and giving back, asking HikariCP to close a connection on return, evicting. {@link HikariAccess}
+ * is the view of a running pool through HikariCP's internals, {@link PublicApiView} the view through its public API
+ * alone; the loop's unit tests use a fake. Entries are opaque: each is the same object for as long as its connection
+ * is pooled.
+ */
+interface PoolView {
+
+    /** How an entry is held at this moment. */
+    enum Slot {
+        /** In the pool, free for borrowers. */
+        IDLE,
+        /** Borrowed. */
+        IN_USE,
+        /** Reserved by HikariCP itself (keepalive, eviction), being removed, or not known (public API). */
+        OTHER
+    }
+
+    /** @return the pool's entries now, in every state */
+    List<?> entries();
+
+    /** @return what the wire layer records for the entry's connection, or null for one it does not see */
+    Signals signals(Object entry);
+
+    Slot slot(Object entry);
+
+    /** Takes an idle entry away from borrowers, as HikariCP's keepalive task does; false if it is not idle now. */
+    boolean reserve(Object entry);
+
+    /** Gives a reserved entry back to borrowers. */
+    void unreserve(Object entry);
+
+    /** Asks HikariCP to close the entry's connection when its borrower returns it (never interrupting it). */
+    void closeOnReturn(Object entry);
+
+    /**
+     * @return true if HikariCP marked the entry evicted itself (max lifetime, {@code softEvictConnections}): while
+     *         the evictor held it reserved, HikariCP could not close it and left that to the next borrow
+     */
+    boolean evictedByHikari(Object entry);
+
+    /** Closes a reserved entry (or one in use the evictor aborted) through HikariCP's eviction; the pool refills. */
+    void evict(Object entry, String reason);
+
+    /** Aborts the connection of an entry in use ({@link java.sql.Connection#abort}), then evicts the entry. */
+    void abort(Object entry);
+
+    /** @return connections the pool is short of towards {@code minimumIdle} now: replacements being made */
+    int shortfall();
+
+    /** @return the pool's maximum size */
+    int maximumPoolSize();
+
+    /** @return true once the pool is shut down */
+    boolean shutDown();
+
+    /**
+     * @return true once the pool's constructor has completed; false while it runs, and for good if it threw after
+     *         HikariCP created its metrics tracker (the evictor's start): then no shutdown will ever come
+     */
+    boolean started();
+
+    /** @return false for the public API: entries can be neither reserved nor evicted one by one */
+    boolean canReserve();
+
+    /** The public API's one tool: marks every connection evicted (idle ones close now, the others on return). */
+    void softEvictAll();
+
+    /** What the wire layer recorded for one connection, as the loop reads it. */
+    interface Signals {
+
+        /**
+         * @param honoured the requests to leave that count; an end of the connection always does
+         * @return what the server said, if anything (no I/O): an end outranks a request to leave
+         */
+        Optional<Heard> heard(Set<LeaveSignal> honoured);
+
+        /** Reads what the server sent meanwhile; only for a reserved idle connection. */
+        void poll() throws IOException;
+
+        /** @return the server, {@code host:port} */
+        String server();
+
+        /** @return the backend pid, 0 if unknown */
+        int backendPid();
+
+        /** @return the loop's reading of the wire layer's signals */
+        static Signals of(ConnectionSignals s) {
+            return new Signals() {
+                @Override
+                public Optional<Heard> heard(Set<LeaveSignal> honoured) {
+                    Optional<Termination> end = s.termination();
+                    if (end.isPresent()) {
+                        Termination why = end.get();
+                        return Optional.of(why.adminTerminated()
+                                ? new Heard(SignalKind.ADMIN_TERMINATED, why.at(), why.adminMessage().orElse(null),
+                                        null)
+                                : new Heard(SignalKind.SERVER_CLOSED, why.at(), null, null));
+                    }
+                    if (honoured.contains(LeaveSignal.GOAWAY) && s.goAwayReceived()) {
+                        return Optional.of(new Heard(SignalKind.GOAWAY, s.goAwayReceivedAt().orElseGet(Instant::now),
+                                null, s.goAwayGrant()));
+                    }
+                    if (honoured.contains(LeaveSignal.DISCONNECT_REQUESTED) && s.disconnectRequested()) {
+                        return Optional.of(new Heard(SignalKind.DISCONNECT_REQUESTED,
+                                s.disconnectRequestedAt().orElseGet(Instant::now), null, null));
+                    }
+                    return Optional.empty();
+                }
+
+                @Override
+                public void poll() throws IOException {
+                    s.poll();
+                }
+
+                @Override
+                public String server() {
+                    return s.server();
+                }
+
+                @Override
+                public int backendPid() {
+                    return s.backendPid().orElse(0);
+                }
+            };
+        }
+    }
+
+    /**
+     * One signal.
+     *
+     * @param kind         what it was
+     * @param at           when the wire layer saw it
+     * @param adminMessage the administrator's own words in a termination (either format), or null
+     * @param grant        for a GoAway, how the server had agreed to send it; else null
+     */
+    record Heard(SignalKind kind, Instant at, String adminMessage, GoAwayGrant grant) {
+    }
+}

@@ -1,0 +1,237 @@
+package dev.poolgoaway.hikari;
+
+import java.io.IOException;
+import java.time.Clock;
+import java.time.Instant;
+import java.time.ZoneId;
+import java.time.ZoneOffset;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Optional;
+import java.util.Set;
+import java.util.concurrent.TimeUnit;
+
+/**
+ * A pool for {@link DrainLoop}'s unit tests: connections as plain objects, HikariCP's few behaviours that matter to
+ * the loop (a connection asked to close on return is closed when returned; a closed one leaves a shortfall until
+ * {@link #refill}), and a clock the test moves.
+ */
+class FakePool implements PoolView {
+
+    /** One pooled connection and what the server said on it. */
+    static final class Conn implements Signals {
+        final int pid;
+        Slot slot = Slot.IDLE;
+        Heard heard;
+        IOException pollFailure;
+        Runnable duringPoll = () -> { };
+        int polls;
+        boolean closeOnReturn;
+        boolean evictedByHikari;
+        boolean reserved;
+        boolean aborted;
+        String evictedFor;
+
+        Conn(int pid) {
+            this.pid = pid;
+        }
+
+        @Override
+        public Optional<Heard> heard(Set<LeaveSignal> honoured) {
+            return Optional.ofNullable(heard);
+        }
+
+        @Override
+        public void poll() throws IOException {
+            polls++;
+            duringPoll.run();
+            if (pollFailure != null) {
+                throw pollFailure;
+            }
+        }
+
+        @Override
+        public String server() {
+            return "blue:5432";
+        }
+
+        @Override
+        public int backendPid() {
+            return pid;
+        }
+    }
+
+    final List<Conn> conns = new ArrayList<>();
+    final List<Conn> closed = new ArrayList<>();
+    final int size;
+    int shortfall;
+    boolean shutDown;
+    boolean started = true;
+    boolean publicApi;
+    int softEvicts;
+    long nanos = TimeUnit.SECONDS.toNanos(1000);
+    private int nextPid = 100;
+
+    FakePool(int size) {
+        this.size = size;
+        refill(size);
+    }
+
+    /** HikariCP makes {@code n} new connections (idle, nothing heard). */
+    void refill(int n) {
+        for (int i = 0; i < n; i++) {
+            conns.add(new Conn(nextPid++));
+        }
+        shortfall = Math.max(0, shortfall - n);
+    }
+
+    Conn conn(int i) {
+        return conns.get(i);
+    }
+
+    /** The server says {@code kind} on connections {@code from} to {@code to} (exclusive), now. */
+    void hear(SignalKind kind, int from, int to) {
+        for (int i = from; i < to; i++) {
+            conns.get(i).heard = new PoolView.Heard(kind, clock().instant(), null, null);
+        }
+    }
+
+    void borrow(Conn c) {
+        c.slot = Slot.IN_USE;
+    }
+
+    /** The borrower gives it back: HikariCP closes it if it was asked to (7.x does so at once). */
+    void giveBack(Conn c) {
+        if (c.closeOnReturn) {
+            remove(c);
+        } else {
+            c.slot = Slot.IDLE;
+        }
+    }
+
+    private void remove(Conn c) {
+        conns.remove(c);
+        closed.add(c);
+        shortfall++;
+    }
+
+    void advanceMillis(long ms) {
+        nanos += TimeUnit.MILLISECONDS.toNanos(ms);
+    }
+
+    long markedInUse() {
+        return conns.stream().filter(c -> c.closeOnReturn && c.slot == Slot.IN_USE).count();
+    }
+
+    /** The loop's wall clock, moving with {@link #nanos}. */
+    Clock clock() {
+        FakePool pool = this;
+        return new Clock() {
+            @Override
+            public ZoneId getZone() {
+                return ZoneOffset.UTC;
+            }
+
+            @Override
+            public Clock withZone(ZoneId zone) {
+                return this;
+            }
+
+            @Override
+            public Instant instant() {
+                return Instant.EPOCH.plusNanos(pool.nanos);
+            }
+        };
+    }
+
+    @Override
+    public List<Conn> entries() {
+        return List.copyOf(conns);
+    }
+
+    @Override
+    public Signals signals(Object entry) {
+        return (Conn) entry;
+    }
+
+    @Override
+    public Slot slot(Object entry) {
+        Conn c = (Conn) entry;
+        return c.reserved ? Slot.OTHER : c.slot;
+    }
+
+    @Override
+    public boolean reserve(Object entry) {
+        Conn c = (Conn) entry;
+        if (c.slot != Slot.IDLE || c.reserved) {
+            return false;
+        }
+        c.reserved = true;
+        return true;
+    }
+
+    @Override
+    public void unreserve(Object entry) {
+        ((Conn) entry).reserved = false;
+    }
+
+    @Override
+    public void closeOnReturn(Object entry) {
+        ((Conn) entry).closeOnReturn = true;
+    }
+
+    @Override
+    public boolean evictedByHikari(Object entry) {
+        return ((Conn) entry).evictedByHikari;
+    }
+
+    @Override
+    public void evict(Object entry, String reason) {
+        Conn c = (Conn) entry;
+        c.evictedFor = reason;
+        remove(c);
+    }
+
+    @Override
+    public void abort(Object entry) {
+        Conn c = (Conn) entry;
+        c.aborted = true;
+        evict(c, "aborted");
+    }
+
+    @Override
+    public int shortfall() {
+        return shortfall;
+    }
+
+    @Override
+    public int maximumPoolSize() {
+        return size;
+    }
+
+    @Override
+    public boolean shutDown() {
+        return shutDown;
+    }
+
+    @Override
+    public boolean started() {
+        return started;
+    }
+
+    @Override
+    public boolean canReserve() {
+        return !publicApi;
+    }
+
+    @Override
+    public void softEvictAll() {
+        softEvicts++;
+        for (Conn c : List.copyOf(conns)) {
+            c.closeOnReturn = true;
+            if (c.slot == Slot.IDLE) {
+                remove(c);
+            }
+        }
+    }
+}
