@@ -85,6 +85,20 @@ public final class EvictorSettings {
     }
 
     @Override
+    public boolean equals(Object o) {
+        return o instanceof EvictorSettings s && tick.equals(s.tick) && drainWindow.equals(s.drainWindow)
+                && maxReplacementsInFlight == s.maxReplacementsInFlight
+                && Objects.equals(stragglerDeadline, s.stragglerDeadline) && abortStragglers == s.abortStragglers
+                && enabled == s.enabled && signals.equals(s.signals);
+    }
+
+    @Override
+    public int hashCode() {
+        return Objects.hash(tick, drainWindow, maxReplacementsInFlight, stragglerDeadline, abortStragglers, enabled,
+                signals);
+    }
+
+    @Override
     public String toString() {
         return "EvictorSettings{tick=" + tick + ", drainWindow=" + drainWindow + ", maxReplacementsInFlight="
                 + (maxReplacementsInFlight > 0 ? maxReplacementsInFlight : "auto") + ", stragglerDeadline="

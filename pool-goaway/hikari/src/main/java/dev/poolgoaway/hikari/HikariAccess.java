@@ -9,6 +9,7 @@ import java.sql.SQLException;
 import java.util.List;
 import java.util.Properties;
 
+import com.zaxxer.hikari.metrics.PoolStats;
 import com.zaxxer.hikari.pool.HikariPool;
 import com.zaxxer.hikari.util.ConcurrentBag;
 import com.zaxxer.hikari.util.ConcurrentBag.IConcurrentBagEntry;
@@ -43,6 +44,34 @@ final class HikariAccess extends PublicApiView {
         this.isMarkedEvicted = isMarkedEvicted;
         this.softEvict = softEvict;
         this.houseKeeperTask = houseKeeperTask;
+    }
+
+    /**
+     * The pool a {@link PoolStats} belongs to: HikariCP's PoolStats is an inner class of the pool, and its enclosing
+     * instance is the pool. On the module path HikariCP does not open {@code com.zaxxer.hikari.pool}, and nothing
+     * else leads to the pool.
+     *
+     * @param stats the PoolStats HikariCP gave the metrics tracker factory
+     * @return the pool
+     * @throws InaccessibleObjectException on the module path without {@code --add-opens}
+     * @throws IllegalStateException       if this HikariCP's PoolStats leads to no pool
+     */
+    static HikariPool poolOf(PoolStats stats) {
+        for (Class<?> c = stats.getClass(); c != null && c != PoolStats.class; c = c.getSuperclass()) {
+            for (Field f : c.getDeclaredFields()) {
+                if (HikariPool.class.isAssignableFrom(f.getType())) {
+                    try {
+                        f.setAccessible(true);
+                        return (HikariPool) f.get(stats);
+                    } catch (ReflectiveOperationException e) {
+                        throw new IllegalStateException("pool-goaway cannot read the pool of HikariCP "
+                                + hikariVersion() + ": " + e, e);
+                    }
+                }
+            }
+        }
+        throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP " + hikariVersion()
+                + " from its PoolStats (" + stats.getClass().getName() + ")");
     }
 
     /**

@@ -1,6 +1,5 @@
 package dev.poolgoaway.hikari;
 
-import java.lang.reflect.Field;
 import java.lang.reflect.InaccessibleObjectException;
 
 import org.slf4j.Logger;
@@ -100,27 +99,14 @@ final class PoolStartHook implements MetricsTrackerFactory {
      * @return the pool, or null (with one ERROR naming the fix) where it cannot be reached
      */
     private HikariPool poolOf(PoolStats stats, String poolName) {
-        for (Class<?> c = stats.getClass(); c != null && c != PoolStats.class; c = c.getSuperclass()) {
-            for (Field f : c.getDeclaredFields()) {
-                if (HikariPool.class.isAssignableFrom(f.getType())) {
-                    try {
-                        f.setAccessible(true);
-                        return (HikariPool) f.get(stats);
-                    } catch (InaccessibleObjectException e) {
-                        evictor.fail(poolName, "HikariCP's module does not open com.zaxxer.hikari.pool to "
-                                + "pool-goaway (" + e.getMessage() + ")", "start the JVM with --add-opens "
-                                + "com.zaxxer.hikari/com.zaxxer.hikari.pool=" + ownModule()
-                                + " (see docs/limitations.md)");
-                        return null;
-                    } catch (ReflectiveOperationException e) {
-                        throw new IllegalStateException("pool-goaway cannot read the pool of HikariCP "
-                                + HikariAccess.hikariVersion() + ": " + e, e);
-                    }
-                }
-            }
+        try {
+            return HikariAccess.poolOf(stats);
+        } catch (InaccessibleObjectException e) {
+            evictor.fail(poolName, "HikariCP's module does not open com.zaxxer.hikari.pool to pool-goaway ("
+                    + e.getMessage() + ")", "start the JVM with --add-opens com.zaxxer.hikari/com.zaxxer.hikari.pool="
+                    + ownModule() + " (see docs/limitations.md)");
+            return null;
         }
-        throw new IllegalStateException("pool-goaway cannot find the pool of HikariCP " + HikariAccess.hikariVersion()
-                + " from its PoolStats (" + stats.getClass().getName() + ")");
     }
 
     private static String ownModule() {

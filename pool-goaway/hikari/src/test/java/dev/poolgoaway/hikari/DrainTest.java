@@ -29,6 +29,7 @@ import com.zaxxer.hikari.HikariDataSource;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.ShutdownCompletion;
 import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
@@ -102,14 +103,14 @@ class DrainTest {
         pool(20, EvictorSettings.defaults());
         assertEquals(20, openPidsOn(blue).size());
         try (LoadGenerator load = new LoadGenerator(pool)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 200);
+            await().atMost(WAIT).until(() -> load.succeeded() > 200);
             proxy.retarget(green);
             CompletableFuture<ShutdownCompletion> drained = proxy.smartShutdown(blue);
             ShutdownCompletion done = drained.get(15, TimeUnit.SECONDS);
-            long okAtDrain = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okAtDrain + 200);
-            assertEquals(0, load.failed.get(), load::failureSummary);
-            Duration longest = Duration.ofNanos(load.longestNanos.get());
+            long okAtDrain = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okAtDrain + 200);
+            assertEquals(0, load.failed(), load::failureSummary);
+            Duration longest = load.longest();
             // At most maxReplacementsInFlight (5) connections are being replaced at once, and HikariCP makes
             // replacements one at a time: the last 15 old connections each wait for a replacement to arrive. So the
             // drain takes 1 s plus the longest request plus the time HikariCP took to make those 15 on green.

@@ -33,6 +33,7 @@ import com.zaxxer.hikari.HikariDataSource;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.ProxyEvent;
 import dev.poolgoaway.wire.PgGoAway;
@@ -110,20 +111,18 @@ class FaultMatrixTest {
 
     /** Every failure is one the application saw as an SQLException of a connection ended by the server. */
     private static void assertOnlyServerEndedFailures(LoadGenerator load) {
-        synchronized (load.failures) {
-            for (Throwable t : load.failures) {
-                assertTrue(t instanceof SQLException e && e.getSQLState() != null
-                        && (e.getSQLState().equals("57P01") || e.getSQLState().startsWith("08")),
-                        () -> "not a server-ended connection: " + t);
-            }
+        for (Throwable t : load.failures()) {
+            assertTrue(t instanceof SQLException e && e.getSQLState() != null
+                    && (e.getSQLState().equals("57P01") || e.getSQLState().startsWith("08")),
+                    () -> "not a server-ended connection: " + t);
         }
     }
 
     @Test
     void goAwayInsideAnOpenTransaction() throws Exception {
         pool(6, EvictorSettings.defaults());
-        try (LoadGenerator load = new LoadGenerator(pool, 4, 0.002)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 50);
+        try (LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(2))) {
+            await().atMost(WAIT).until(() -> load.succeeded() > 50);
             try (Connection held = pool.getConnection()) {
                 held.setAutoCommit(false);
                 try (Statement s = held.createStatement()) {
@@ -141,8 +140,8 @@ class FaultMatrixTest {
                 held.commit();
                 assertEquals(blue.port(), serverPort(held), "never moved while in use");
             }
-            long okAtReturn = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okAtReturn + 50);
+            long okAtReturn = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okAtReturn + 50);
         }
         assertServesFrom(green, 6);
         assertTrue(openPidsOn(proxy, blue).isEmpty());
@@ -162,7 +161,7 @@ class FaultMatrixTest {
         int rows = 400_000;
         long lines = 0;
         long sum = 0;
-        try (LoadGenerator load = new LoadGenerator(pool, 2, 0.002); Connection c = pool.getConnection()) {
+        try (LoadGenerator load = new LoadGenerator(pool, 2, Duration.ofMillis(2)); Connection c = pool.getConnection()) {
             PGCopyInputStream copy = new PGCopyInputStream(c.unwrap(PGConnection.class),
                     "copy (select g from generate_series(1, " + rows + ") g) to stdout");
             // Far more than the socket buffers hold: the GoAway lands between CopyData messages still to come.
@@ -181,9 +180,9 @@ class FaultMatrixTest {
             assertEquals((long) rows * (rows + 1) / 2, sum, "and arrived intact");
             assertTrue(PgGoAway.goAwayReceived(c), "the GoAway came inside the COPY data and was removed from it");
             assertEquals(blue.port(), serverPort(c), "the connection still works after the COPY");
-            long okNow = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okNow + 20);
-            assertEquals(0, load.failed.get(), load::failureSummary);
+            long okNow = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 20);
+            assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 4);
     }
@@ -193,8 +192,8 @@ class FaultMatrixTest {
         pool(4, EvictorSettings.defaults());
         Connection leaked = pool.getConnection();
         int leakedPid = PgGoAway.signals(leaked).orElseThrow().backendPid().getAsInt();
-        try (LoadGenerator load = new LoadGenerator(pool, 2, 0.002)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 20);
+        try (LoadGenerator load = new LoadGenerator(pool, 2, Duration.ofMillis(2))) {
+            await().atMost(WAIT).until(() -> load.succeeded() > 20);
             proxy.retarget(green);
             proxy.smartShutdown(blue);
             // Everything but the leak moves. Nobody reads the leak's socket (the evictor never reads a connection in
@@ -202,9 +201,9 @@ class FaultMatrixTest {
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).equals(Set.of(leakedPid))
                     && openPidsOn(proxy, green).size() == 3);
             await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent() && !evictor.draining());
-            long okNow = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okNow + 20);
-            assertEquals(0, load.failed.get(), load::failureSummary);
+            long okNow = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 20);
+            assertEquals(0, load.failed(), load::failureSummary);
         }
         // The holder's next statement reads the GoAway: from then on the leak is flagged, never interrupted.
         assertEquals(blue.port(), serverPort(leaked), "the leaked connection still works for its holder");
@@ -218,13 +217,13 @@ class FaultMatrixTest {
     @Test
     void goAwayWhileThePoolIsExhaustedWithWaiters() throws Exception {
         pool(4, EvictorSettings.defaults());
-        try (LoadGenerator load = new LoadGenerator(pool, 12, 0.02)) {
+        try (LoadGenerator load = new LoadGenerator(pool, 12, Duration.ofMillis(20))) {
             await().atMost(WAIT).until(() -> pool.getHikariPoolMXBean().getThreadsAwaitingConnection() > 0);
             proxy.retarget(green);
             proxy.smartShutdown(blue).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-            long okNow = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okNow + 50);
-            assertEquals(0, load.failed.get(), load::failureSummary);
+            long okNow = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 50);
+            assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 4);
     }
@@ -238,19 +237,19 @@ class FaultMatrixTest {
             proxy = proxyTo(red);
             // A long window: the drain is still under way when the old server dies.
             pool(6, EvictorSettings.builder().drainWindow(Duration.ofSeconds(30)).build());
-            try (LoadGenerator load = new LoadGenerator(pool, 4, 0.01)) {
-                await().atMost(WAIT).until(() -> load.ok.get() > 30);
+            try (LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(10))) {
+                await().atMost(WAIT).until(() -> load.succeeded() > 30);
                 proxy.retarget(green);
                 proxy.smartShutdown(red);
                 await().atMost(WAIT).until(() -> evictor.draining());
                 red.close();
                 crashed = true;
-                long okAfterCrash = load.ok.get();
-                await().atMost(WAIT).until(() -> load.ok.get() > okAfterCrash + 100);
+                long okAfterCrash = load.succeeded();
+                await().atMost(WAIT).until(() -> load.succeeded() > okAfterCrash + 100);
                 // Only requests in flight on the dying server can fail: at most one per load thread.
                 // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
             // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
-            assertTrue(load.failed.get() <= 6, load::failureSummary);
+            assertTrue(load.failed() <= 6, load::failureSummary);
                 assertOnlyServerEndedFailures(load);
             }
             assertServesFrom(green, 6);
@@ -265,21 +264,21 @@ class FaultMatrixTest {
     @Test
     void newUpstreamRefusingConnectionsDuringTheDrain() throws Exception {
         pool(8, EvictorSettings.defaults());
-        try (LoadGenerator load = new LoadGenerator(pool, 3, 0.002)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 50);
+        try (LoadGenerator load = new LoadGenerator(pool, 3, Duration.ofMillis(2))) {
+            await().atMost(WAIT).until(() -> load.succeeded() > 50);
             // Blue shuts down while the load balancer still sends new connections to it: 57P03 for every one.
             proxy.smartShutdown(blue);
             await().atMost(WAIT).until(() -> proxy.timeline().stream()
                     .anyMatch(e -> e.kind() == ProxyEvent.Kind.REFUSED));
-            long okWhileRefused = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okWhileRefused + 100);
-            assertEquals(0, load.failed.get(), () -> "the pool kept serving from blue meanwhile: "
+            long okWhileRefused = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okWhileRefused + 100);
+            assertEquals(0, load.failed(), () -> "the pool kept serving from blue meanwhile: "
                     + load.failureSummary());
             proxy.retarget(green);
             proxy.smartShutdown(blue).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-            long okAfter = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okAfter + 50);
-            assertEquals(0, load.failed.get(), load::failureSummary);
+            long okAfter = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okAfter + 50);
+            assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 8);
     }
@@ -287,17 +286,17 @@ class FaultMatrixTest {
     @Test
     void goAwayTwice() throws Exception {
         pool(6, EvictorSettings.defaults());
-        try (LoadGenerator load = new LoadGenerator(pool, 4, 0.002)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 50);
+        try (LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(2))) {
+            await().atMost(WAIT).until(() -> load.succeeded() > 50);
             proxy.retarget(green);
             assertEquals(6, proxy.goAway());
             assertEquals(6, proxy.goAway(), "the second GoAway reaches the same connections");
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty());
             await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent() && !evictor.draining());
             assertEquals(6, evictor.lastDrain().get().connections(), "each connection drained once");
-            long okNow = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okNow + 50);
-            assertEquals(0, load.failed.get(), load::failureSummary);
+            long okNow = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 50);
+            assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 6);
     }
@@ -305,8 +304,8 @@ class FaultMatrixTest {
     @Test
     void goAwayFollowedByTerminate() throws Exception {
         pool(6, EvictorSettings.builder().drainWindow(Duration.ofSeconds(30)).build());
-        try (LoadGenerator load = new LoadGenerator(pool, 4, 0.01)) {
-            await().atMost(WAIT).until(() -> load.ok.get() > 30);
+        try (LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(10))) {
+            await().atMost(WAIT).until(() -> load.succeeded() > 30);
             proxy.retarget(green);
             proxy.smartShutdown(blue);
             await().atMost(WAIT).until(() -> evictor.draining());
@@ -315,11 +314,11 @@ class FaultMatrixTest {
                 proxy.terminate(pid, "blue is going away now");
             }
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty());
-            long okNow = load.ok.get();
-            await().atMost(WAIT).until(() -> load.ok.get() > okNow + 100);
+            long okNow = load.succeeded();
+            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 100);
             // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
             // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
-            assertTrue(load.failed.get() <= 6, load::failureSummary);
+            assertTrue(load.failed() <= 6, load::failureSummary);
             assertOnlyServerEndedFailures(load);
         }
         assertServesFrom(green, 6);

@@ -16,6 +16,7 @@ import com.zaxxer.hikari.HikariConfig;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.ProxiedConnection;
 

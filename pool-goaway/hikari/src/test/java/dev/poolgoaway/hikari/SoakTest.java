@@ -20,6 +20,7 @@ import com.zaxxer.hikari.HikariDataSource;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.wire.PgGoAway;
 
 /**
@@ -56,8 +57,8 @@ class SoakTest {
             int peakThreads = 0;
             long peakFds = 0;
             try (HikariDataSource pool = new HikariDataSource(config)) {
-                LoadGenerator load = new LoadGenerator(pool, 4, 0.002);
-                await().atMost(WAIT).until(() -> load.ok.get() > 100
+                LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(2));
+                await().atMost(WAIT).until(() -> load.succeeded() > 100
                         && pool.getHikariPoolMXBean().getTotalConnections() == SIZE);
                 int threadsBaseline = Thread.activeCount();
                 long fdsBaseline = openFileDescriptors();
@@ -88,16 +89,16 @@ class SoakTest {
                         });
                         peakThreads = Math.max(peakThreads, Thread.activeCount());
                         peakFds = Math.max(peakFds, openFileDescriptors());
-                        assertEquals(0, load.failed.get(), load::failureSummary);
+                        assertEquals(0, load.failed(), load::failureSummary);
                         from = to;
                         to = leaving;
                     }
                 } finally {
                     load.close();
                 }
-                assertEquals(0, load.failed.get(), load::failureSummary);
+                assertEquals(0, load.failed(), load::failureSummary);
                 log.info("soak done: {} drills, {} requests, 0 failed, longest drill {} ms, peak {} threads "
-                        + "(baseline {}), peak {} file descriptors (baseline {})", drills, load.ok.get(),
+                        + "(baseline {}), peak {} file descriptors (baseline {})", drills, load.succeeded(),
                         longestDrillMillis, peakThreads, threadsBaseline, peakFds, fdsBaseline);
             } finally {
                 proxy.close();

@@ -102,7 +102,7 @@ class PoolGoAwayAutoConfigurationTest {
             assertThat(pool.isRunning()).isFalse();
             assertThat(hasWireLayer(pool)).isTrue();
             GoAwayEvictor evictor = context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource");
-            assertThat(evictor.settings()).hasToString(EvictorSettings.defaults().toString());
+            assertThat(evictor.settings()).isEqualTo(EvictorSettings.defaults());
             assertThat(evictor.running()).isFalse();
             query(pool);
             assertThat(evictor.running()).isTrue();

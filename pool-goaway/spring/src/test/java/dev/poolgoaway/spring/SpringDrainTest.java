@@ -8,18 +8,9 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
-import java.util.ArrayList;
-import java.util.Collections;
 import java.util.List;
 import java.util.Map;
-import java.util.concurrent.ExecutionException;
-import java.util.concurrent.ExecutorService;
-import java.util.concurrent.Executors;
-import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.TimeoutException;
-import java.util.concurrent.atomic.AtomicBoolean;
-import java.util.concurrent.atomic.AtomicLong;
 
 import javax.sql.DataSource;
 
@@ -37,6 +28,7 @@ import com.zaxxer.hikari.HikariDataSource;
 import dev.poolgoaway.hikari.GoAwayMetrics;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.ShutdownCompletion;
 import io.micrometer.core.instrument.MeterRegistry;
 
@@ -98,17 +90,17 @@ class SpringDrainTest {
             await().atMost(WAIT).until(() -> pool.getHikariPoolMXBean().getTotalConnections() == POOL_SIZE);
             assertThat(BootHealth.report(context).pool("dataSource")).containsEntry("draining", false);
 
-            try (Load load = new Load(pool)) {
-                await().atMost(WAIT).until(() -> load.ok.get() > 100);
+            try (LoadGenerator load = new LoadGenerator(pool, 4, Duration.ofMillis(2))) {
+                await().atMost(WAIT).until(() -> load.succeeded() > 100);
                 proxy.retarget(green);
                 var drained = proxy.smartShutdown(blue);
                 await().atMost(WAIT).pollInterval(Duration.ofMillis(20))
                         .until(() -> BootHealth.report(context).pool("dataSource").get("draining").equals(true));
                 ShutdownCompletion done = drained.get(WAIT.toSeconds(), TimeUnit.SECONDS);
                 assertThat(done.connectionsAtRequest()).isEqualTo(POOL_SIZE);
-                long okAtDrain = load.ok.get();
-                await().atMost(WAIT).until(() -> load.ok.get() > okAtDrain + 100);
-                assertThat(load.failures).isEmpty();
+                long okAtDrain = load.succeeded();
+                await().atMost(WAIT).until(() -> load.succeeded() > okAtDrain + 100);
+                assertThat(load.failures()).isEmpty();
             }
             assertThat(serverPort(pool)).isEqualTo(green.port());
 
@@ -137,46 +129,4 @@ class SpringDrainTest {
         }
     }
 
-    /** Steady load: each request borrows, runs a short transaction, returns. Records failures, never retries. */
-    private static final class Load implements AutoCloseable {
-        final AtomicBoolean stop = new AtomicBoolean();
-        final AtomicLong ok = new AtomicLong();
-        final List<Throwable> failures = Collections.synchronizedList(new ArrayList<>());
-        final ExecutorService threads = Executors.newFixedThreadPool(4);
-        final List<Future<?>> running = new ArrayList<>();
-
-        Load(DataSource pool) {
-            for (int i = 0; i < 4; i++) {
-                running.add(threads.submit(() -> {
-                    while (!stop.get()) {
-                        try (Connection c = pool.getConnection()) {
-                            c.setAutoCommit(false);
-                            try (Statement s = c.createStatement()) {
-                                s.execute("select pg_sleep(0.002)");
-                            }
-                            c.commit();
-                            ok.incrementAndGet();
-                        } catch (SQLException | RuntimeException e) {
-                            failures.add(e);
-                        }
-                    }
-                }));
-            }
-        }
-
-        @Override
-        public void close() throws ExecutionException, TimeoutException {
-            stop.set(true);
-            try {
-                for (Future<?> f : running) {
-                    f.get(30, TimeUnit.SECONDS);
-                }
-            } catch (InterruptedException e) {
-                Thread.currentThread().interrupt();
-                throw new AssertionError("interrupted while stopping the load", e);
-            } finally {
-                threads.shutdown();
-            }
-        }
-    }
 }
