@@ -109,15 +109,19 @@ final class DrainLoop {
 
     /** One drain: from the first connection asked to leave until none that was is left open. */
     private static final class Episode {
-        final Instant startedAt;
+        /** When the wire layer saw the episode's first signal. */
+        Instant firstSignalAt;
+        /** When the episode's last connection asked to leave was closed, so far. */
+        Instant lastCloseAt;
         final Set<String> servers = new LinkedHashSet<>();
         final Map<String, Integer> kinds = new TreeMap<>();
         final Set<String> grants = new LinkedHashSet<>();
         String adminMessage;
         int connections;
 
-        Episode(Instant startedAt) {
-            this.startedAt = startedAt;
+        Episode(Instant openedAt) {
+            this.firstSignalAt = openedAt;
+            this.lastCloseAt = openedAt;
         }
     }
 
@@ -352,6 +356,10 @@ final class DrainLoop {
         }
         if (first) {
             t.signalAt = heard.at();
+            if (e.connections == 0 || heard.at().isBefore(e.firstSignalAt)) {
+                // The drain is the server's: it starts when the first signal arrived, not when a pass found it.
+                e.firstSignalAt = heard.at();
+            }
             long window = settings.drainWindow().toNanos();
             t.dueNanos = now + (window > 0 ? random.nextLong(window) : 0);
             e.connections++;
@@ -382,8 +390,12 @@ final class DrainLoop {
 
     private void closed(Tracked t, EvictionState state) {
         t.closed = true;
+        Instant at = clock.instant();
+        if (episode != null && at.isAfter(episode.lastCloseAt)) {
+            episode.lastCloseAt = at;
+        }
         emit(() -> events.evicted(state));
-        Duration time = Duration.between(t.signalAt, clock.instant());
+        Duration time = Duration.between(t.signalAt, at);
         emit(() -> events.closed(time));
     }
 
@@ -426,7 +438,7 @@ final class DrainLoop {
         episode = null;
         draining = false;
         DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
-                List.copyOf(e.grants), e.startedAt, clock.instant(), Optional.ofNullable(e.adminMessage));
+                List.copyOf(e.grants), e.firstSignalAt, e.lastCloseAt, Optional.ofNullable(e.adminMessage));
         lastDrain = done;
         log.info("{} - drained {} connection{} from {} in {} ms ({}{}){}{}", poolName, done.connections(),
                 done.connections() == 1 ? "" : "s", String.join(", ", done.servers()), done.duration().toMillis(),

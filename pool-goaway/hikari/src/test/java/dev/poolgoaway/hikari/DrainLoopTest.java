@@ -146,6 +146,19 @@ class DrainLoopTest {
     }
 
     @Test
+    void aDrainLastsFromItsFirstSignalToItsLastCloseNotFromPassToPass() {
+        FakePool pool = new FakePool(3);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        java.time.Instant signal = pool.clock().instant();
+        pool.hear(SignalKind.GOAWAY, 0, 2);
+        pool.advanceMillis(30);   // the wire layer saw the signal 30 ms before the loop's pass
+        run(loop, pool);
+        DrainEpisode drain = loop.lastDrain().orElseThrow();
+        assertEquals(signal, drain.startedAt(), "from the server's first signal, not from the pass that found it");
+        assertEquals(Duration.ofMillis(30), drain.duration(), "to the last close, not rounded to a pass");
+    }
+
+    @Test
     void idleConnectionsArePolledOnTicksOnlyNotOnTheQuickLooksBetween() {
         FakePool pool = new FakePool(4);
         DrainLoop loop = loop(pool, bound(1), 0);
