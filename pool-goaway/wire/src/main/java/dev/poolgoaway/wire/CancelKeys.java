@@ -53,11 +53,6 @@ final class CancelKeys {
         REAL_KEYS.remove(entry(pid, standIn));
     }
 
-    /** @return how many stand-ins are given out now (for tests) */
-    static int size() {
-        return REAL_KEYS.size();
-    }
-
     private static long entry(int pid, int key) {
         return ((long) pid << 32) | (key & 0xffff_ffffL);
     }
