@@ -64,6 +64,11 @@ final class DrainLoop {
      * creating its metrics tracker, and nobody will ever shut it down. Far longer than the few steps between.
      */
     static final long NEVER_STARTED_NANOS = TimeUnit.SECONDS.toNanos(2);
+    /**
+     * How often to look while the pool's constructor runs: the first run after it has completed lists the
+     * connections and gives each its listener, so that it can wake the loop; a tick (up to a minute) is too long.
+     */
+    static final long START_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final PoolView pool;
     private final EvictorSettings settings;
@@ -175,7 +180,7 @@ final class DrainLoop {
                         + "stops", poolName);
                 return -1;
             }
-            return settings.tick().toNanos();
+            return START_CHECK_NANOS;
         }
         List<Tracked> present = track();
         long next = pool.canReserve() ? decide(present, now) : decidePublic(present, now);

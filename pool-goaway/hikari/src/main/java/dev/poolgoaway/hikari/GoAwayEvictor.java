@@ -103,7 +103,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
         onAttach.clear();
         executor = executorFor(config, name);
-        schedule(settings.tick().toNanos());
+        // The pool's constructor is still running: the loop waits for it, then lists its connections.
+        schedule(DrainLoop.START_CHECK_NANOS);
         log.debug("{} - pool-goaway evictor attached ({}, HikariCP {})", name, settings,
                 HikariAccess.hikariVersion());
         return true;
@@ -257,10 +258,13 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
     }
 
-    /** HikariCP made a connection (its metrics tracker's report): while draining, it may let the next one go. */
+    /**
+     * HikariCP made a connection (its metrics tracker's report): the loop gives it its listener now rather than at
+     * the next tick, and while draining it may let the next connection asked to leave go.
+     */
     void connectionCreated() {
         DrainLoop l = loop;
-        if (l != null && l.draining()) {
+        if (l != null) {
             l.connectionCreated(System.nanoTime());
             wake();
         }

@@ -431,9 +431,9 @@ class DrainLoopTest {
         FakePool pool = new FakePool(1);
         pool.started = false;
         DrainLoop loop = loop(pool, DEFAULTS, 0);
-        assertEquals(DEFAULTS.tick().toNanos(), run(loop, pool), "still starting: wait");
+        assertEquals(DrainLoop.START_CHECK_NANOS, run(loop, pool), "still starting: look again soon");
         pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(DrainLoop.NEVER_STARTED_NANOS) - 1);
-        assertEquals(DEFAULTS.tick().toNanos(), run(loop, pool));
+        assertEquals(DrainLoop.START_CHECK_NANOS, run(loop, pool));
         assertEquals(0, pool.conn(0).polls, "nothing done to a pool that is not there yet");
         pool.advanceMillis(1);
         assertEquals(-1, run(loop, pool));
