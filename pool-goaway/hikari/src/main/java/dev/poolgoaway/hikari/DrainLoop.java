@@ -273,7 +273,8 @@ final class DrainLoop {
                         t.closeOnReturn = true;
                         t.closeOnReturnNanos = now;
                         pool.closeOnReturn(t.entry);
-                        budget--;
+                        // A dead connection was never counted as usable: it takes nothing from the budget.
+                        budget -= t.kind.ended() ? 0 : 1;
                         log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
                                 poolName, t.signals.backendPid(), t.kind.tag());
                     } else {
@@ -307,7 +308,7 @@ final class DrainLoop {
                                 + (t.kind.ended() ? ")" : ", server asked the connection to leave)");
                         pool.evict(t.entry, reason);
                         evicted = true;
-                        budget--;
+                        budget -= t.kind.ended() || t.closeOnReturn ? 0 : 1;
                         // Asked to close on return and back (HikariCP 5.1 requites such connections before closing
                         // them): it counts as closed in use.
                         closed(t, t.closeOnReturn ? EvictionState.IN_USE : EvictionState.IDLE);
