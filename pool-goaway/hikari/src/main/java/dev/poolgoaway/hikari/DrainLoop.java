@@ -244,7 +244,7 @@ final class DrainLoop {
             }
         }
         int waiting = pool.waiting();
-        int demand = Math.max(inUse, recentDemand(inUse + waiting, now)) + waiting;
+        int demand = recentDemand(inUse + waiting, now);
         // Make before break: a connection asked to leave goes while the pool keeps more usable connections than its
         // load needs; beyond that, one at a time as replacements arrive (a full pool has no room to open one first).
         int budget = Math.max(usable - demand - SPARE, 1 - replacing);

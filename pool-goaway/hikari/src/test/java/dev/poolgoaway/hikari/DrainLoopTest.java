@@ -198,11 +198,25 @@ class DrainLoopTest {
         pool.waiting = 1;
         pool.hear(SignalKind.GOAWAY, 0, 10);
         run(loop, pool);
-        assertEquals(10 - 6 - 1 - DrainLoop.SPARE, pool.closed.size(), "6 used a moment ago, 1 waiting, 1 spare");
+        assertEquals(10 - 6 - DrainLoop.SPARE, pool.closed.size(), "6 used a moment ago (1 waiting now), 1 spare");
         pool.waiting = 0;
         pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(2 * DrainLoop.DEMAND_NANOS));
         run(loop, pool);
         assertEquals(10 - DrainLoop.SPARE, pool.closed.size(), "the burst is forgotten after two seconds");
+    }
+
+    @Test
+    void borrowersWaitingAreDemandToo() {
+        FakePool pool = new FakePool(10);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
+        for (int i = 0; i < 3; i++) {
+            pool.borrow(pool.conn(i));
+        }
+        pool.waiting = 4;
+        pool.hear(SignalKind.GOAWAY, 0, 10);
+        run(loop, pool);
+        assertEquals(10 - (3 + 4) - DrainLoop.SPARE, pool.closed.size() + pool.markedInUse(),
+                "3 in use and 4 waiting: 7 needed, 1 spare");
     }
 
     @Test
