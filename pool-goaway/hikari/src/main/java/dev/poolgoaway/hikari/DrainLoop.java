@@ -30,7 +30,7 @@ import dev.poolgoaway.wire.LogText;
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
  * random moment within the drain window after the signal), and then only while the pool keeps more usable
  * connections than its load needs (the most in use, plus waiting borrowers, over the last second or two, and
- * {@link #SPARE} more); beyond that, one at a time as replacements arrive. An optional fixed bound
+ * a {@link #spare spare}); beyond that, one at a time as replacements arrive. An optional fixed bound
  * ({@code maxReplacementsInFlight}) caps the connections being replaced: the pool's shortfall towards minimumIdle plus
  * the connections in use already asked to close on return. An idle one is reserved (no borrower can race), polled,
  * and evicted or given back; one in use is asked to close on return, never interrupted, unless it is a straggler the
@@ -52,8 +52,17 @@ final class DrainLoop {
      * passes the loop runs when something happens (a signal, a return, a new connection) and when one is due.
      */
     static final long DRAINING_PASS_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-    /** Usable connections the pool keeps beyond its load's recent demand while connections leave. */
-    static final int SPARE = 1;
+    /**
+     * Usable connections the pool keeps beyond its load's recent demand while connections leave: a quarter more,
+     * at least one, for a burst above the last seconds' peak (the drain itself makes some: closes and new
+     * connections cost the machine's CPU too).
+     *
+     * @param demand the load's recent demand
+     * @return the spare
+     */
+    static int spare(int demand) {
+        return Math.max(1, (demand + 3) / 4);
+    }
     /** How far back the load's demand is remembered: between one and two of these. */
     static final long DEMAND_NANOS = TimeUnit.SECONDS.toNanos(1);
     /** How long after HikariCP reported a new connection the loop expects it in the pool. */
@@ -247,7 +256,7 @@ final class DrainLoop {
         int demand = recentDemand(inUse + waiting, now);
         // Make before break: a connection asked to leave goes while the pool keeps more usable connections than its
         // load needs; beyond that, one at a time as replacements arrive (a full pool has no room to open one first).
-        int budget = Math.max(usable - demand - SPARE, 1 - replacing);
+        int budget = Math.max(usable - demand - spare(demand), 1 - replacing);
         OptionalInt fixed = settings.maxReplacementsInFlight();
         if (fixed.isPresent()) {
             budget = Math.min(budget, fixed.getAsInt() - replacing);

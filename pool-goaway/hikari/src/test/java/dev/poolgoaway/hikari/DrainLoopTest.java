@@ -154,7 +154,7 @@ class DrainLoopTest {
             loop.connectionCreated(pool.nanos);
             pool.advanceMillis(20);
             run(loop, pool);
-            assertTrue(usable(pool) >= inUse(pool) + DrainLoop.SPARE - 1, "never below the load");
+            assertTrue(usable(pool) >= inUse(pool) + DrainLoop.spare(2) - 1, "never below the load");
         }
         assertTrue(old.stream().noneMatch(pool.conns::contains), "drained");
         assertEquals(3, runs, "each of the last 3 went as a replacement arrived");
@@ -198,11 +198,12 @@ class DrainLoopTest {
         pool.waiting = 1;
         pool.hear(SignalKind.GOAWAY, 0, 10);
         run(loop, pool);
-        assertEquals(10 - 6 - DrainLoop.SPARE, pool.closed.size(), "6 used a moment ago (1 waiting now), 1 spare");
+        assertEquals(2, DrainLoop.spare(6));
+        assertEquals(10 - 6 - 2, pool.closed.size(), "6 used a moment ago (1 waiting now), 2 spare");
         pool.waiting = 0;
         pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(2 * DrainLoop.DEMAND_NANOS));
         run(loop, pool);
-        assertEquals(10 - DrainLoop.SPARE, pool.closed.size(), "the burst is forgotten after two seconds");
+        assertEquals(10 - DrainLoop.spare(0), pool.closed.size(), "the burst is forgotten after two seconds");
     }
 
     @Test
@@ -215,8 +216,8 @@ class DrainLoopTest {
         pool.waiting = 4;
         pool.hear(SignalKind.GOAWAY, 0, 10);
         run(loop, pool);
-        assertEquals(10 - (3 + 4) - DrainLoop.SPARE, pool.closed.size() + pool.markedInUse(),
-                "3 in use and 4 waiting: 7 needed, 1 spare");
+        assertEquals(10 - (3 + 4) - 2, pool.closed.size() + pool.markedInUse(),
+                "3 in use and 4 waiting: 7 needed, 2 spare");
     }
 
     @Test
