@@ -187,13 +187,9 @@ class DrainLoopTest {
     void theLoadOfTheLastSecondIsKeptNotJustWhatIsInUseAtThisInstant() {
         FakePool pool = new FakePool(10);
         DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
-        for (int i = 0; i < 6; i++) {
-            pool.borrow(pool.conn(i));
-        }
+        pool.conns.subList(0, 6).forEach(pool::borrow);
         run(loop, pool);
-        for (int i = 0; i < 6; i++) {
-            pool.giveBack(pool.conn(i));
-        }
+        pool.conns.subList(0, 6).forEach(pool::giveBack);
         pool.advanceMillis(100);
         pool.waiting = 1;
         pool.hear(SignalKind.GOAWAY, 0, 10);
@@ -210,9 +206,7 @@ class DrainLoopTest {
     void borrowersWaitingAreDemandToo() {
         FakePool pool = new FakePool(10);
         DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
-        for (int i = 0; i < 3; i++) {
-            pool.borrow(pool.conn(i));
-        }
+        pool.conns.subList(0, 3).forEach(pool::borrow);
         pool.waiting = 4;
         pool.hear(SignalKind.GOAWAY, 0, 10);
         run(loop, pool);
