@@ -31,8 +31,9 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  *       children, in parallel, and is inside s. A connection that finds the server busy waits, and so does its
  *       pool's adder.</li>
  * </ul>
- * Connections in use at the signal are not modelled apart: under a light load they close on return within a
- * transaction, and they count against the headroom like an idle one.
+ * A load is modelled by its borrows ({@code borrowRate} per instance, Poisson): the evictor asks a connection it
+ * finds in use to close on return at once, due or not, within the headroom, so each borrow of an old connection
+ * takes it out before its due time; the transaction's own length is left out (milliseconds).
  *
  * <pre>
  * ./mvnw -B -q -DskipTests -Pfleet-sim verify -pl pool-goaway/benchmarks -am -Dsim.args="--fleets=1000x20"
@@ -42,16 +43,22 @@ public final class FleetSimulation {
 
     /** What is simulated. */
     record Fleet(int instances, int poolSize, int headroom, double window, double spread, SetupTime setup,
-            double serverRate) {
+            double serverRate, double borrowRate) {
 
         Fleet {
             if (instances < 1 || poolSize < 1 || headroom < 1) {
                 throw new IllegalArgumentException("instances, pool size and headroom must be at least 1: "
                         + instances + ", " + poolSize + ", " + headroom);
             }
-            if (window < 0 || spread < 0 || serverRate < 0) {
-                throw new IllegalArgumentException("window, spread and server rate must not be negative");
+            if (window < 0 || spread < 0 || serverRate < 0 || borrowRate < 0) {
+                throw new IllegalArgumentException("window, spread, server rate and borrow rate must not be negative");
             }
+        }
+
+        /** An idle fleet: no borrower recycles a connection before it is due. */
+        Fleet(int instances, int poolSize, int headroom, double window, double spread, SetupTime setup,
+                double serverRate) {
+            this(instances, poolSize, headroom, window, spread, setup, serverRate, 0);
         }
 
         /** @return HikariCP's default today: a quarter of the pool, at least 2 (maxReplacementsInFlight) */
@@ -72,28 +79,35 @@ public final class FleetSimulation {
             return serverRate > 0 ? Math.min(serverRate, rate) : rate;
         }
 
-        Fleet withWindow(double w) {
-            return new Fleet(instances, poolSize, headroom, w, spread, setup, serverRate);
-        }
     }
 
     /**
-     * Connection setup time, log-normal: a handful of connections take much longer than the median (a fork behind
-     * others, a page fault, the scheduler), which a constant would hide.
+     * One turn of a pool's adder: a connection's setup, log-normal (a handful take much longer than the median: a
+     * fork behind others, a page fault, the scheduler, which a constant would hide), plus a fixed pause. HikariCP's
+     * adder sleeps 30 ms after every connection it adds ({@code PoolEntryCreator.call}, {@code quietlySleep(30L)}),
+     * so a pool replaces at most one connection per s + 30 ms.
      *
-     * @param median seconds
-     * @param p90    seconds; equal to the median for a constant
+     * @param median seconds, of the setup
+     * @param p90    seconds, of the setup; equal to the median for a constant
+     * @param pause  seconds added to every turn
      */
-    record SetupTime(double median, double p90) {
+    record SetupTime(double median, double p90, double pause) {
 
         /** z of the 90th percentile of the standard normal. */
         private static final double Z90 = 1.2815515655446004;
+        /** HikariCP's sleep after each connection its adder adds. */
+        static final double HIKARI_ADDER_PAUSE = 0.030;
 
         SetupTime {
-            if (!(median > 0) || p90 < median) {
-                throw new IllegalArgumentException("setup time needs median > 0 and p90 >= median, got " + median
-                        + " s and " + p90 + " s");
+            if (!(median > 0) || p90 < median || pause < 0) {
+                throw new IllegalArgumentException("setup time needs median > 0, p90 >= median and pause >= 0, got "
+                        + median + " s, " + p90 + " s and " + pause + " s");
             }
+        }
+
+        /** A turn measured whole (the pause inside it). */
+        SetupTime(double median, double p90) {
+            this(median, p90, 0);
         }
 
         double sigma() {
@@ -102,12 +116,12 @@ public final class FleetSimulation {
 
         double sample(SplittableRandom random) {
             double sigma = sigma();
-            return sigma == 0 ? median : median * Math.exp(sigma * gaussian(random));
+            return pause + (sigma == 0 ? median : median * Math.exp(sigma * gaussian(random)));
         }
 
         double mean() {
             double sigma = sigma();
-            return median * Math.exp(sigma * sigma / 2);
+            return pause + median * Math.exp(sigma * sigma / 2);
         }
 
         private static double gaussian(SplittableRandom random) {
@@ -130,18 +144,31 @@ public final class FleetSimulation {
     private static final int SIGNAL = 0;
     private static final int DUE = 1;
     private static final int ADDED = 2;
+    private static final int BORROW = 3;
 
-    private record Event(double at, long order, int kind, int instance) {
+    private record Event(double at, long order, int kind, int instance, int connection) {
     }
 
     /** One instance's pool, as the model sees it. */
     private static final class Pool {
+        /** Per old connection: open and not yet due, due and held back (waiting), or closed. */
+        final byte[] state;
+        int open;
         double signalAt;
         double lastClose;
         int missing;
         int waiting;
         boolean adding;
+
+        Pool(int size) {
+            state = new byte[size];
+            open = size;
+        }
     }
+
+    private static final byte OPEN = 0;
+    private static final byte WAITING = 1;
+    private static final byte CLOSED = 2;
 
     private FleetSimulation() {
     }
@@ -158,8 +185,8 @@ public final class FleetSimulation {
         long[] order = {0};
         Pool[] pools = new Pool[fleet.instances];
         for (int i = 0; i < pools.length; i++) {
-            pools[i] = new Pool();
-            events.add(new Event(random.nextDouble() * fleet.spread, order[0]++, SIGNAL, i));
+            pools[i] = new Pool(fleet.poolSize);
+            events.add(new Event(random.nextDouble() * fleet.spread, order[0]++, SIGNAL, i, -1));
         }
         double[] arrivals = new double[fleet.instances * fleet.poolSize];
         int arrived = 0;
@@ -174,10 +201,41 @@ public final class FleetSimulation {
                 case SIGNAL -> {
                     pool.signalAt = now;
                     for (int c = 0; c < fleet.poolSize; c++) {
-                        events.add(new Event(now + random.nextDouble() * fleet.window, order[0]++, DUE, e.instance));
+                        events.add(new Event(now + random.nextDouble() * fleet.window, order[0]++, DUE, e.instance,
+                                c));
+                    }
+                    if (fleet.borrowRate > 0) {
+                        events.add(new Event(now + exponential(random, fleet.borrowRate), order[0]++, BORROW,
+                                e.instance, -1));
                     }
                 }
-                case DUE -> pool.waiting++;
+                case DUE -> {
+                    if (pool.state[e.connection] == OPEN) {
+                        pool.state[e.connection] = WAITING;
+                        pool.open--;
+                        pool.waiting++;
+                    }
+                }
+                case BORROW -> {
+                    // The evictor asks a connection it finds in use to close on return, due or not, if the
+                    // headroom allows: the load recycles old connections at its borrow rate. HikariCP's bag hands
+                    // out the first idle connection, which is an old one while any is left; which of them is as
+                    // good as random, since due times are.
+                    if (pool.open > 0 && pool.missing < fleet.headroom) {
+                        int c;
+                        do {
+                            c = random.nextInt(fleet.poolSize);
+                        } while (pool.state[c] != OPEN);
+                        pool.state[c] = CLOSED;
+                        pool.open--;
+                        pool.missing++;
+                        pool.lastClose = now;
+                    }
+                    if (pool.open > 0) {
+                        events.add(new Event(now + exponential(random, fleet.borrowRate), order[0]++, BORROW,
+                                e.instance, -1));
+                    }
+                }
                 case ADDED -> {
                     pool.missing--;
                     pool.adding = false;
@@ -196,11 +254,15 @@ public final class FleetSimulation {
                 double admitted = Math.max(now, serverFreeAt);
                 serverFreeAt = admitted + admitEvery;
                 maxWait = Math.max(maxWait, admitted - now);
-                events.add(new Event(admitted + fleet.setup.sample(random), order[0]++, ADDED, e.instance));
+                events.add(new Event(admitted + fleet.setup.sample(random), order[0]++, ADDED, e.instance, -1));
             }
         }
         double[] drains = Arrays.stream(pools).mapToDouble(p -> p.lastClose - p.signalAt).toArray();
         return new Outcome(ConnectionRate.of(Arrays.copyOf(arrivals, arrived)), drains, maxWait);
+    }
+
+    private static double exponential(SplittableRandom random, double rate) {
+        return -Math.log(1 - random.nextDouble()) / rate;
     }
 
     /** Several seeds of one fleet, summarised: peaks are random, so one run's peak says little. */
@@ -275,11 +337,13 @@ public final class FleetSimulation {
         DrillOptions options = new DrillOptions("fleet-simulation")
                 .option("fleets", "100x20,1000x20,1000x50", "instances x pool size, comma-separated")
                 .option("windows", "0,1,2,5,10,20,40,60", "drain windows W in seconds, comma-separated")
-                .option("setup-median", "14", "connection setup time s, median, ms (measure it: -Pbench-fleet)")
-                .option("setup-p90", "25", "connection setup time s, p90, ms")
+                .option("setup-median", "20", "connection setup time s, median, ms (measure it: -Pbench-fleet)")
+                .option("setup-p90", "40", "connection setup time s, p90, ms")
+                .option("adder-pause", "30", "ms the pool's adder waits after each connection (HikariCP: 30)")
                 .option("spread", "0.25", "seconds over which GoAway reaches the instances (one evictor tick)")
                 .option("headroom", "0", "connections a pool may be missing at once; 0 = max(2, P/4)")
                 .option("server-rate", "0", "new connections/s the new server admits at most; 0 = no limit")
+                .option("borrow-rate", "0", "borrows/s per instance that can recycle an old connection early; 0 = idle")
                 .option("runs", "20", "seeds per row")
                 .option("seed", "1", "first seed")
                 .option("out", "target/bench/fleet-simulation.md", "where the table is written");
@@ -305,20 +369,23 @@ public final class FleetSimulation {
 
     private static void simulate(DrillOptions options) throws Exception {
         SetupTime setup = new SetupTime(number(options, "setup-median", 0.001, 60_000) / 1000,
-                number(options, "setup-p90", 0.001, 60_000) / 1000);
+                number(options, "setup-p90", 0.001, 60_000) / 1000, number(options, "adder-pause", 0, 60_000) / 1000);
         double spread = number(options, "spread", 0, 3600);
         int headroomOption = options.intValue("headroom", 0, 100_000);
         double serverRate = number(options, "server-rate", 0, 1e9);
+        double borrowRate = number(options, "borrow-rate", 0, 1e9);
         int runs = options.intValue("runs", 1, 10_000);
         long seed = options.intValue("seed", 0, Integer.MAX_VALUE);
         double[] windows = numbers(options, "windows", 0, 3600);
         StringBuilder out = new StringBuilder(String.format(Locale.ROOT,
-                "Fleet simulation: setup time s median %s, p90 %s (mean %s); GoAway spread over %s; headroom %s; "
-                        + "server admits %s; %d seeds per row from %d. Rates in new connections/s at the new "
+                "Fleet simulation: setup time s median %s, p90 %s, plus the adder's pause %s (a turn's mean %s); GoAway spread over %s; headroom %s; "
+                        + "server admits %s; borrows recycling old connections %s; %d seeds per row from %d. Rates in new connections/s at the new "
                         + "server; peaks over sliding buckets, the mean of the runs' peaks (their max in brackets).%n%n",
-                seconds(setup.median), seconds(setup.p90), seconds(setup.mean()), seconds(spread),
+                seconds(setup.median), seconds(setup.p90), seconds(setup.pause), seconds(setup.mean()), seconds(spread),
                 headroomOption == 0 ? "max(2, P/4)" : String.valueOf(headroomOption),
-                serverRate > 0 ? String.format(Locale.ROOT, "at most %,.0f/s", serverRate) : "any rate", runs,
+                serverRate > 0 ? String.format(Locale.ROOT, "at most %,.0f/s", serverRate) : "any rate",
+                borrowRate > 0 ? String.format(Locale.ROOT, "%.1f/s per instance", borrowRate) : "none (idle pools)",
+                runs,
                 seed));
         out.append(HEADER);
         for (String fleetText : options.value("fleets").split(",")) {
@@ -331,7 +398,7 @@ public final class FleetSimulation {
             int p = parseInt("--fleets pool size", np[1], 1, 10_000);
             int headroom = headroomOption == 0 ? Fleet.defaultHeadroom(p) : Math.min(p, headroomOption);
             for (double w : windows) {
-                Fleet fleet = new Fleet(n, p, headroom, w, spread, setup, serverRate);
+                Fleet fleet = new Fleet(n, p, headroom, w, spread, setup, serverRate, borrowRate);
                 long started = System.nanoTime();
                 String row = row(summarise(fleet, runs, seed));
                 System.out.printf(Locale.ROOT, "[fleet-simulation] %d x %d, W %s: %d ms%n", n, p, seconds(w),

@@ -60,6 +60,18 @@ class FleetSimulationTest {
     }
 
     @Test
+    void aBusyPoolsBorrowsRecycleItsConnectionsBeforeTheirDueTimes() {
+        Fleet idle = fleet(10, 20, 10, 0);
+        Fleet busy = new Fleet(10, 20, 5, 10, 0, TWENTY_MS, 0, 200);
+        double idleDrain = ConnectionRate.percentile(FleetSimulation.run(idle, 1).drains(), 0.5);
+        Outcome o = FleetSimulation.run(busy, 1);
+        // 200 borrows/s find an old connection every 5 ms: the single adder (20 ms) is the limit, not W = 10 s.
+        assertTrue(idleDrain > 8, "idle drain " + idleDrain);
+        assertTrue(ConnectionRate.percentile(o.drains(), 1) < 1, "busy drain " + Arrays.toString(o.drains()));
+        assertEquals(10 / 0.020, o.arrivals().peakPerSecond(0.1), 10 / 0.020 * 0.25);
+    }
+
+    @Test
     void aServerThatAdmitsRPerSecondHoldsTheFleetToR() {
         Outcome o = FleetSimulation.run(fleet(10, 20, 0, 100), 1);
         assertEquals(100, o.arrivals().meanPerSecond(), 5);
@@ -77,6 +89,9 @@ class FleetSimulationTest {
         assertEquals(0.010, ConnectionRate.percentile(draws, 0.5), 0.0005);
         assertEquals(0.030, ConnectionRate.percentile(draws, 0.9), 0.0015);
         assertEquals(s.mean(), Arrays.stream(draws).average().orElseThrow(), s.mean() * 0.05);
+        SetupTime hikari = new SetupTime(0.010, 0.010, SetupTime.HIKARI_ADDER_PAUSE);
+        assertEquals(0.040, hikari.sample(random), 1e-12);
+        assertEquals(0.040, hikari.mean(), 1e-12);
     }
 
     @Test
@@ -93,6 +108,7 @@ class FleetSimulationTest {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                 () -> new SetupTime(0.02, 0.01));
         assertTrue(e.getMessage().contains("p90 >= median"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> new SetupTime(0.01, 0.01, -0.03));
         assertThrows(IllegalArgumentException.class, () -> new Fleet(0, 20, 5, 1, 0, TWENTY_MS, 0));
         assertThrows(IllegalArgumentException.class, () -> new Fleet(1, 20, 5, -1, 0, TWENTY_MS, 0));
     }
