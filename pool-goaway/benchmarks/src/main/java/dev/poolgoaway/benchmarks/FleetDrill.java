@@ -263,6 +263,9 @@ public final class FleetDrill {
                     long loadStart = System.nanoTime();
                     for (HikariDataSource ds : dataSources) {
                         loads.add(new LoadGenerator(ds, loadThreads, loadSleep));
+                        // Staggered over one transaction: loads started together return (and so close) their old
+                        // connections together, a clump no fleet of independent services shows.
+                        Thread.sleep(loadSleep.toMillis() / pools);
                     }
                     Thread.sleep(before.toMillis());
                     // Each borrow of an old connection after the signal takes it out early: the simulation needs
