@@ -120,9 +120,8 @@ public final class FleetDrill {
             report.append(Round.HEADER);
             PostgresUpstream from = blue;
             PostgresUpstream to = green;
-            // Round 0 is not reported: on this machine the first switchover's replacements took several times
-            // longer than the later ones' (a cold path somewhere: both servers had served hundreds of
-            // connections already), which would charge one window with the whole run's warm-up.
+            // Round 0 is not reported: it warms the JVM (the proxy's, the wire layer's and HikariCP's paths of a
+            // switchover) and both servers, so that the first window measured is not charged with that.
             for (int r = 0; r <= windows.length; r++) {
                 double w = windows[Math.max(0, r - 1)];
                 Fleet fleet = new Fleet(pools, poolSize, Fleet.defaultHeadroom(poolSize), w,
