@@ -320,7 +320,7 @@ public final class FleetDrill {
                     continue;
                 }
                 csv.append(String.format(Locale.ROOT, "%d,%s,%.4f,%s%n",
-                        (c.client().getAddress().getAddress()[3] & 0xff) - FIRST_HOST, on(c, from) ? "old" : "new",
+                        poolOf(c), on(c, from) ? "old" : "new",
                         seconds(switchedAt, c.connectedAt()), c.closedAt()
                                 .map(at -> String.format(Locale.ROOT, "%.4f", seconds(switchedAt, at))).orElse("")));
             }
@@ -367,31 +367,15 @@ public final class FleetDrill {
             double[] arrivals = facts.stream().filter(c -> on(c, to))
                     .mapToDouble(c -> seconds(switchedAt, c.connectedAt())).toArray();
             double[] drains = new double[fleet.instances()];
-            List<List<Double>> opened = new ArrayList<>();
-            for (int i = 0; i < fleet.instances(); i++) {
-                opened.add(new ArrayList<>());
-            }
             for (ProxiedConnection c : facts) {
                 if (on(c, from)) {
-                    int pool = (c.client().getAddress().getAddress()[3] & 0xff) - FIRST_HOST;
                     double closed = c.closedAt().map(at -> seconds(switchedAt, at)).orElse(Double.POSITIVE_INFINITY);
-                    drains[pool] = Math.max(drains[pool], closed);
-                    opened.get(pool).add(seconds(switchedAt, c.connectedAt()));
+                    drains[poolOf(c)] = Math.max(drains[poolOf(c)], closed);
                 }
             }
             ConnectionRate measured = ConnectionRate.of(arrivals);
-            SetupTime cycle = perPoolGaps(opened);
-            List<List<Double>> replaced = new ArrayList<>();
-            for (int i = 0; i < fleet.instances(); i++) {
-                replaced.add(new ArrayList<>());
-            }
-            for (ProxiedConnection c : facts) {
-                if (on(c, to)) {
-                    replaced.get((c.client().getAddress().getAddress()[3] & 0xff) - FIRST_HOST)
-                            .add(seconds(switchedAt, c.connectedAt()));
-                }
-            }
-            SetupTime drainGaps = perPoolGaps(replaced);
+            SetupTime cycle = perPoolGaps(facts, from, switchedAt);
+            SetupTime drainGaps = perPoolGaps(facts, to, switchedAt);
             Fleet loaded = new Fleet(fleet.instances(), fleet.poolSize(), fleet.headroom(), fleet.window(),
                     fleet.spread(), cycle, 0, borrowRate);
             Summary simulated = FleetSimulation.summarise(loaded, SIMULATED_RUNS, 1);
@@ -426,7 +410,16 @@ public final class FleetDrill {
          * drain's replacements, HikariCP's own set-up of each connection and its 30 ms pause after each). Of the
          * replacements, the same gaps are the adder's turn where it was kept busy, and due times' gaps elsewhere.
          */
-        private static SetupTime perPoolGaps(List<List<Double>> openedPerPool) {
+        private SetupTime perPoolGaps(List<ProxiedConnection> facts, PostgresUpstream server, Instant origin) {
+            List<List<Double>> openedPerPool = new ArrayList<>();
+            for (int i = 0; i < fleet.instances(); i++) {
+                openedPerPool.add(new ArrayList<>());
+            }
+            for (ProxiedConnection c : facts) {
+                if (on(c, server)) {
+                    openedPerPool.get(poolOf(c)).add(seconds(origin, c.connectedAt()));
+                }
+            }
             List<Double> gaps = new ArrayList<>();
             for (List<Double> opened : openedPerPool) {
                 opened.sort(null);
@@ -449,6 +442,11 @@ public final class FleetDrill {
     private static boolean on(ProxiedConnection c, PostgresUpstream server) {
         // Both servers are on localhost: the port tells them apart. A connection in its startup has no server yet.
         return c.upstream() != null && c.upstream().getPort() == server.port();
+    }
+
+    /** @return the pool that opened the connection, by the loopback address it bound to */
+    private static int poolOf(ProxiedConnection c) {
+        return (c.client().getAddress().getAddress()[3] & 0xff) - FIRST_HOST;
     }
 
     private static int countOpen(GoAwayProxy proxy, PostgresUpstream server) {

@@ -437,9 +437,14 @@ public final class FleetSimulation {
             throw new IllegalArgumentException(what + " must be a number, got " + text, e);
         }
         if (!(v >= min && v <= max)) {
-            throw new IllegalArgumentException(what + " must be between " + min + " and " + max + ", got " + text);
+            throw new IllegalArgumentException(what + " must be between " + plain(min) + " and " + plain(max)
+                    + ", got " + text);
         }
         return v;
+    }
+
+    private static String plain(double bound) {
+        return java.math.BigDecimal.valueOf(bound).stripTrailingZeros().toPlainString();
     }
 
     private static int parseInt(String what, String text, int min, int max) {
