@@ -13,17 +13,21 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 
 import javax.sql.DataSource;
 
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
+import dev.poolgoaway.testkit.LoadGenerator.Request;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.ProxiedConnection;
 
@@ -41,27 +45,15 @@ import dev.poolgoaway.testkit.ProxiedConnection;
  * System.out.println(result.report());
  * }</pre>
  *
- * <p>The load is open-loop: each worker starts its requests on a fixed schedule (workers × rate), borrows a
- * connection, runs the {@link Request} on it and gives it back, timing the borrow and the request separately. At
+ * <p>The load is a {@link LoadGenerator}, open-loop: requests start on a fixed schedule (the rate, shared by the
+ * workers), each borrows a connection, runs the {@link Request} on it and gives it back; the drill times the borrow
+ * and the request separately from each {@link LoadGenerator.Outcome}. At
  * the switchover the proxy sends new connections to the new server and the old one is shut down
  * ({@link Switchover}); the drill then watches the proxy until no connection to the old server is open (the drain)
  * or the observation window ends, and keeps the load going for {@code after} once drained. Requests are assigned
  * to a {@link Phase} by when they started.
  */
 public final class SwitchoverDrill {
-
-    /** What one request of the load does with its borrowed connection. */
-    @FunctionalInterface
-    public interface Request {
-
-        /**
-         * Runs the request.
-         *
-         * @param connection a connection borrowed from the pool, given back by the drill
-         * @throws SQLException if it fails: counted as a failed request
-         */
-        void execute(Connection connection) throws SQLException;
-    }
 
     /** The default request: a 2 ms query, like a short OLTP statement. */
     public static final Request SHORT_QUERY = c -> {
@@ -180,23 +172,20 @@ public final class SwitchoverDrill {
     private record Sample(long start, long getConnection, long query, boolean ok) {
     }
 
-    /** The state of one run: workers, sampler, what they recorded. */
+    /** The state of one run: load, sampler, what they recorded. */
     private final class Run {
 
         private final DataSource pool;
         private final long startNanos = System.nanoTime();
-        private final List<List<Sample>> samples = new ArrayList<>();
-        private final List<Thread> threads = new ArrayList<>();
+        private final Queue<Sample> samples = new ConcurrentLinkedQueue<>();
         private final List<TimelinePoint> timeline = new CopyOnWriteArrayList<>();
         private final List<String> errors = new CopyOnWriteArrayList<>();
-        private final AtomicLong succeeded = new AtomicLong();
-        private final AtomicLong failed = new AtomicLong();
         private final ScheduledExecutorService sampler = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "drill-sampler");
             t.setDaemon(true);
             return t;
         });
-        private volatile boolean running = true;
+        private LoadGenerator load;
         private volatile Phase phase = Phase.BEFORE;
         private long lastProgress = -PROGRESS_EVERY_NANOS;
 
@@ -205,15 +194,9 @@ public final class SwitchoverDrill {
         }
 
         DrillResult execute() throws InterruptedException {
+            load = LoadGenerator.builder(pool).threads(workers).requestsPerSecond(requestsPerSecond).request(request)
+                    .observer(this::record).start();
             sampler.scheduleAtFixedRate(this::sample, 0, sampleEvery.toNanos(), TimeUnit.NANOSECONDS);
-            for (int i = 0; i < workers; i++) {
-                List<Sample> mine = new ArrayList<>();
-                samples.add(mine);
-                Thread t = new Thread(() -> load(mine), "drill-load-" + i);
-                t.setDaemon(true);
-                threads.add(t);
-                t.start();
-            }
             Thread.sleep(before.toMillis());
 
             List<ProxiedConnection> oldAtSwitch = openOn(from);
@@ -260,33 +243,13 @@ public final class SwitchoverDrill {
             }
         }
 
-        private void load(List<Sample> mine) {
-            long interval = requestsPerSecond == 0 ? 0 : TimeUnit.SECONDS.toNanos(workers) / requestsPerSecond;
-            // Spread the workers' schedules over one interval so they do not fire together.
-            long next = System.nanoTime() + (interval == 0 ? 0 : (long) (Math.random() * interval));
-            while (running) {
-                if (interval > 0) {
-                    long wait = next - System.nanoTime();
-                    if (wait > 0) {
-                        LockSupport.parkNanos(wait);
-                        continue;
-                    }
-                    next += interval;
-                }
-                long start = elapsed();
-                long borrowed = start;
-                try (Connection c = pool.getConnection()) {
-                    borrowed = elapsed();
-                    request.execute(c);
-                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, true));
-                    succeeded.incrementAndGet();
-                } catch (SQLException | RuntimeException e) {
-                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, false));
-                    failed.incrementAndGet();
-                    if (errors.size() < ERRORS_KEPT) {
-                        errors.add(String.format(Locale.ROOT, "%.1fs %s: %s", start / 1e9, phase, describe(e)));
-                    }
-                }
+        /** The load's observer: one sample per request, the first errors with the phase they fell in. */
+        private void record(LoadGenerator.Outcome o) {
+            long start = o.startNanos() - startNanos;
+            samples.add(new Sample(start, o.borrowedNanos() - o.startNanos(), o.endNanos() - o.borrowedNanos(),
+                    o.ok()));
+            if (!o.ok() && errors.size() < ERRORS_KEPT) {
+                errors.add(String.format(Locale.ROOT, "%.1fs %s: %s", start / 1e9, phase, describe(o.failure())));
             }
         }
 
@@ -301,13 +264,13 @@ public final class SwitchoverDrill {
                 }
             }
             long now = elapsed();
-            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, succeeded.get(),
-                    failed.get()));
-            if (now - lastProgress >= PROGRESS_EVERY_NANOS && running) {
+            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, load.succeeded(),
+                    load.failed()));
+            if (now - lastProgress >= PROGRESS_EVERY_NANOS && !sampler.isShutdown()) {
                 lastProgress = now;
                 progress.accept(String.format(Locale.ROOT,
                         "[drill %s] %5.1fs %-6s requests ok %,d failed %,d | connections old %d new %d", label,
-                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), succeeded.get(), failed.get(), onOld,
+                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), load.succeeded(), load.failed(), onOld,
                         onNew));
             }
         }
@@ -348,11 +311,9 @@ public final class SwitchoverDrill {
             for (Phase p : Phase.values()) {
                 byPhase.put(p, new ArrayList<>());
             }
-            for (List<Sample> worker : samples) {
-                for (Sample s : worker) {
-                    byPhase.get(s.start() < switchNanos ? Phase.BEFORE
-                            : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER).add(s);
-                }
+            for (Sample s : samples) {
+                byPhase.get(s.start() < switchNanos ? Phase.BEFORE
+                        : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER).add(s);
             }
             Map<Phase, PhaseStats> stats = new EnumMap<>(Phase.class);
             byPhase.forEach((p, in) -> stats.put(p, new PhaseStats(in.size(), (int) in.stream().filter(s -> !s.ok()).count(),
@@ -365,25 +326,25 @@ public final class SwitchoverDrill {
             return System.nanoTime() - startNanos;
         }
 
-        /** Stops the load and the sampler; a worker stuck in the pool is interrupted after a grace period. */
+        /** Stops the load (waiting for the requests in flight, at most 30 s) and the sampler. */
         void stop() throws InterruptedException {
-            if (!running) {
+            if (sampler.isShutdown()) {
                 return;
             }
-            running = false;
             sampler.shutdown();
-            for (Thread t : threads) {
-                t.join(TimeUnit.SECONDS.toMillis(10));
-                if (t.isAlive()) {
-                    t.interrupt();
-                    t.join(TimeUnit.SECONDS.toMillis(5));
+            try {
+                if (load != null) {
+                    load.close();
                 }
+            } catch (ExecutionException | TimeoutException e) {
+                throw new IllegalStateException("the drill's load did not stop: " + e, e);
+            } finally {
+                sampler.awaitTermination(5, TimeUnit.SECONDS);
             }
-            sampler.awaitTermination(5, TimeUnit.SECONDS);
         }
     }
 
-    private static String describe(Exception e) {
+    private static String describe(Throwable e) {
         String state = e instanceof SQLException sql && sql.getSQLState() != null ? " [" + sql.getSQLState() + "]" : "";
         String message = Objects.toString(e.getMessage(), e.getClass().getName()).replaceAll("\\s+", " ");
         return e.getClass().getSimpleName() + state + " " + (message.length() > 200 ? message.substring(0, 200) + "…"
@@ -468,7 +429,7 @@ public final class SwitchoverDrill {
                     .before(options.duration("before")).after(options.duration("after"));
         }
 
-        /** @param request what each request does (default {@link #SHORT_QUERY}) @return this */
+        /** @param request what each request does (default {@link SwitchoverDrill#SHORT_QUERY}) @return this */
         public Builder request(Request request) {
             this.request = Objects.requireNonNull(request, "request");
             return this;

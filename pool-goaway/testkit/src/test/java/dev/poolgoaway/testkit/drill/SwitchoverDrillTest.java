@@ -10,7 +10,6 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
@@ -33,14 +32,8 @@ class SwitchoverDrillTest {
 
     @BeforeAll
     static void servers() throws Exception {
-        blue = EmbeddedUpstream.start();
-        green = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopServers() throws Exception {
-        blue.close();
-        green.close();
+        blue = EmbeddedUpstream.shared("blue");
+        green = EmbeddedUpstream.shared("green");
     }
 
     @BeforeEach
