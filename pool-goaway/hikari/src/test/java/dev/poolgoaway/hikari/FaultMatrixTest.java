@@ -22,7 +22,6 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.postgresql.PGConnection;
@@ -49,17 +48,11 @@ class FaultMatrixTest {
 
     private static final String POOL = "fault-matrix";
     private static final String PROXY = "fault-proxy";
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
     private HikariDataSource pool;
     private GoAwayEvictor evictor;
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = PoolFixture.blue();
-        green = PoolFixture.green();
-    }
 
     @BeforeEach
     void startProxy() throws Exception {

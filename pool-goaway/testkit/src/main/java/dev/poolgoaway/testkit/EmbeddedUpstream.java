@@ -58,16 +58,21 @@ public final class EmbeddedUpstream implements PostgresUpstream {
     /**
      * A server shared by the tests of this JVM under a name, such as the {@code "blue"} and {@code "green"} of a
      * switchover: started on first use, stopped when the JVM exits. Starting one takes seconds; test classes that
-     * each need the pair share it this way. Do not close it: the next test class gets the same one.
+     * each need the pair share it this way, in a field: {@code static final EmbeddedUpstream blue =
+     * EmbeddedUpstream.shared("blue");}. Do not close it: the next test class gets the same one.
      *
      * @param name which shared server
      * @return the running server
-     * @throws IOException if it has to start and cannot
+     * @throws UncheckedIOException if it has to start and cannot (unchecked, for a field's initialiser)
      */
-    public static synchronized EmbeddedUpstream shared(String name) throws IOException {
+    public static synchronized EmbeddedUpstream shared(String name) {
         EmbeddedUpstream server = sharedByName.get(name);
         if (server == null) {
-            server = start();
+            try {
+                server = start();
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot start the shared server " + name, e);
+            }
             sharedByName.put(name, server);
         }
         return server;

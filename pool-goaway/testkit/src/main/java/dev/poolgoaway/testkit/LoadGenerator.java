@@ -24,20 +24,20 @@ import javax.sql.DataSource;
 
 /**
  * Steady load on a pool, with accounting, for tests and drills that must show a drain costs no request: each of a
- * few threads borrows a connection, runs a {@link Request} on it, gives it back, and goes again. Every request
- * issued either succeeds or fails with the exception the application saw ({@link #failures()}); nothing is retried,
+ * few workers (threads) borrows a connection, runs a {@link Request} on it, gives it back, and goes again. Every
+ * request issued either succeeds or fails with the exception the application saw ({@link #failures()}); nothing is retried,
  * so {@code issued == succeeded + failed} once it is closed.
  *
- * <p>Closed-loop by default: each thread starts its next request when the last one returned, so a slow server
+ * <p>Closed-loop by default: each worker starts its next request when the last one returned, so a slow server
  * slows the load. With {@link Builder#requestsPerSecond(int)} it is open-loop: requests start on a fixed schedule
- * whatever the server does, as users keep arriving at a service that slowed down; a thread that fell behind starts
- * its late requests at once, so the rate holds as long as the threads suffice.
+ * whatever the server does, as users keep arriving at a service that slowed down; a worker that fell behind starts
+ * its late requests at once, so the rate holds as long as the workers suffice.
  *
  * <pre>{@code
- * try (LoadGenerator load = LoadGenerator.builder(pool)
- *         .threads(8).requestsPerSecond(400)
+ * try (LoadGenerator load = LoadGenerator.builder()
+ *         .workers(8).requestsPerSecond(400)
  *         .observer(outcome -> latencies.add(outcome.borrow()))
- *         .start()) {
+ *         .start(pool)) {
  *     // switch over, wait for the drain
  * }
  * }</pre>
@@ -104,28 +104,28 @@ public final class LoadGenerator implements AutoCloseable {
     private final ExecutorService threads;
     private final List<Future<?>> running = new ArrayList<>();
 
-    private LoadGenerator(Builder b) {
-        this.pool = b.pool;
+    private LoadGenerator(Builder b, DataSource pool) {
+        this.pool = Objects.requireNonNull(pool, "pool");
         this.request = b.request;
         this.observer = b.observer;
         int id = generators.incrementAndGet();
         AtomicInteger n = new AtomicInteger();
-        this.threads = Executors.newFixedThreadPool(b.threads, r -> {
+        this.threads = Executors.newFixedThreadPool(b.workers, r -> {
             Thread t = new Thread(r, THREAD_PREFIX + id + "-" + n.incrementAndGet());
             t.setDaemon(true);
             return t;
         });
-        long interval = b.requestsPerSecond == 0 ? 0 : TimeUnit.SECONDS.toNanos(b.threads) / b.requestsPerSecond;
+        long interval = b.requestsPerSecond == 0 ? 0 : TimeUnit.SECONDS.toNanos(b.workers) / b.requestsPerSecond;
         long start = System.nanoTime();
-        for (int i = 0; i < b.threads; i++) {
-            // Each thread keeps its own schedule; spread over one interval, they do not fire together.
-            long first = start + interval * i / b.threads;
+        for (int i = 0; i < b.workers; i++) {
+            // Each worker keeps its own schedule; spread over one interval, they do not fire together.
+            long first = start + interval * i / b.workers;
             running.add(threads.submit(() -> run(first, interval)));
         }
     }
 
     /**
-     * Starts the load of the drain tests: 8 threads, closed-loop {@linkplain #transaction(Duration) transactions} of
+     * Starts the load of the drain tests: 8 workers, closed-loop {@linkplain #transaction(Duration) transactions} of
      * 2 ms.
      *
      * @param pool the pool
@@ -138,22 +138,21 @@ public final class LoadGenerator implements AutoCloseable {
      * Starts closed-loop {@linkplain #transaction(Duration) transactions}.
      *
      * @param pool    the pool
-     * @param threads how many requests run at once
+     * @param workers how many requests run at once
      * @param sleep   how long each transaction sleeps on the server, to keep connections busy
      */
-    public LoadGenerator(DataSource pool, int threads, Duration sleep) {
-        this(builder(pool).threads(threads).request(transaction(sleep)));
+    public LoadGenerator(DataSource pool, int workers, Duration sleep) {
+        this(builder().workers(workers).request(transaction(sleep)), pool);
     }
 
     /**
-     * A load to configure and {@linkplain Builder#start() start}.
+     * A load to configure and {@linkplain Builder#start(DataSource) start}.
      *
-     * @param pool the pool the load borrows from
-     * @return a builder with defaults: 8 threads, closed loop, {@linkplain #transaction(Duration) transactions} of
+     * @return a builder with defaults: 8 workers, closed loop, {@linkplain #transaction(Duration) transactions} of
      *         2 ms, no observer
      */
-    public static Builder builder(DataSource pool) {
-        return new Builder(pool);
+    public static Builder builder() {
+        return new Builder();
     }
 
     /**
@@ -255,9 +254,9 @@ public final class LoadGenerator implements AutoCloseable {
     /**
      * Stops issuing requests and waits for those in flight; then {@code issued == succeeded + failed}.
      *
-     * @throws ExecutionException if a load thread died of something other than a request's failure (an observer
-     *                            that threw)
-     * @throws TimeoutException   if requests in flight do not end within 30 s; their threads are interrupted
+     * @throws ExecutionException if a worker died of something other than a request's failure (an observer that
+     *                            threw)
+     * @throws TimeoutException   if requests in flight do not end within 30 s; their workers are interrupted
      * @throws AssertionError     if a request went unaccounted for
      */
     @Override
@@ -272,7 +271,7 @@ public final class LoadGenerator implements AutoCloseable {
             Thread.currentThread().interrupt();
             throw new AssertionError("interrupted while stopping the load", e);
         } finally {
-            threads.shutdownNow();   // interrupts only a thread still in a request after the deadline
+            threads.shutdownNow();   // interrupts only a worker still in a request after the deadline
         }
         if (issued.get() != succeeded.get() + failed.get()) {
             throw new AssertionError("requests lost: " + issued + " issued, " + succeeded + " succeeded, " + failed
@@ -280,39 +279,40 @@ public final class LoadGenerator implements AutoCloseable {
         }
     }
 
-    /** Settings of a load; every one has a default. */
+    /**
+     * Settings of a load; every one has a default. A builder may start several loads, one after the other or side
+     * by side: each takes the settings as they are when it starts.
+     */
     public static final class Builder {
 
-        private final DataSource pool;
-        private int threads = 8;
+        private int workers = 8;
         private int requestsPerSecond;
         private Request request = transaction(Duration.ofMillis(2));
         private Consumer<Outcome> observer = outcome -> {
         };
 
-        private Builder(DataSource pool) {
-            this.pool = Objects.requireNonNull(pool, "pool");
+        private Builder() {
         }
 
         /**
          * Sets how many threads issue requests: in a closed loop, how many requests run at once; open-loop, how
          * many may be in flight before the schedule slips.
          *
-         * @param threads at least 1 (default 8)
+         * @param workers at least 1 (default 8)
          * @return this
          */
-        public Builder threads(int threads) {
-            if (threads < 1) {
-                throw new IllegalArgumentException("threads " + threads + ": at least one");
+        public Builder workers(int workers) {
+            if (workers < 1) {
+                throw new IllegalArgumentException("workers must be at least 1, got " + workers);
             }
-            this.threads = threads;
+            this.workers = workers;
             return this;
         }
 
         /**
-         * Makes the load open-loop: requests start on a fixed schedule, all threads together at this rate.
+         * Makes the load open-loop: requests start on a fixed schedule, all workers together at this rate.
          *
-         * @param requestsPerSecond the rate; 0 for closed-loop, each thread back to back (default 0)
+         * @param requestsPerSecond the rate; 0 for closed-loop, each worker back to back (default 0)
          * @return this
          */
         public Builder requestsPerSecond(int requestsPerSecond) {
@@ -336,8 +336,9 @@ public final class LoadGenerator implements AutoCloseable {
         }
 
         /**
-         * Sets who hears of every finished request, on the load thread that ran it, after the counters count it.
-         * It should be quick and must not throw: an exception ends that load thread ({@link #close()} reports it).
+         * Sets who hears of every finished request, on the worker that ran it, after the counters count it. It
+         * should be quick and must not throw: an exception ends that worker ({@link LoadGenerator#close()} reports
+         * it).
          *
          * @param observer receives each request's {@link Outcome} (default: none)
          * @return this
@@ -347,9 +348,14 @@ public final class LoadGenerator implements AutoCloseable {
             return this;
         }
 
-        /** @return the running load; close it to stop */
-        public LoadGenerator start() {
-            return new LoadGenerator(this);
+        /**
+         * Starts a load with these settings.
+         *
+         * @param pool the pool the load borrows from
+         * @return the running load; close it to stop
+         */
+        public LoadGenerator start(DataSource pool) {
+            return new LoadGenerator(this, pool);
         }
     }
 }

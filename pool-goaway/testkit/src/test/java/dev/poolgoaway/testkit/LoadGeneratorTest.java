@@ -4,7 +4,6 @@ import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.IOException;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
@@ -26,7 +25,7 @@ class LoadGeneratorTest {
     private static HikariDataSource pool;
 
     @BeforeAll
-    static void startPool() throws IOException {
+    static void startPool() {
         EmbeddedUpstream server = EmbeddedUpstream.shared("blue");
         HikariConfig config = new HikariConfig();
         config.setJdbcUrl(server.jdbcUrl());
@@ -44,10 +43,10 @@ class LoadGeneratorTest {
     @Test
     void anOpenLoopLoadStartsItsRequestsOnScheduleAtTheTargetRate() throws Exception {
         int rate = 200;
-        int threads = 4;
+        int workers = 4;
         Queue<Outcome> seen = new ConcurrentLinkedQueue<>();
-        LoadGenerator load = LoadGenerator.builder(pool).threads(threads).requestsPerSecond(rate)
-                .observer(seen::add).start();
+        LoadGenerator load = LoadGenerator.builder().workers(workers).requestsPerSecond(rate)
+                .observer(seen::add).start(pool);
         try (load) {
             await().atMost(WAIT).until(() -> seen.size() >= 2 * rate);
         }
@@ -62,15 +61,15 @@ class LoadGeneratorTest {
                     && o.borrowedNanos() <= o.endNanos(), o::toString);
             lateness = Math.max(lateness, o.startNanos() - o.scheduledNanos());
         }
-        // The schedule is one request every 1/rate s, taken in turn by the threads; each thread stops after its own
-        // last one, so the n requests issued held n to n + threads - 1 places of it. Started at most `lateness`
+        // The schedule is one request every 1/rate s, taken in turn by the workers; each worker stops after its own
+        // last one, so the n requests issued held n to n + workers - 1 places of it. Started at most `lateness`
         // after their places, their first and last starts are that far apart, give or take `lateness`.
         long first = outcomes.stream().mapToLong(Outcome::startNanos).min().orElseThrow();
         long last = outcomes.stream().mapToLong(Outcome::startNanos).max().orElseThrow();
         double span = (last - first) / 1e9;
         double slack = lateness / 1e9;
         double shortest = (n - 1.0) / rate - slack;
-        double longest = (n + threads - 2.0) / rate + slack;
+        double longest = (n + workers - 2.0) / rate + slack;
         assertTrue(span >= shortest && span <= longest, () -> String.format(
                 "%d requests started over %.3f s, not %.3f to %.3f s (at most %.1f ms late): %.0f/s, not %d/s", n,
                 span, shortest, longest, slack * 1e3, (n - 1) / span, rate));
@@ -79,11 +78,11 @@ class LoadGeneratorTest {
     @Test
     void aClosedLoopCountsEveryFailureAndKeepsTheFirstThousand() throws Exception {
         Queue<Outcome> seen = new ConcurrentLinkedQueue<>();
-        LoadGenerator load = LoadGenerator.builder(pool).threads(2)
+        LoadGenerator load = LoadGenerator.builder().workers(2)
                 .request(c -> {
                     throw new SQLException("refused by the test");
                 })
-                .observer(seen::add).start();
+                .observer(seen::add).start(pool);
         try (load) {
             await().atMost(WAIT).until(() -> load.failed() > 1000);
         }

@@ -71,9 +71,7 @@ public final class SwitchoverDrill {
     private final PostgresUpstream to;
     private final String label;
     private final Switchover switchover;
-    private final int workers;
-    private final int requestsPerSecond;
-    private final Request request;
+    private final LoadGenerator.Builder load;
     private final Duration before;
     private final Duration after;
     private final Duration observeAtMost;
@@ -88,9 +86,7 @@ public final class SwitchoverDrill {
         this.to = b.to;
         this.label = b.label;
         this.switchover = b.switchover;
-        this.workers = b.workers;
-        this.requestsPerSecond = b.requestsPerSecond;
-        this.request = b.request;
+        this.load = b.load;
         this.before = b.before;
         this.after = b.after;
         this.observeAtMost = b.observeAtMost;
@@ -114,14 +110,15 @@ public final class SwitchoverDrill {
     }
 
     /**
-     * Runs the drill with the pool the load borrows from. It must connect through the proxy.
+     * Runs the drill with the pool the load borrows from. It must connect through the proxy. A drill runs once at a
+     * time: it moves the proxy.
      *
      * @param pool the application's pool
      * @return what the drill saw
      * @throws InterruptedException if interrupted; the load is stopped first
      * @throws IllegalStateException if the proxy does not send new connections to the old server now
      */
-    public DrillResult run(DataSource pool) throws InterruptedException {
+    public synchronized DrillResult run(DataSource pool) throws InterruptedException {
         if (!isServer(proxy.currentUpstream().getHostString(), proxy.currentUpstream().getPort(), from)) {
             throw new IllegalStateException("the proxy sends new connections to " + proxy.currentUpstream()
                     + ", not to the drill's old server " + from.host() + ":" + from.port());
@@ -185,7 +182,7 @@ public final class SwitchoverDrill {
             t.setDaemon(true);
             return t;
         });
-        private LoadGenerator load;
+        private LoadGenerator running;
         private volatile Phase phase = Phase.BEFORE;
         private long lastProgress = -PROGRESS_EVERY_NANOS;
 
@@ -194,8 +191,7 @@ public final class SwitchoverDrill {
         }
 
         DrillResult execute() throws InterruptedException {
-            load = LoadGenerator.builder(pool).threads(workers).requestsPerSecond(requestsPerSecond).request(request)
-                    .observer(this::record).start();
+            running = load.observer(this::record).start(pool);
             sampler.scheduleAtFixedRate(this::sample, 0, sampleEvery.toNanos(), TimeUnit.NANOSECONDS);
             Thread.sleep(before.toMillis());
 
@@ -264,13 +260,13 @@ public final class SwitchoverDrill {
                 }
             }
             long now = elapsed();
-            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, load.succeeded(),
-                    load.failed()));
+            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, running.succeeded(),
+                    running.failed()));
             if (now - lastProgress >= PROGRESS_EVERY_NANOS && !sampler.isShutdown()) {
                 lastProgress = now;
                 progress.accept(String.format(Locale.ROOT,
                         "[drill %s] %5.1fs %-6s requests ok %,d failed %,d | connections old %d new %d", label,
-                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), load.succeeded(), load.failed(), onOld,
+                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), running.succeeded(), running.failed(), onOld,
                         onNew));
             }
         }
@@ -333,8 +329,8 @@ public final class SwitchoverDrill {
             }
             sampler.shutdown();
             try {
-                if (load != null) {
-                    load.close();
+                if (running != null) {
+                    running.close();
                 }
             } catch (ExecutionException | TimeoutException e) {
                 throw new IllegalStateException("the drill's load did not stop: " + e, e);
@@ -359,9 +355,8 @@ public final class SwitchoverDrill {
         private final PostgresUpstream to;
         private String label = "drill";
         private Switchover switchover = Switchover.SMART;
-        private int workers = 8;
-        private int requestsPerSecond = 400;
-        private Request request = SHORT_QUERY;
+        private final LoadGenerator.Builder load = LoadGenerator.builder().workers(8).requestsPerSecond(400)
+                .request(SHORT_QUERY);
         private Duration before = Duration.ofSeconds(5);
         private Duration after = Duration.ofSeconds(5);
         private Duration observeAtMost = Duration.ofSeconds(30);
@@ -392,26 +387,22 @@ public final class SwitchoverDrill {
             return this;
         }
 
-        /** @param workers threads issuing requests, at least 1 (default 8) @return this */
+        /**
+         * @param workers threads issuing requests, at least 1 (default 8): {@link LoadGenerator.Builder#workers}
+         * @return this
+         */
         public Builder workers(int workers) {
-            if (workers < 1) {
-                throw new IllegalArgumentException("workers must be at least 1, got " + workers);
-            }
-            this.workers = workers;
+            load.workers(workers);
             return this;
         }
 
         /**
          * @param requestsPerSecond the load, all workers together; 0 for closed-loop (each worker back to back)
-         *                          (default 400)
+         *                          (default 400): {@link LoadGenerator.Builder#requestsPerSecond}
          * @return this
          */
         public Builder requestsPerSecond(int requestsPerSecond) {
-            if (requestsPerSecond < 0) {
-                throw new IllegalArgumentException("requestsPerSecond must be 0 (closed loop) or more, got "
-                        + requestsPerSecond);
-            }
-            this.requestsPerSecond = requestsPerSecond;
+            load.requestsPerSecond(requestsPerSecond);
             return this;
         }
 
@@ -431,7 +422,7 @@ public final class SwitchoverDrill {
 
         /** @param request what each request does (default {@link SwitchoverDrill#SHORT_QUERY}) @return this */
         public Builder request(Request request) {
-            this.request = Objects.requireNonNull(request, "request");
+            load.request(request);
             return this;
         }
 
@@ -489,7 +480,7 @@ public final class SwitchoverDrill {
             return this;
         }
 
-        /** @return the drill */
+        /** @return the drill; it runs its load with this builder's load settings as they are when it runs */
         public SwitchoverDrill build() {
             return new SwitchoverDrill(this);
         }

@@ -11,7 +11,6 @@ import java.time.Duration;
 import java.util.List;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
@@ -26,15 +25,9 @@ import dev.poolgoaway.testkit.GoAwayProxy;
  */
 class SwitchoverDrillTest {
 
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = EmbeddedUpstream.shared("blue");
-        green = EmbeddedUpstream.shared("green");
-    }
 
     @BeforeEach
     void startProxy() throws Exception {
