@@ -100,8 +100,7 @@ class DrainTest {
             proxy.retarget(green);
             CompletableFuture<ShutdownCompletion> drained = proxy.smartShutdown(blue);
             ShutdownCompletion done = drained.get(15, TimeUnit.SECONDS);
-            long okAtDrain = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okAtDrain + 200);
+            PoolFixture.awaitMoreSucceeded(load, 200);
             assertEquals(0, load.failed(), load::failureSummary);
             Duration longest = load.longest();
             // At most maxReplacementsInFlight (5) connections are being replaced at once, and HikariCP makes

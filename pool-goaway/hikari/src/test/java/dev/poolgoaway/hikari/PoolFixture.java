@@ -74,6 +74,12 @@ final class PoolFixture {
                 .map(ProxiedConnection::backendPid).collect(Collectors.toSet());
     }
 
+    /** Waits until the load has succeeded {@code more} times more than so far: the pool goes on serving. */
+    static void awaitMoreSucceeded(LoadGenerator load, int more) {
+        long now = load.succeeded();
+        await().atMost(WAIT).until(() -> load.succeeded() > now + more);
+    }
+
     /** @return names of the live threads whose name starts with one of the prefixes */
     static List<String> liveThreads(String... prefixes) {
         return Thread.getAllStackTraces().keySet().stream().filter(Thread::isAlive).map(Thread::getName)
