@@ -48,6 +48,7 @@ public final class LoadGenerator implements AutoCloseable {
     public static final String THREAD_PREFIX = "test-load-";
     /** Enough to tell what went wrong; a hard switchover under open-loop load fails thousands of requests. */
     private static final int FAILURES_KEPT = 1000;
+    private static final long STOP_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     private static final AtomicInteger generators = new AtomicInteger();
 
     /** What one request does with its borrowed connection. */
@@ -180,8 +181,9 @@ public final class LoadGenerator implements AutoCloseable {
             if (interval > 0) {
                 long wait = due - System.nanoTime();
                 if (wait > 0) {
-                    LockSupport.parkNanos(wait);
-                    continue;   // re-checks stop: close() does not wait out a long interval
+                    // In slices, re-checking stop: close() does not wait out a long interval.
+                    LockSupport.parkNanos(Math.min(wait, STOP_CHECK_NANOS));
+                    continue;
                 }
                 request(true, due);
                 due += interval;
