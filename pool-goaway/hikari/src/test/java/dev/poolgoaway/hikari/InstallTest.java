@@ -185,7 +185,8 @@ class InstallTest {
         assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().maxReplacementsInFlight(-1));
         assertThrows(IllegalStateException.class, () -> EvictorSettings.builder().abortStragglers(true).build());
         assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().signals(java.util.Set.of()));
-        assertEquals(5, EvictorSettings.defaults().maxReplacementsInFlight(20));
-        assertEquals(2, EvictorSettings.defaults().maxReplacementsInFlight(4));
+        assertEquals(java.util.OptionalInt.empty(), EvictorSettings.defaults().maxReplacementsInFlight());
+        assertEquals(java.util.OptionalInt.of(4),
+                EvictorSettings.builder().maxReplacementsInFlight(4).build().maxReplacementsInFlight());
     }
 }
