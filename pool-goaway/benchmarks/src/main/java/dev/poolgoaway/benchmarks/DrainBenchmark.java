@@ -68,10 +68,10 @@ public final class DrainBenchmark {
     }
 
     private static void run(DrillOptions options) throws Exception {
-        int poolSize = options.intValue("pool-size", 1, 500);
+        int poolSize = options.poolSize();
         List<String> modes = options.list("modes", MODES);
         Path out = Path.of(options.value("out"));
-        Map<String, String> serverConfig = Map.of("max_connections", String.valueOf(poolSize * 2 + 20));
+        Map<String, String> serverConfig = options.serverConfig();
         CompletableFuture<EmbeddedUpstream> greenStarting = EmbeddedUpstream.startInBackground(serverConfig);
         EmbeddedUpstream blue = EmbeddedUpstream.start(serverConfig);
         EmbeddedUpstream green = greenStarting.join();

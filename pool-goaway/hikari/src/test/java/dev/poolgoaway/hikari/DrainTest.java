@@ -20,7 +20,6 @@ import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -41,18 +40,12 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 class DrainTest {
 
     private static final Duration WAIT = PoolFixture.WAIT;
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
     private HikariDataSource pool;
     private GoAwayEvictor evictor;
     private final SimpleMeterRegistry meters = new SimpleMeterRegistry();
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = PoolFixture.blue();
-        green = PoolFixture.green();
-    }
 
     @BeforeEach
     void startProxy() throws Exception {
@@ -115,8 +108,7 @@ class DrainTest {
             proxy.retarget(green);
             CompletableFuture<ShutdownCompletion> drained = proxy.smartShutdown(blue);
             ShutdownCompletion done = drained.get(15, TimeUnit.SECONDS);
-            long okAtDrain = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okAtDrain + 200);
+            PoolFixture.awaitMoreSucceeded(load, 200);
             assertEquals(0, load.failed(), load::failureSummary);
             Duration longest = load.longest();
             // The surplus goes as it falls due (within a tick to find the first GoAway, and the window); the

@@ -13,8 +13,6 @@ import java.sql.Statement;
 import java.time.Duration;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.TestCertificates;
@@ -49,8 +47,7 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayIsSeenOnTheNextQueryOfAConnectionInUse(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
@@ -63,8 +60,7 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void aListenerHearsTheFirstGoAwayOnTheReadingThreadAndTheSocketsClose(boolean tls) throws Exception {
         java.util.List<String> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
         Connection c = connect(tls);
@@ -88,8 +84,7 @@ class ThroughGoAwayProxyTest {
         assertEquals("closed", heard.get(heard.size() - 1), "the socket's close is told too");
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayToAnIdleConnectionIsSeenByThePoll(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
@@ -102,8 +97,7 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void terminateWithAMessageIsTheRecordedReason(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
