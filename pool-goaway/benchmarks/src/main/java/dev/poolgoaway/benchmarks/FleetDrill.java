@@ -113,8 +113,8 @@ public final class FleetDrill {
             setups.forEach(s -> report.append(s.row()));
             report.append(String.format(Locale.ROOT, "%nEach drill below, beside the simulation (%d seeds) fed the "
                     + "pools' adder cycle s measured while they filled, before the switchover (pgjdbc alone above: "
-                    + "median %s, p90 %s through the proxy, %d at once), GoAway spread over one tick, headroom "
-                    + "max(2, P/4) as the evictor's maxReplacementsInFlight, and each pool's borrows as measured before the switchover. Rates are new connections/s at the new "
+                    + "median %s, p90 %s through the proxy, %d at once), GoAway spread over one tick, and the evictor's "
+                    + "headroom for a load of as many connections as it has threads (P − D − max(1, ⌈D/4⌉)). Rates are new connections/s at the new "
                     + "server, peaks over sliding buckets.%n%n", SIMULATED_RUNS,
                     FleetSimulation.seconds(proxied.median()), FleetSimulation.seconds(proxied.p90()), pools));
             report.append(Round.HEADER);
@@ -124,7 +124,7 @@ public final class FleetDrill {
             // switchover) and both servers, so that the first window measured is not charged with that.
             for (int r = 0; r <= windows.length; r++) {
                 double w = windows[Math.max(0, r - 1)];
-                Fleet fleet = new Fleet(pools, poolSize, Fleet.defaultHeadroom(poolSize), w,
+                Fleet fleet = new Fleet(pools, poolSize, Fleet.evictorHeadroom(poolSize, loadThreads), w,
                         EvictorSettings.DEFAULT_TICK.toMillis() / 1000.0, proxied.time(), 0);
                 Round round = new Round(fleet, from, to, loadThreads, loadSleep,
                         r > 0 && options.value("trace").equals("true") ? out : null);
@@ -276,8 +276,7 @@ public final class FleetDrill {
                         Thread.sleep(loadSleep.toMillis() / pools);
                     }
                     Thread.sleep(before.toMillis());
-                    // Each borrow of an old connection after the signal takes it out early: the simulation needs
-                    // the load's borrow rate per pool, as it ran.
+                    // The load's borrow rate per pool, as it ran, for the report.
                     borrowRate = loads.stream().mapToLong(LoadGenerator::issued).sum() / (double) pools
                             / ((System.nanoTime() - loadStart) / 1e9);
                     switchedAt = Instant.now();
@@ -377,7 +376,7 @@ public final class FleetDrill {
             SetupTime cycle = perPoolGaps(facts, from, switchedAt);
             SetupTime drainGaps = perPoolGaps(facts, to, switchedAt);
             Fleet loaded = new Fleet(fleet.instances(), fleet.poolSize(), fleet.headroom(), fleet.window(),
-                    fleet.spread(), cycle, 0, borrowRate);
+                    fleet.spread(), cycle, 0);
             Summary simulated = FleetSimulation.summarise(loaded, SIMULATED_RUNS, 1);
             String failedText = failed + " of " + String.format(Locale.ROOT, "%,d", issued);
             if (failed > 0) {

@@ -22,7 +22,9 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  *       its next poll, so one tick is the spread of a fleet that got it at once);</li>
  *   <li>each of its P connections is due uniform in [signal, signal + W];</li>
  *   <li>a due connection closes if fewer than H of the pool's connections are missing (closed and not yet replaced:
- *       the headroom); otherwise it waits for a replacement;</li>
+ *       the headroom); otherwise it waits for a replacement. The evictor's H is what the pool can spare beyond its
+ *       load: P − D − max(1, ⌈D/4⌉) for a load that uses D connections, at least 1 (a pool with nothing to spare
+ *       still gives up one at a time); a fixed {@code maxReplacementsInFlight} lowers it further;</li>
  *   <li>the pool opens replacements one at a time, as HikariCP does (a single "connection adder" thread per pool),
  *       each taking a setup time s drawn from a log-normal distribution fitted to a measured median and p90;</li>
  *   <li>optionally the new server admits at most R connections per second, first come first served, one every 1/R:
@@ -31,9 +33,8 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  *       children, in parallel, and is inside s. A connection that finds the server busy waits, and so does its
  *       pool's adder.</li>
  * </ul>
- * A load is modelled by its borrows ({@code borrowRate} per instance, Poisson): the evictor asks a connection it
- * finds in use to close on return at once, due or not, within the headroom, so each borrow of an old connection
- * takes it out before its due time; the transaction's own length is left out (milliseconds).
+ * A load is modelled by the connections it uses (D), through the headroom: a connection in use waits for its due
+ * time like an idle one and then closes on return; the transaction's own length is left out (milliseconds).
  *
  * <pre>
  * ./mvnw -B -q -DskipTests -Pfleet-sim verify -pl pool-goaway/benchmarks -am -Dsim.args="--fleets=1000x20"
@@ -43,27 +44,28 @@ public final class FleetSimulation {
 
     /** What is simulated. */
     record Fleet(int instances, int poolSize, int headroom, double window, double spread, SetupTime setup,
-            double serverRate, double borrowRate) {
+            double serverRate) {
 
         Fleet {
             if (instances < 1 || poolSize < 1 || headroom < 1) {
                 throw new IllegalArgumentException("instances, pool size and headroom must be at least 1: "
                         + instances + ", " + poolSize + ", " + headroom);
             }
-            if (window < 0 || spread < 0 || serverRate < 0 || borrowRate < 0) {
-                throw new IllegalArgumentException("window, spread, server rate and borrow rate must not be negative");
+            if (window < 0 || spread < 0 || serverRate < 0) {
+                throw new IllegalArgumentException("window, spread and server rate must not be negative");
             }
         }
 
-        /** An idle fleet: no borrower recycles a connection before it is due. */
-        Fleet(int instances, int poolSize, int headroom, double window, double spread, SetupTime setup,
-                double serverRate) {
-            this(instances, poolSize, headroom, window, spread, setup, serverRate, 0);
-        }
-
-        /** @return HikariCP's default today: a quarter of the pool, at least 2 (maxReplacementsInFlight) */
-        static int defaultHeadroom(int poolSize) {
-            return Math.min(poolSize, Math.max(2, poolSize / 4));
+        /**
+         * The evictor's headroom (its {@code DrainLoop}): what a pool of P can spare beyond a load that uses D of
+         * its connections and a quarter of that (at least one), but at least one connection.
+         *
+         * @param poolSize P
+         * @param demand   D, the most connections the load used (in use plus waiting) in the last seconds
+         * @return the connections that may be missing at once
+         */
+        static int evictorHeadroom(int poolSize, int demand) {
+            return Math.max(1, poolSize - demand - Math.max(1, (demand + 3) / 4));
         }
 
         /**
@@ -144,7 +146,6 @@ public final class FleetSimulation {
     private static final int SIGNAL = 0;
     private static final int DUE = 1;
     private static final int ADDED = 2;
-    private static final int BORROW = 3;
 
     private record Event(double at, long order, int kind, int instance, int connection) {
     }
@@ -204,36 +205,12 @@ public final class FleetSimulation {
                         events.add(new Event(now + random.nextDouble() * fleet.window, order[0]++, DUE, e.instance,
                                 c));
                     }
-                    if (fleet.borrowRate > 0) {
-                        events.add(new Event(now + exponential(random, fleet.borrowRate), order[0]++, BORROW,
-                                e.instance, -1));
-                    }
                 }
                 case DUE -> {
                     if (pool.state[e.connection] == OPEN) {
                         pool.state[e.connection] = WAITING;
                         pool.open--;
                         pool.waiting++;
-                    }
-                }
-                case BORROW -> {
-                    // The evictor asks a connection it finds in use to close on return, due or not, if the
-                    // headroom allows: the load recycles old connections at its borrow rate. HikariCP's bag hands
-                    // out the first idle connection, which is an old one while any is left; which of them is as
-                    // good as random, since due times are.
-                    if (pool.open > 0 && pool.missing < fleet.headroom) {
-                        int c;
-                        do {
-                            c = random.nextInt(fleet.poolSize);
-                        } while (pool.state[c] != OPEN);
-                        pool.state[c] = CLOSED;
-                        pool.open--;
-                        pool.missing++;
-                        pool.lastClose = now;
-                    }
-                    if (pool.open > 0) {
-                        events.add(new Event(now + exponential(random, fleet.borrowRate), order[0]++, BORROW,
-                                e.instance, -1));
                     }
                 }
                 case ADDED -> {
@@ -259,10 +236,6 @@ public final class FleetSimulation {
         }
         double[] drains = Arrays.stream(pools).mapToDouble(p -> p.lastClose - p.signalAt).toArray();
         return new Outcome(ConnectionRate.of(Arrays.copyOf(arrivals, arrived)), drains, maxWait);
-    }
-
-    private static double exponential(SplittableRandom random, double rate) {
-        return -Math.log(1 - random.nextDouble()) / rate;
     }
 
     /** Several seeds of one fleet, summarised: peaks are random, so one run's peak says little. */
@@ -341,9 +314,10 @@ public final class FleetSimulation {
                 .option("setup-p90", "40", "connection setup time s, p90, ms")
                 .option("adder-pause", "30", "ms the pool's adder waits after each connection (HikariCP: 30)")
                 .option("spread", "0.25", "seconds over which GoAway reaches the instances (one evictor tick)")
-                .option("headroom", "0", "connections a pool may be missing at once; 0 = max(2, P/4)")
+                .option("demand", "0", "connections each instance's load uses (in use plus waiting); 0 = idle")
+                .option("headroom", "0", "a fixed bound (maxReplacementsInFlight) on the connections a pool may be "
+                        + "missing at once; 0 = none, the evictor's P - D - max(1, D/4)")
                 .option("server-rate", "0", "new connections/s the new server admits at most; 0 = no limit")
-                .option("borrow-rate", "0", "borrows/s per instance that can recycle an old connection early; 0 = idle")
                 .option("runs", "20", "seeds per row")
                 .option("seed", "1", "first seed")
                 .option("out", "target/bench/fleet-simulation.md", "where the table is written");
@@ -373,18 +347,18 @@ public final class FleetSimulation {
         double spread = number(options, "spread", 0, 3600);
         int headroomOption = options.intValue("headroom", 0, 100_000);
         double serverRate = number(options, "server-rate", 0, 1e9);
-        double borrowRate = number(options, "borrow-rate", 0, 1e9);
+        int demand = options.intValue("demand", 0, 100_000);
         int runs = options.intValue("runs", 1, 10_000);
         long seed = options.intValue("seed", 0, Integer.MAX_VALUE);
         double[] windows = numbers(options, "windows", 0, 3600);
         StringBuilder out = new StringBuilder(String.format(Locale.ROOT,
-                "Fleet simulation: setup time s median %s, p90 %s, plus the adder's pause %s (a turn's mean %s); GoAway spread over %s; headroom %s; "
-                        + "server admits %s; borrows recycling old connections %s; %d seeds per row from %d. Rates in new connections/s at the new "
+                "Fleet simulation: setup time s median %s, p90 %s, plus the adder's pause %s (a turn's mean %s); GoAway spread over %s; "
+                        + "load %s; headroom %s; server admits %s; %d seeds per row from %d. Rates in new connections/s at the new "
                         + "server; peaks over sliding buckets, the mean of the runs' peaks (their max in brackets).%n%n",
                 seconds(setup.median), seconds(setup.p90), seconds(setup.pause), seconds(setup.mean()), seconds(spread),
-                headroomOption == 0 ? "max(2, P/4)" : String.valueOf(headroomOption),
+                demand > 0 ? demand + " connections per instance" : "none (idle pools)",
+                "P − D − max(1, ⌈D/4⌉), at least 1" + (headroomOption == 0 ? "" : ", at most " + headroomOption),
                 serverRate > 0 ? String.format(Locale.ROOT, "at most %,.0f/s", serverRate) : "any rate",
-                borrowRate > 0 ? String.format(Locale.ROOT, "%.1f/s per instance", borrowRate) : "none (idle pools)",
                 runs,
                 seed));
         out.append(HEADER);
@@ -396,9 +370,12 @@ public final class FleetSimulation {
             }
             int n = parseInt("--fleets instances", np[0], 1, 1_000_000);
             int p = parseInt("--fleets pool size", np[1], 1, 10_000);
-            int headroom = headroomOption == 0 ? Fleet.defaultHeadroom(p) : Math.min(p, headroomOption);
+            int headroom = Fleet.evictorHeadroom(p, demand);
+            if (headroomOption > 0) {
+                headroom = Math.min(headroom, headroomOption);
+            }
             for (double w : windows) {
-                Fleet fleet = new Fleet(n, p, headroom, w, spread, setup, serverRate, borrowRate);
+                Fleet fleet = new Fleet(n, p, headroom, w, spread, setup, serverRate);
                 long started = System.nanoTime();
                 String row = row(summarise(fleet, runs, seed));
                 System.out.printf(Locale.ROOT, "[fleet-simulation] %d x %d, W %s: %d ms%n", n, p, seconds(w),

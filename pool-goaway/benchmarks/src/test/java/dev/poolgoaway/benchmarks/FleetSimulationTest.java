@@ -19,7 +19,7 @@ class FleetSimulationTest {
     private static final SetupTime TWENTY_MS = new SetupTime(0.020, 0.020);
 
     private static Fleet fleet(int n, int p, double window, double serverRate) {
-        return new Fleet(n, p, Fleet.defaultHeadroom(p), window, 0, TWENTY_MS, serverRate);
+        return new Fleet(n, p, Fleet.evictorHeadroom(p, 0), window, 0, TWENTY_MS, serverRate);
     }
 
     @Test
@@ -41,9 +41,9 @@ class FleetSimulationTest {
         assertEquals(adders, f.predictedRate(), 1e-9); // N × P / (P × s)
         assertEquals(adders, o.arrivals().meanPerSecond(), adders * 0.05);
         assertTrue(o.arrivals().peakPerSecond(0.1) <= adders * 1.2, "peak " + o.arrivals().peakPerSecond(0.1));
-        // H = 5 close at once; the other 15 wait for a replacement each, one setup apart.
+        // An idle pool spares all but one (H = 19): they close at once, the last waits for the first replacement.
         for (double drain : o.drains()) {
-            assertEquals(15 * 0.020, drain, 1e-9);
+            assertEquals(0.020, drain, 1e-9);
         }
     }
 
@@ -60,15 +60,27 @@ class FleetSimulationTest {
     }
 
     @Test
-    void aBusyPoolsBorrowsRecycleItsConnectionsBeforeTheirDueTimes() {
-        Fleet idle = fleet(10, 20, 10, 0);
-        Fleet busy = new Fleet(10, 20, 5, 10, 0, TWENTY_MS, 0, 200);
+    void theEvictorsHeadroomIsWhatThePoolCanSpareBeyondItsLoad() {
+        assertEquals(19, Fleet.evictorHeadroom(20, 0), "idle: all but the spare");
+        assertEquals(17, Fleet.evictorHeadroom(20, 2), "2 used, 1 spare");
+        assertEquals(10, Fleet.evictorHeadroom(20, 8), "8 used, 2 spare");
+        assertEquals(1, Fleet.evictorHeadroom(20, 20), "nothing to spare: still one at a time");
+    }
+
+    @Test
+    void aBusyPoolDrainsSlowerThanAnIdleOneButStillWithinItsWindow() {
+        // In use or idle, a connection goes at its due time: the window paces a busy fleet too.
+        Fleet idle = fleet(10, 20, 0, 0);
+        Fleet busy = new Fleet(10, 20, Fleet.evictorHeadroom(20, 15), 0, 0, TWENTY_MS, 0);
         double idleDrain = ConnectionRate.percentile(FleetSimulation.run(idle, 1).drains(), 0.5);
-        Outcome o = FleetSimulation.run(busy, 1);
-        // 200 borrows/s find an old connection every 5 ms: the single adder (20 ms) is the limit, not W = 10 s.
-        assertTrue(idleDrain > 8, "idle drain " + idleDrain);
-        assertTrue(ConnectionRate.percentile(o.drains(), 1) < 1, "busy drain " + Arrays.toString(o.drains()));
-        assertEquals(10 / 0.020, o.arrivals().peakPerSecond(0.1), 10 / 0.020 * 0.25);
+        double busyDrain = ConnectionRate.percentile(FleetSimulation.run(busy, 1).drains(), 0.5);
+        assertEquals(0.020, idleDrain, 1e-9);
+        // H = 1: one at a time, 19 waits of one setup each.
+        assertEquals(19 * 0.020, busyDrain, 1e-9);
+        Outcome windowed = FleetSimulation.run(new Fleet(10, 20, Fleet.evictorHeadroom(20, 2), 10, 0, TWENTY_MS, 0),
+                1);
+        assertTrue(windowed.arrivals().peakPerSecond(1.0) < 10 * 20 / 10.0 * 2,
+                "a busy fleet (2 in use per pool) is paced by W = 10 s: " + windowed.arrivals().peakPerSecond(1.0));
     }
 
     @Test
