@@ -94,6 +94,8 @@ public final class LoadGenerator implements AutoCloseable {
     }
 
     private final AtomicLong issued = new AtomicLong();
+    private final AtomicInteger inUse = new AtomicInteger();
+    private final AtomicInteger waiting = new AtomicInteger();
     private final AtomicLong succeeded = new AtomicLong();
     private final AtomicLong failed = new AtomicLong();
     private final AtomicLong longestNanos = new AtomicLong();
@@ -199,13 +201,20 @@ public final class LoadGenerator implements AutoCloseable {
         long end;
         Throwable failure = null;
         issued.incrementAndGet();
+        waiting.incrementAndGet();
+        boolean holding = false;
         try (Connection c = pool.getConnection()) {
             borrowed = System.nanoTime();
+            waiting.decrementAndGet();
+            inUse.incrementAndGet();
+            holding = true;
             request.execute(c);
             end = System.nanoTime();
         } catch (SQLException | RuntimeException e) {
             end = System.nanoTime();
             failure = e;
+        } finally {
+            (holding ? inUse : waiting).decrementAndGet();
         }
         longestNanos.accumulateAndGet(System.nanoTime() - start, Math::max);
         if (failure == null) {
@@ -219,6 +228,19 @@ public final class LoadGenerator implements AutoCloseable {
             }
         }
         observer.accept(new Outcome(onSchedule ? due : start, start, borrowed, end, failure));
+    }
+
+    /**
+     * @return requests holding a connection now (borrowed, not yet returned): the connections the load uses, which
+     *         a drain must never take away
+     */
+    public int inUse() {
+        return inUse.get();
+    }
+
+    /** @return requests waiting in {@code getConnection()} now: demand the pool does not meet at this moment */
+    public int waiting() {
+        return waiting.get();
     }
 
     /** @return requests issued so far */

@@ -41,6 +41,17 @@ class LoadGeneratorTest {
     }
 
     @Test
+    void itCountsTheConnectionsItHoldsAndTheRequestsWaitingForOne() throws Exception {
+        // 6 workers of 200 ms transactions on a pool of 4: 4 hold a connection, 2 wait for one.
+        LoadGenerator load = new LoadGenerator(pool, 6, Duration.ofMillis(200));
+        try (load) {
+            await().atMost(WAIT).until(() -> load.inUse() == 4 && load.waiting() == 2);
+        }
+        assertEquals(0, load.inUse(), "closed: every connection returned");
+        assertEquals(0, load.waiting());
+    }
+
+    @Test
     void anOpenLoopLoadStartsItsRequestsOnScheduleAtTheTargetRate() throws Exception {
         int rate = 200;
         int workers = 4;

@@ -68,7 +68,7 @@ class SwitchoverDrillTest {
         assertTrue(result.peakNewConnectionsPerSecond() > 0, "the new server got the connections after the switch");
         assertTrue(result.report().contains("drain time"), result::report);
         assertTrue(progress.toString().contains("[drill unpooled]"), progress::toString);
-        assertTrue(result.timelineCsv().startsWith("millis,on_old,on_new,succeeded,failed\n"));
+        assertTrue(result.timelineCsv().startsWith("millis,on_old,on_new,succeeded,failed,in_use,waiting\n"));
         String table = DrillResult.comparison(List.of(result));
         assertTrue(table.lines().anyMatch(l -> l.startsWith("| unpooled | ") && l.contains(" | 0 of ")), table);
     }
