@@ -104,6 +104,8 @@ final class DrainLoop {
     private long firstCall;
     private boolean called;
     private volatile int flaggedOpen;
+    /** Connections in use asked to close on return, not yet back (as of the last call; stragglers not counted). */
+    private volatile int awaitingReturn;
     private volatile boolean draining;
     private volatile DrainEpisode lastDrain;
 
@@ -252,6 +254,7 @@ final class DrainLoop {
                 usable++;
             }
         }
+        awaitingReturn = replacing - pool.shortfall();
         int waiting = pool.waiting();
         int demand = recentDemand(inUse + waiting, now);
         // Make before break: a connection asked to leave goes while the pool keeps more usable connections than its
@@ -565,6 +568,11 @@ final class DrainLoop {
     /** @return connections asked to leave that are still open (as of the last call) */
     int flaggedConnections() {
         return flaggedOpen;
+    }
+
+    /** @return connections in use asked to close on return and not back yet, as of the last call */
+    int awaitingReturn() {
+        return awaitingReturn;
     }
 
     /** @return true while a drain episode is under way */

@@ -41,6 +41,7 @@ public final class GoAwayEvictor implements AutoCloseable {
 
     private static final Logger log = LoggerFactory.getLogger(GoAwayEvictor.class);
     private static final long FAILURE_LOG_INTERVAL_NANOS = TimeUnit.MINUTES.toNanos(1);
+    static final long RETURN_WAKE_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
 
     private final EvictorSettings settings;
     private final HikariConfig installedInto;
@@ -57,6 +58,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     /** A run is under way (guarded by this); a wake meanwhile asks for another right after it. */
     private boolean running;
     private boolean wakeAgain;
+    /** When a return last woke the loop; racy on purpose (a wake more or less is harmless). */
+    private volatile long lastReturnWake;
     private boolean ownsExecutor;
     private volatile boolean closed;
     private volatile boolean stopped;
@@ -270,10 +273,21 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
     }
 
-    /** A borrower returned a connection: while draining, it may be one asked to close on return. */
+    /**
+     * A borrower returned a connection: it may be one asked to close on return (HikariCP 5.1 gives such a one back
+     * to the pool, and the loop closes it). Only while such connections are out, and at most once per
+     * {@link #RETURN_WAKE_NANOS}: a busy pool returns thousands a second, and a transaction that never ends (no
+     * straggler deadline) must not turn every return into a run. HikariCP 6 and later close such a connection on
+     * return, and its socket's close wakes the loop anyway.
+     */
     void connectionReturned() {
         DrainLoop l = loop;
-        if (l != null && l.draining()) {
+        if (l == null || l.awaitingReturn() == 0) {
+            return;
+        }
+        long now = System.nanoTime();
+        if (now - lastReturnWake >= RETURN_WAKE_NANOS) {
+            lastReturnWake = now;
             wake();
         }
     }

@@ -145,6 +145,8 @@ class DrainLoopTest {
         assertEquals(2, pool.markedInUse());
         assertEquals(3, usable(pool));
         assertEquals(15, pool.closed.size());
+        run(loop, pool);
+        assertEquals(2, loop.awaitingReturn(), "their returns wake the loop");
         int runs = 0;
         pool.giveBack(pool.conn(0));
         pool.giveBack(pool.conn(0));
