@@ -1,0 +1,366 @@
+package dev.poolgoaway.benchmarks;
+
+import java.lang.management.ManagementFactory;
+import java.lang.management.OperatingSystemMXBean;
+import java.lang.management.ThreadMXBean;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.Duration;
+import java.time.Instant;
+import java.time.temporal.ChronoUnit;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+import java.util.Locale;
+import java.util.function.ToDoubleFunction;
+import java.util.stream.Collectors;
+
+import dev.poolgoaway.testkit.drill.DrillOptions;
+
+/**
+ * The wire layer's cost, interleaved: the same pgjdbc work with the layer off (plain pgjdbc, its defaults) and on
+ * ({@code PgGoAway.install}), alternating in many short rounds in one JVM against one server, so that whatever else
+ * the machine does at a given moment hits both sides of a round alike. JMH ({@link WireLayerBenchmark}) runs the
+ * cases minutes apart instead, and on a shared machine their ratios' bounds are wider than the targets' margins.
+ *
+ * <p>Each case (a {@link Workload} over a {@link Transport}) has two connections, off and on, opened up front. A round
+ * runs every case once; a case runs a fixed amount of work on one side and then on the other, off first in even
+ * rounds and on first in odd ones (ABBA over two rounds), so a steady drift cancels. Per side it records the wall
+ * time and the client thread's CPU time ({@link ThreadMXBean#getCurrentThreadCpuTime()}: user and system, so TLS
+ * decryption and the socket reads count, the server's work and GC threads do not). Per round it forms two ratios,
+ * both read the same way, higher is better and 1.00 costs nothing:
+ * <ul>
+ *   <li>throughput on / off (0.97 = 3% slower with the layer);</li>
+ *   <li>CPU per operation off / on (0.97 = the layer costs 3% more client CPU per operation).</li>
+ * </ul>
+ * The report gives each ratio's median over the rounds with a bootstrap 95% interval of it ({@link AbStats}) and a
+ * verdict against the target: met only if the whole interval is at or above it, missed only if all of it is below.
+ *
+ * <p>{@code --help} lists the options; the table goes to standard output and to {@code --out}.
+ */
+public final class WireLayerAB {
+
+    private static final double CONFIDENCE = 0.95;
+    private static final long MIB = 1024 * 1024;
+
+    /** What one operation is, and the target its ratio is held to (docs/performance.md). */
+    enum Workload {
+        SIMPLE_QUERY("simple-query", 0.98),
+        BULK_READ("bulk-read", 0.97),
+        COPY_OUT("copy-out", 0.97);
+
+        final String id;
+        final double target;
+
+        Workload(String id, double target) {
+            this.id = id;
+            this.target = target;
+        }
+
+        static final List<String> IDS = Arrays.stream(values()).map(w -> w.id).toList();
+
+        static Workload of(String id) {
+            return Arrays.stream(values()).filter(w -> w.id.equals(id)).findFirst().orElseThrow();
+        }
+    }
+
+    /** How the client reaches the server. */
+    enum Transport {
+        PLAIN("plain", false),
+        TLS("tls", true);
+
+        final String id;
+        final boolean tls;
+
+        Transport(String id, boolean tls) {
+            this.id = id;
+            this.tls = tls;
+        }
+
+        static final List<String> IDS = Arrays.stream(values()).map(t -> t.id).toList();
+
+        static Transport of(String id) {
+            return Arrays.stream(values()).filter(t -> t.id.equals(id)).findFirst().orElseThrow();
+        }
+    }
+
+    /** One side of one round: wall and CPU time of {@code ops} operations. */
+    record Side(long wallNanos, long cpuNanos, int ops) {
+    }
+
+    /** A case's settings and its rounds so far. */
+    private static final class Case {
+        final Workload workload;
+        final Transport transport;
+        final WireSession off;
+        final WireSession on;
+        final int rounds;
+        final int opsPerSide;
+        final long bytesPerOp;
+        final List<Side[]> measured = new ArrayList<>();
+
+        Case(Workload workload, Transport transport, WireSession off, WireSession on, int rounds, int opsPerSide,
+                long bytesPerOp) {
+            this.workload = workload;
+            this.transport = transport;
+            this.off = off;
+            this.on = on;
+            this.rounds = rounds;
+            this.opsPerSide = opsPerSide;
+            this.bytesPerOp = bytesPerOp;
+        }
+
+        String name() {
+            return workload.id + "/" + transport.id;
+        }
+
+        /** Operations per second, or for the bulk cases MB per second (MB = 10^6 bytes). */
+        double throughput(Side s) {
+            double perSecond = s.ops() * 1e9 / s.wallNanos();
+            return bytesPerOp > 0 ? perSecond * bytesPerOp / 1e6 : perSecond;
+        }
+
+        double cpuPerOp(Side s) {
+            return (double) s.cpuNanos() / s.ops();
+        }
+
+        double[] each(ToDoubleFunction<Side[]> f) {
+            return measured.stream().mapToDouble(f).toArray();
+        }
+    }
+
+    private final ThreadMXBean threads = ManagementFactory.getThreadMXBean();
+
+    private WireLayerAB() {
+    }
+
+    /**
+     * @param args {@code --name=value} options, {@code --quick} for a first look; {@code --help} lists them
+     * @throws Exception if the server cannot start, an operation fails or comes up short, or the report cannot be
+     *                   written
+     */
+    public static void main(String[] args) throws Exception {
+        boolean quick = Arrays.asList(args).contains("--quick");
+        String[] rest = Arrays.stream(args).filter(a -> !a.equals("--quick")).toArray(String[]::new);
+        DrillOptions options = new DrillOptions("wire-layer-ab [--quick]")
+                .option("rounds", quick ? "10" : "40", "measured rounds of simple-query")
+                .option("bulk-rounds", quick ? "6" : "20", "measured rounds of bulk-read and copy-out")
+                .option("warmup", quick ? "1" : "2", "unmeasured rounds first (JIT, caches)")
+                .option("query-ops", quick ? "2000" : "10000", "simple-query operations per side per round")
+                .option("bulk-mib", quick ? "64" : "1024", "MiB of payload one bulk-read or copy-out moves")
+                .option("workloads", String.join(",", Workload.IDS), "which workloads, of " + Workload.IDS)
+                .option("transports", String.join(",", Transport.IDS), "which transports, of " + Transport.IDS)
+                .option("resamples", "10000", "bootstrap resamples")
+                .option("seed", "13", "the bootstrap's random seed")
+                .option("out", Path.of(System.getProperty("bench.out", "target/bench"), "wire-layer-ab.md")
+                        .toString(), "where the Markdown table is written");
+        int[] status = {0};
+        status[0] = options.run(rest, o -> status[0] = new WireLayerAB().run(o, args));
+        if (status[0] != 0) {
+            System.exit(status[0]);
+        }
+    }
+
+    /** @return 0, or {@link DrillOptions#USAGE_ERROR} for an option out of range (said on standard error) */
+    private int run(DrillOptions o, String[] args) throws Exception {
+        try {
+            run(Settings.of(o), args);
+            return 0;
+        } catch (BadOption e) {
+            System.err.println(e.getMessage());
+            System.err.println(o.usage());
+            return DrillOptions.USAGE_ERROR;
+        }
+    }
+
+    /** An option's value is out of range: said before anything starts. */
+    private static final class BadOption extends Exception {
+        private static final long serialVersionUID = 1L;
+
+        BadOption(IllegalArgumentException e) {
+            super(e.getMessage(), e);
+        }
+    }
+
+    /** The options, checked. */
+    private record Settings(int rounds, int bulkRounds, int warmup, int queryOps, int bulkMib,
+            List<Workload> workloads, List<Transport> transports, int resamples, long seed, Path out) {
+
+        static Settings of(DrillOptions o) throws BadOption {
+            try {
+                String seed = o.value("seed").trim();
+                if (!seed.matches("-?[0-9]{1,18}")) {
+                    throw new IllegalArgumentException("--seed must be an integer, got " + seed);
+                }
+                return new Settings(o.intValue("rounds", 3, 10_000), o.intValue("bulk-rounds", 3, 10_000),
+                        o.intValue("warmup", 0, 100), o.intValue("query-ops", 1, 10_000_000),
+                        o.intValue("bulk-mib", 1, 64 * 1024),
+                        o.list("workloads", Workload.IDS).stream().distinct().map(Workload::of).toList(),
+                        o.list("transports", Transport.IDS).stream().distinct().map(Transport::of).toList(),
+                        o.intValue("resamples", 100, 10_000_000), Long.parseLong(seed), Path.of(o.value("out")));
+            } catch (IllegalArgumentException e) {
+                throw new BadOption(e);
+            }
+        }
+    }
+
+    private void run(Settings settings, String[] args) throws Exception {
+        int rounds = settings.rounds();
+        int bulkRounds = settings.bulkRounds();
+        int warmup = settings.warmup();
+        int queryOps = settings.queryOps();
+        int bulkMib = settings.bulkMib();
+        List<Workload> workloads = settings.workloads();
+        List<Transport> transports = settings.transports();
+        int resamples = settings.resamples();
+        long seed = settings.seed();
+        Path out = settings.out();
+        if (!threads.isCurrentThreadCpuTimeSupported()) {
+            throw new IllegalStateException("this JVM cannot measure a thread's CPU time");
+        }
+        threads.setThreadCpuTimeEnabled(true);
+        int bulkRows = Math.toIntExact(bulkMib * MIB / WireSession.ROW_BYTES);
+        OperatingSystemMXBean os = ManagementFactory.getOperatingSystemMXBean();
+        double loadStart = os.getSystemLoadAverage();
+        double loadMin = loadStart;
+        double loadMax = loadStart;
+        Instant started = Instant.now();
+
+        List<Case> cases = new ArrayList<>();
+        List<WireSession> sessions = new ArrayList<>();
+        try (WireServer server = WireServer.start()) {
+            try {
+                for (Workload w : workloads) {
+                    for (Transport t : transports) {
+                        WireSession off = server.connect(false, t.tls, bulkRows);
+                        sessions.add(off);
+                        WireSession on = server.connect(true, t.tls, bulkRows);
+                        sessions.add(on);
+                        boolean bulk = w != Workload.SIMPLE_QUERY;
+                        long bytes = switch (w) {
+                            case SIMPLE_QUERY -> 0;
+                            case BULK_READ -> WireSession.bulkReadBytes(bulkRows);
+                            case COPY_OUT -> WireSession.copyOutBytes(bulkRows);
+                        };
+                        cases.add(new Case(w, t, off, on, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes));
+                    }
+                }
+                int total = cases.stream().mapToInt(c -> c.rounds).max().orElseThrow();
+                System.out.printf(Locale.ROOT, "[wire-ab] %d warm-up + %d rounds of %s; %,d simple queries a side, "
+                        + "%d MiB a bulk operation; load average %.2f%n", warmup, total,
+                        cases.stream().map(Case::name).collect(Collectors.joining(", ")), queryOps, bulkMib,
+                        loadStart);
+                for (int r = 0; r < warmup + total; r++) {
+                    boolean measured = r >= warmup;
+                    int index = r - warmup;
+                    StringBuilder line = new StringBuilder();
+                    for (Case c : cases) {
+                        if (measured && index >= c.rounds) {
+                            continue;
+                        }
+                        Side[] sides = round(c, r % 2 == 0);
+                        if (measured) {
+                            c.measured.add(sides);
+                        }
+                        line.append(String.format(Locale.ROOT, " %s %.3f", c.name(),
+                                c.throughput(sides[1]) / c.throughput(sides[0])));
+                    }
+                    double load = os.getSystemLoadAverage();
+                    loadMin = Math.min(loadMin, load);
+                    loadMax = Math.max(loadMax, load);
+                    System.out.printf(Locale.ROOT, "[wire-ab] %s %d/%d (%s, load %.2f): throughput on/off%s%n",
+                            measured ? "round" : "warm-up", measured ? index + 1 : r + 1, measured ? total : warmup,
+                            elapsed(started), load, line);
+                }
+            } finally {
+                for (WireSession s : sessions) {
+                    s.close();
+                }
+            }
+        }
+        String command = String.join(" ", args);
+        String report = String.format(Locale.ROOT, "Measured %s (%s, arguments: %s); load average %.2f at the "
+                + "start, %.2f to %.2f over the rounds; %d CPUs, %s %s, Java %s.%n%n",
+                started.truncatedTo(ChronoUnit.SECONDS), elapsed(started),
+                command.isEmpty() ? "none, a full run" : "`" + command + "`", loadStart, loadMin, loadMax,
+                os.getAvailableProcessors(), System.getProperty("os.name"), System.getProperty("os.version"),
+                System.getProperty("java.version"))
+                + table(cases, warmup, queryOps, bulkMib, resamples, seed);
+        Files.createDirectories(out.toAbsolutePath().getParent());
+        Files.writeString(out, report);
+        System.out.println();
+        System.out.println(report);
+        System.out.println("written to " + out.toAbsolutePath());
+    }
+
+    /** One round of a case: {@code [off, on]}, run in the order asked. */
+    private Side[] round(Case c, boolean offFirst) throws Exception {
+        Side[] sides = new Side[2];
+        if (offFirst) {
+            sides[0] = side(c, c.off);
+            sides[1] = side(c, c.on);
+        } else {
+            sides[1] = side(c, c.on);
+            sides[0] = side(c, c.off);
+        }
+        return sides;
+    }
+
+    private Side side(Case c, WireSession s) throws Exception {
+        long cpu = threads.getCurrentThreadCpuTime();
+        long start = System.nanoTime();
+        for (int i = 0; i < c.opsPerSide; i++) {
+            switch (c.workload) {
+                case SIMPLE_QUERY -> s.simpleQuery();
+                case BULK_READ -> s.bulkRead();
+                case COPY_OUT -> s.copyOut();
+            }
+        }
+        long wall = System.nanoTime() - start;
+        return new Side(wall, threads.getCurrentThreadCpuTime() - cpu, c.opsPerSide);
+    }
+
+    private static String table(List<Case> cases, int warmup, int queryOps, int bulkMib, int resamples, long seed) {
+        StringBuilder sb = new StringBuilder();
+        sb.append("| workload | transport | rounds | throughput off | throughput on | on / off [95% CI] "
+                + "| CPU/op off | CPU/op on | CPU off / on [95% CI] | target | verdict (throughput) | verdict (CPU) |\n");
+        sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+        for (Case c : cases) {
+            double[] thrOff = c.each(s -> c.throughput(s[0]));
+            double[] thrOn = c.each(s -> c.throughput(s[1]));
+            double[] thrRatio = c.each(s -> c.throughput(s[1]) / c.throughput(s[0]));
+            double[] cpuOff = c.each(s -> c.cpuPerOp(s[0]));
+            double[] cpuOn = c.each(s -> c.cpuPerOp(s[1]));
+            double[] cpuRatio = c.each(s -> c.cpuPerOp(s[0]) / c.cpuPerOp(s[1]));
+            AbStats.Interval thrCi = AbStats.bootstrapMedian(thrRatio, resamples, seed, CONFIDENCE);
+            AbStats.Interval cpuCi = AbStats.bootstrapMedian(cpuRatio, resamples, seed, CONFIDENCE);
+            boolean bulk = c.bytesPerOp > 0;
+            String unit = bulk ? "MB/s" : "ops/s";
+            double cpuScale = bulk ? 1e6 : 1e3;
+            String cpuUnit = bulk ? "ms" : "µs";
+            sb.append(String.format(Locale.ROOT,
+                    "| %s | %s | %d | %,.0f %s | %,.0f %s | %s | %,.1f %s | %,.1f %s | %s | ≥ %.2f | %s | %s |%n",
+                    c.workload.id, c.transport.id, c.measured.size(),
+                    AbStats.median(thrOff), unit, AbStats.median(thrOn), unit, ratio(thrRatio, thrCi),
+                    AbStats.median(cpuOff) / cpuScale, cpuUnit, AbStats.median(cpuOn) / cpuScale, cpuUnit,
+                    ratio(cpuRatio, cpuCi), c.workload.target,
+                    AbStats.Verdict.of(thrCi, c.workload.target).label(),
+                    AbStats.Verdict.of(cpuCi, c.workload.target).label()));
+        }
+        sb.append(String.format(Locale.ROOT, "%nMedians over the measured rounds (after %d warm-up); a side of a round "
+                + "is %,d simple queries or one bulk operation of %d MiB. Both ratios: higher is better, 1.00 costs "
+                + "nothing. CI: percentile bootstrap of the median, %,d resamples of the rounds, seed %d. "
+                + "MB = 10^6 bytes; CPU = the client thread's CPU time (user + system).%n",
+                warmup, queryOps, bulkMib, resamples, seed));
+        return sb.toString();
+    }
+
+    private static String ratio(double[] ratios, AbStats.Interval ci) {
+        return String.format(Locale.ROOT, "%.3f [%.3f, %.3f]", AbStats.median(ratios), ci.low(), ci.high());
+    }
+
+    private static String elapsed(Instant since) {
+        Duration d = Duration.between(since, Instant.now());
+        return String.format(Locale.ROOT, "%dm%02ds", d.toMinutes(), d.toSecondsPart());
+    }
+}
