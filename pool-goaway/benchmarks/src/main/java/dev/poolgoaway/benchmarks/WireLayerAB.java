@@ -24,8 +24,12 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  * cases minutes apart instead, and on a shared machine their ratios' bounds are wider than the targets' margins.
  *
  * <p>Each case (a {@link Workload} over a {@link Transport}) has two connections, off and on, opened up front. A round
- * runs every case once; a case runs a fixed amount of work on one side and then on the other, off first in even
- * rounds and on first in odd ones (ABBA over two rounds), so a steady drift cancels. Per side it records the wall
+ * runs every case once: the same work on each side (2,000 simple queries, or one bulk operation of 1 GiB), the two
+ * interleaved block by block (100 queries, or one fetch of 1,000 rows, about 8 MB: a few milliseconds a block) in
+ * the order off, on, on, off..., the mirror of it in every other round, so that a change of load hits both sides
+ * within milliseconds and a steady drift cancels. Both bulk operations stay open meanwhile, on their own
+ * connections: a cursor waits for its next fetch, a COPY for its reader. Per side it adds up the blocks' wall
+ * time and the client thread's CPU time ({@link ThreadMXBean#getCurrentThreadCpuTime()}: user and system, so TLS
  * time and the client thread's CPU time ({@link ThreadMXBean#getCurrentThreadCpuTime()}: user and system, so TLS
  * decryption and the socket reads count, the server's work and GC threads do not). Per round it forms two ratios,
  * both read the same way, higher is better and 1.00 costs nothing:
@@ -97,10 +101,12 @@ public final class WireLayerAB {
         final int rounds;
         final int opsPerSide;
         final long bytesPerOp;
+        final int queryBlock;
+        final int bulkBlock;
         final List<Side[]> measured = new ArrayList<>();
 
         Case(Workload workload, Transport transport, WireSession off, WireSession on, int rounds, int opsPerSide,
-                long bytesPerOp) {
+                long bytesPerOp, int queryBlock, int bulkBlock) {
             this.workload = workload;
             this.transport = transport;
             this.off = off;
@@ -108,6 +114,8 @@ public final class WireLayerAB {
             this.rounds = rounds;
             this.opsPerSide = opsPerSide;
             this.bytesPerOp = bytesPerOp;
+            this.queryBlock = queryBlock;
+            this.bulkBlock = bulkBlock;
         }
 
         String name() {
@@ -122,6 +130,15 @@ public final class WireLayerAB {
 
         double cpuPerOp(Side s) {
             return (double) s.cpuNanos() / s.ops();
+        }
+
+        /** @return one side's work of a round, in interleavable blocks */
+        WireSession.Steps steps(WireSession s) {
+            return switch (workload) {
+                case SIMPLE_QUERY -> s.simpleQueries(opsPerSide, queryBlock);
+                case BULK_READ -> s.bulkRead(bulkBlock);
+                case COPY_OUT -> s.copyOut(bulkBlock);
+            };
         }
 
         double[] each(ToDoubleFunction<Side[]> f) {
@@ -148,6 +165,9 @@ public final class WireLayerAB {
                 .option("warmup", quick ? "3" : "10", "unmeasured rounds first (JIT, caches); the bulk cases run in "
                         + "the first only, one shot a side being long enough to compile their loops")
                 .option("query-ops", "2000", "simple-query operations per side per round")
+                .option("query-block", "100", "simple queries per block: the sides alternate block by block")
+                .option("bulk-block", String.valueOf(WireSession.FETCH_SIZE), "rows per block of a bulk operation "
+                        + "(the default, the fetch size: one block per fetch)")
                 .option("bulk-mib", quick ? "64" : "1024", "MiB of payload one bulk-read or copy-out moves")
                 .option("workloads", String.join(",", Workload.IDS), "which workloads, of " + Workload.IDS)
                 .option("transports", String.join(",", Transport.IDS), "which transports, of " + Transport.IDS)
@@ -184,7 +204,8 @@ public final class WireLayerAB {
     }
 
     /** The options, checked. */
-    private record Settings(int rounds, int bulkRounds, int warmup, int queryOps, int bulkMib,
+    private record Settings(int rounds, int bulkRounds, int warmup, int queryOps, int queryBlock, int bulkBlock,
+            int bulkMib,
             List<Workload> workloads, List<Transport> transports, int resamples, long seed, Path out) {
 
         static Settings of(DrillOptions o) throws BadOption {
@@ -195,6 +216,7 @@ public final class WireLayerAB {
                 }
                 return new Settings(o.intValue("rounds", 3, 10_000), o.intValue("bulk-rounds", 3, 10_000),
                         o.intValue("warmup", 0, 100), o.intValue("query-ops", 1, 10_000_000),
+                        o.intValue("query-block", 1, 10_000_000), o.intValue("bulk-block", 1, Integer.MAX_VALUE),
                         o.intValue("bulk-mib", 1, 64 * 1024),
                         o.list("workloads", Workload.IDS).stream().distinct().map(Workload::of).toList(),
                         o.list("transports", Transport.IDS).stream().distinct().map(Transport::of).toList(),
@@ -243,7 +265,8 @@ public final class WireLayerAB {
                             case BULK_READ -> WireSession.bulkReadBytes(bulkRows);
                             case COPY_OUT -> WireSession.copyOutBytes(bulkRows);
                         };
-                        cases.add(new Case(w, t, off, on, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes));
+                        cases.add(new Case(w, t, off, on, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes,
+                                settings.queryBlock(), settings.bulkBlock()));
                     }
                 }
                 int total = cases.stream().mapToInt(c -> c.rounds).max().orElseThrow();
@@ -287,7 +310,7 @@ public final class WireLayerAB {
                 command.isEmpty() ? "none, a full run" : "`" + command + "`", loadStart, loadMin, loadMax,
                 os.getAvailableProcessors(), System.getProperty("os.name"), System.getProperty("os.version"),
                 System.getProperty("java.version"))
-                + table(cases, warmup, queryOps, bulkMib, resamples, seed);
+                + table(cases, warmup, queryOps, bulkMib, settings.queryBlock(), settings.bulkBlock(), resamples, seed);
         Files.createDirectories(out.toAbsolutePath().getParent());
         Files.writeString(out, report);
         System.out.println();
@@ -295,34 +318,35 @@ public final class WireLayerAB {
         System.out.println("written to " + out.toAbsolutePath());
     }
 
-    /** One round of a case: {@code [off, on]}, run in the order asked. */
+    /**
+     * One round of a case: {@code [off, on]}. The two sides' operations run interleaved block by block, in the order
+     * off, on, on, off, off, on... (or its mirror when {@code offFirst} is false), each block timed on its own and
+     * added to its side; a side that has finished leaves the other to run out alone.
+     */
     private Side[] round(Case c, boolean offFirst) throws Exception {
-        Side[] sides = new Side[2];
-        if (offFirst) {
-            sides[0] = side(c, c.off);
-            sides[1] = side(c, c.on);
-        } else {
-            sides[1] = side(c, c.on);
-            sides[0] = side(c, c.off);
-        }
-        return sides;
-    }
-
-    private Side side(Case c, WireSession s) throws Exception {
-        long cpu = threads.getCurrentThreadCpuTime();
-        long start = System.nanoTime();
-        for (int i = 0; i < c.opsPerSide; i++) {
-            switch (c.workload) {
-                case SIMPLE_QUERY -> s.simpleQuery();
-                case BULK_READ -> s.bulkRead();
-                case COPY_OUT -> s.copyOut();
+        WireSession.Steps[] steps = {c.steps(c.off), c.steps(c.on)};
+        long[] wall = new long[2];
+        long[] cpu = new long[2];
+        boolean[] done = new boolean[2];
+        for (int block = 0; !done[0] || !done[1]; block++) {
+            // ABBA: the pair's first side alternates, so that a side never always follows the same neighbour.
+            int first = (block % 2 == 0) == offFirst ? 0 : 1;
+            for (int side : new int[] {first, 1 - first}) {
+                if (done[side]) {
+                    continue;
+                }
+                long cpu0 = threads.getCurrentThreadCpuTime();
+                long wall0 = System.nanoTime();
+                done[side] = !steps[side].step();
+                wall[side] += System.nanoTime() - wall0;
+                cpu[side] += threads.getCurrentThreadCpuTime() - cpu0;
             }
         }
-        long wall = System.nanoTime() - start;
-        return new Side(wall, threads.getCurrentThreadCpuTime() - cpu, c.opsPerSide);
+        return new Side[] {new Side(wall[0], cpu[0], c.opsPerSide), new Side(wall[1], cpu[1], c.opsPerSide)};
     }
 
-    private static String table(List<Case> cases, int warmup, int queryOps, int bulkMib, int resamples, long seed) {
+    private static String table(List<Case> cases, int warmup, int queryOps, int bulkMib, int queryBlock, int bulkBlock,
+            int resamples, long seed) {
         StringBuilder sb = new StringBuilder();
         sb.append("| workload | transport | rounds | throughput off | throughput on | on / off [95% CI] "
                 + "| CPU/op off | CPU/op on | CPU off / on [95% CI] | target | verdict (throughput) | verdict (CPU) |\n");
@@ -350,10 +374,11 @@ public final class WireLayerAB {
                     AbStats.Verdict.of(cpuCi, c.workload.target).label()));
         }
         sb.append(String.format(Locale.ROOT, "%nMedians over the measured rounds (after %d warm-up); a side of a round "
-                + "is %,d simple queries or one bulk operation of %d MiB. Both ratios: higher is better, 1.00 costs "
-                + "nothing. CI: percentile bootstrap of the median, %,d resamples of the rounds, seed %d. "
-                + "MB = 10^6 bytes; CPU = the client thread's CPU time (user + system).%n",
-                warmup, queryOps, bulkMib, resamples, seed));
+                + "is %,d simple queries or one bulk operation of %d MiB, the sides interleaved in blocks of %,d "
+                + "queries or %,d rows. Both ratios: higher is better, 1.00 costs nothing. CI: percentile bootstrap "
+                + "of the median, %,d resamples of the rounds, seed %d. MB = 10^6 bytes; CPU = the client thread's "
+                + "CPU time (user + system).%n",
+                warmup, queryOps, bulkMib, queryBlock, bulkBlock, resamples, seed));
         return sb.toString();
     }
 

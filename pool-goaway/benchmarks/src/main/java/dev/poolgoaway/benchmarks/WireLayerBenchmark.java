@@ -100,20 +100,21 @@ public class WireLayerBenchmark {
     /**
      * @return the payload bytes read
      * @throws SQLException if the query fails
+     * @throws IOException  never: declared by the steps it shares with {@link #copyOut}
      */
     @Benchmark
     @BenchmarkMode(Mode.SingleShotTime)
     @OutputTimeUnit(TimeUnit.MILLISECONDS)
     @Warmup(iterations = 1)
     @Measurement(iterations = 8)
-    public long bulkRead() throws SQLException {
+    public long bulkRead() throws SQLException, IOException {
         return session.bulkRead();
     }
 
     /**
      * @return the bytes COPY wrote
      * @throws SQLException if the COPY fails
-     * @throws IOException  never: the counting stream does not fail
+     * @throws IOException  if pgjdbc's COPY stream fails
      */
     @Benchmark
     @BenchmarkMode(Mode.SingleShotTime)

@@ -1,7 +1,6 @@
 package dev.poolgoaway.benchmarks;
 
 import java.io.IOException;
-import java.io.OutputStream;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -10,6 +9,7 @@ import java.sql.SQLException;
 import java.util.Properties;
 
 import org.postgresql.PGConnection;
+import org.postgresql.copy.CopyOut;
 
 import dev.poolgoaway.wire.PgGoAway;
 
@@ -22,9 +22,10 @@ import dev.poolgoaway.wire.PgGoAway;
  *       read: the cost per message.</li>
  *   <li>{@link #bulkRead}: {@code bulkRows} rows of {@value #ROW_BYTES} bytes streamed with a fetch size of
  *       {@value #FETCH_SIZE}, every value read: the cost per byte.</li>
- *   <li>{@link #copyOut}: the same rows through {@code COPY ... TO STDOUT} into a counting stream (pgjdbc's
- *       {@code CopyManager}): the cost per byte on the path that bypasses result-set decoding.</li>
+ *   <li>{@link #copyOut}: the same rows through {@code COPY ... TO STDOUT} (pgjdbc's {@code CopyManager}), each
+ *       row counted and dropped: the cost per byte on the path that bypasses result-set decoding.</li>
  * </ul>
+ * Each also comes in {@link Steps}, for {@link WireLayerAB} to interleave two connections block by block.
  */
 final class WireSession implements AutoCloseable {
 
@@ -75,6 +76,22 @@ final class WireSession implements AutoCloseable {
         return (long) (ROW_BYTES + 1) * rows;
     }
 
+    /**
+     * An operation run in steps, so that two of them (off and on) can be interleaved block by block: each
+     * {@link #step()} does one block of it.
+     */
+    interface Steps {
+        /** @return true while more steps remain; false once the operation completed and was checked */
+        boolean step() throws SQLException, IOException;
+
+        /** Runs what remains, in one go. */
+        default void finish() throws SQLException, IOException {
+            while (step()) {
+                // every step checks its own work
+            }
+        }
+    }
+
     int simpleQuery() throws SQLException {
         try (ResultSet rs = one.executeQuery()) {
             if (!rs.next()) {
@@ -84,23 +101,83 @@ final class WireSession implements AutoCloseable {
         }
     }
 
-    long bulkRead() throws SQLException {
-        long bytes = 0;
-        try (ResultSet rs = bulk.executeQuery()) {
-            while (rs.next()) {
-                bytes += rs.getBytes(1).length;
+    /** @return {@code ops} simple queries, {@code block} a step */
+    Steps simpleQueries(int ops, int block) {
+        return new Steps() {
+            private int done;
+
+            @Override
+            public boolean step() throws SQLException {
+                for (int end = Math.min(ops, done + block); done < end; done++) {
+                    simpleQuery();
+                }
+                return done < ops;
             }
-        }
-        connection.commit();
-        return expect(bulkReadBytes(bulkRows), bytes);
+        };
+    }
+
+    long bulkRead() throws SQLException, IOException {
+        bulkRead(Integer.MAX_VALUE).finish();
+        return bulkReadBytes(bulkRows);
+    }
+
+    /** @return one bulk read, {@code blockRows} rows a step (the first step runs the query) */
+    Steps bulkRead(int blockRows) {
+        return new Steps() {
+            private ResultSet rs;
+            private long bytes;
+
+            @Override
+            public boolean step() throws SQLException {
+                if (rs == null) {
+                    rs = bulk.executeQuery();
+                }
+                for (int i = 0; i < blockRows; i++) {
+                    if (!rs.next()) {
+                        rs.close();
+                        connection.commit();
+                        expect(bulkReadBytes(bulkRows), bytes);
+                        return false;
+                    }
+                    bytes += rs.getBytes(1).length;
+                }
+                return true;
+            }
+        };
     }
 
     long copyOut() throws SQLException, IOException {
-        CountingStream out = new CountingStream();
-        long rows = connection.unwrap(PGConnection.class).getCopyAPI().copyOut(copy, out);
-        connection.commit();
-        expect(bulkRows, rows);
-        return expect(copyOutBytes(bulkRows), out.bytes);
+        copyOut(Integer.MAX_VALUE).finish();
+        return copyOutBytes(bulkRows);
+    }
+
+    /**
+     * @return one COPY OUT, {@code blockRows} rows a step (the first step starts it), read as pgjdbc's
+     *         {@code CopyManager.copyOut(sql, stream)} reads them: {@code readFromCopy} a row at a time
+     */
+    Steps copyOut(int blockRows) {
+        return new Steps() {
+            private CopyOut copyOut;
+            private long bytes;
+
+            @Override
+            public boolean step() throws SQLException {
+                if (copyOut == null) {
+                    copyOut = connection.unwrap(PGConnection.class).getCopyAPI().copyOut(copy);
+                }
+                for (int i = 0; i < blockRows; i++) {
+                    byte[] row = copyOut.readFromCopy();
+                    if (row == null) {
+                        expect(bulkRows, copyOut.getHandledRowCount());
+                        connection.commit();
+                        expect(copyOutBytes(bulkRows), bytes);
+                        return false;
+                    }
+                    bytes += row.length;
+                }
+                return true;
+            }
+        };
     }
 
     private static long expect(long expected, long actual) {
@@ -113,20 +190,5 @@ final class WireSession implements AutoCloseable {
     @Override
     public void close() throws SQLException {
         connection.close();
-    }
-
-    /** Counts what COPY writes and keeps none of it. */
-    private static final class CountingStream extends OutputStream {
-        long bytes;
-
-        @Override
-        public void write(int b) {
-            bytes++;
-        }
-
-        @Override
-        public void write(byte[] b, int off, int len) {
-            bytes += len;
-        }
     }
 }
