@@ -23,21 +23,19 @@ final class AbStats {
     /** Where an interval stands against a target that is a lower bound (higher is better). */
     enum Verdict {
         /** The whole interval is at or above the target. */
-        MET("met"),
+        MET,
         /** The whole interval is below it. */
-        MISSED("**missed**"),
+        MISSED,
         /** The interval straddles it: this run cannot tell. */
-        NOT_SETTLED("not settled");
-
-        private final String label;
-
-        Verdict(String label) {
-            this.label = label;
-        }
+        NOT_SETTLED;
 
         /** @return how a report prints it (Markdown) */
         String label() {
-            return label;
+            return switch (this) {
+                case MET -> "met";
+                case MISSED -> "**missed**";
+                case NOT_SETTLED -> "not settled";
+            };
         }
 
         /** @return met only if {@code low ≥ target}, missed only if {@code high < target}, else not settled */

@@ -49,77 +49,50 @@ public final class WireLayerAB {
 
     /** What one operation is, and the target its ratio is held to (docs/performance.md). */
     enum Workload {
-        SIMPLE_QUERY("simple-query", 0.98),
-        BULK_READ("bulk-read", 0.97),
-        COPY_OUT("copy-out", 0.97);
+        SIMPLE_QUERY(0.98),
+        BULK_READ(0.97),
+        COPY_OUT(0.97);
 
-        final String id;
         final double target;
 
-        Workload(String id, double target) {
-            this.id = id;
+        Workload(double target) {
             this.target = target;
-        }
-
-        static final List<String> IDS = Arrays.stream(values()).map(w -> w.id).toList();
-
-        static Workload of(String id) {
-            return Arrays.stream(values()).filter(w -> w.id.equals(id)).findFirst().orElseThrow();
         }
     }
 
     /** How the client reaches the server. */
     enum Transport {
-        PLAIN("plain", false),
-        TLS("tls", true);
+        PLAIN,
+        TLS
+    }
 
-        final String id;
-        final boolean tls;
+    /** @return a constant as the options and the report name it: {@code SIMPLE_QUERY} is {@code simple-query} */
+    static String id(Enum<?> e) {
+        return e.name().toLowerCase(Locale.ROOT).replace('_', '-');
+    }
 
-        Transport(String id, boolean tls) {
-            this.id = id;
-            this.tls = tls;
-        }
+    static <E extends Enum<E>> List<String> ids(Class<E> type) {
+        return Arrays.stream(type.getEnumConstants()).map(WireLayerAB::id).toList();
+    }
 
-        static final List<String> IDS = Arrays.stream(values()).map(t -> t.id).toList();
-
-        static Transport of(String id) {
-            return Arrays.stream(values()).filter(t -> t.id.equals(id)).findFirst().orElseThrow();
-        }
+    /** @return the constants named in an option, each once, in the order given */
+    static <E extends Enum<E>> List<E> listed(DrillOptions o, String option, Class<E> type) {
+        return o.list(option, ids(type)).stream().distinct()
+                .map(id -> Arrays.stream(type.getEnumConstants()).filter(e -> id(e).equals(id)).findFirst()
+                        .orElseThrow())
+                .toList();
     }
 
     /** One side of one round: wall and CPU time of {@code ops} operations. */
     record Side(long wallNanos, long cpuNanos, int ops) {
     }
 
-    /** A case's settings and its rounds so far. */
-    private static final class Case {
-        final Workload workload;
-        final Transport transport;
-        final WireSession off;
-        final WireSession on;
-        final int rounds;
-        final int opsPerSide;
-        final long bytesPerOp;
-        final int queryBlock;
-        final int bulkBlock;
-        final List<Side[]> measured = new ArrayList<>();
-
-        Case(Workload workload, Transport transport, WireSession off, WireSession on, int rounds, int opsPerSide,
-                long bytesPerOp, int queryBlock, int bulkBlock) {
-            this.workload = workload;
-            this.transport = transport;
-            this.off = off;
-            this.on = on;
-            this.rounds = rounds;
-            this.opsPerSide = opsPerSide;
-            this.bytesPerOp = bytesPerOp;
-            this.queryBlock = queryBlock;
-            this.bulkBlock = bulkBlock;
-        }
+    /** A case's settings and its rounds so far ({@code measured}: one {@code [off, on]} a round). */
+    private record Case(Workload workload, Transport transport, WireSession off, WireSession on, int rounds,
+            int opsPerSide, long bytesPerOp, int queryBlock, int bulkBlock, List<Side[]> measured) {
 
         String name() {
-            return workload.id + "/" + transport.id;
+            return id(workload) + "/" + id(transport);
         }
 
         /** Operations per second, or for the bulk cases MB per second (MB = 10^6 bytes). */
@@ -169,8 +142,10 @@ public final class WireLayerAB {
                 .option("bulk-block", String.valueOf(WireSession.FETCH_SIZE), "rows per block of a bulk operation "
                         + "(the default, the fetch size: one block per fetch)")
                 .option("bulk-mib", quick ? "64" : "1024", "MiB of payload one bulk-read or copy-out moves")
-                .option("workloads", String.join(",", Workload.IDS), "which workloads, of " + Workload.IDS)
-                .option("transports", String.join(",", Transport.IDS), "which transports, of " + Transport.IDS)
+                .option("workloads", String.join(",", ids(Workload.class)), "which workloads, of "
+                        + ids(Workload.class))
+                .option("transports", String.join(",", ids(Transport.class)), "which transports, of "
+                        + ids(Transport.class))
                 .option("resamples", "10000", "bootstrap resamples")
                 .option("seed", "13", "the bootstrap's random seed")
                 .option("out", Path.of(System.getProperty("bench.out", "target/bench"), "wire-layer-ab.md")
@@ -218,8 +193,7 @@ public final class WireLayerAB {
                         o.intValue("warmup", 0, 100), o.intValue("query-ops", 1, 10_000_000),
                         o.intValue("query-block", 1, 10_000_000), o.intValue("bulk-block", 1, Integer.MAX_VALUE),
                         o.intValue("bulk-mib", 1, 64 * 1024),
-                        o.list("workloads", Workload.IDS).stream().distinct().map(Workload::of).toList(),
-                        o.list("transports", Transport.IDS).stream().distinct().map(Transport::of).toList(),
+                        listed(o, "workloads", Workload.class), listed(o, "transports", Transport.class),
                         o.intValue("resamples", 100, 10_000_000), Long.parseLong(seed), Path.of(o.value("out")));
             } catch (IllegalArgumentException e) {
                 throw new BadOption(e);
@@ -255,9 +229,9 @@ public final class WireLayerAB {
             try {
                 for (Workload w : workloads) {
                     for (Transport t : transports) {
-                        WireSession off = server.connect(false, t.tls, bulkRows);
+                        WireSession off = server.connect(false, t == Transport.TLS, bulkRows);
                         sessions.add(off);
-                        WireSession on = server.connect(true, t.tls, bulkRows);
+                        WireSession on = server.connect(true, t == Transport.TLS, bulkRows);
                         sessions.add(on);
                         boolean bulk = w != Workload.SIMPLE_QUERY;
                         long bytes = switch (w) {
@@ -266,10 +240,10 @@ public final class WireLayerAB {
                             case COPY_OUT -> WireSession.copyOutBytes(bulkRows);
                         };
                         cases.add(new Case(w, t, off, on, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes,
-                                settings.queryBlock(), settings.bulkBlock()));
+                                settings.queryBlock(), settings.bulkBlock(), new ArrayList<>()));
                     }
                 }
-                int total = cases.stream().mapToInt(c -> c.rounds).max().orElseThrow();
+                int total = cases.stream().mapToInt(c -> c.rounds()).max().orElseThrow();
                 System.out.printf(Locale.ROOT, "[wire-ab] %d warm-up + %d rounds of %s; %,d simple queries a side, "
                         + "%d MiB a bulk operation; load average %.2f%n", warmup, total,
                         cases.stream().map(Case::name).collect(Collectors.joining(", ")), queryOps, bulkMib,
@@ -279,13 +253,18 @@ public final class WireLayerAB {
                     int index = r - warmup;
                     StringBuilder line = new StringBuilder();
                     for (Case c : cases) {
-                        boolean bulk = c.bytesPerOp > 0;
-                        if (measured ? index >= c.rounds : bulk && r > 0) {
+                        boolean bulk = c.bytesPerOp() > 0;
+                        if (measured ? index >= c.rounds() : bulk && r > 0) {
                             continue;
+                        }
+                        if (!bulk) {
+                            // The bulk cases leave a GiB of garbage each: collected now, not in the middle of a
+                            // round of simple queries (which make little), where a pause would hit one side only.
+                            System.gc();
                         }
                         Side[] sides = round(c, r % 2 == 0);
                         if (measured) {
-                            c.measured.add(sides);
+                            c.measured().add(sides);
                         }
                         line.append(String.format(Locale.ROOT, " %s %.3f", c.name(),
                                 c.throughput(sides[1]) / c.throughput(sides[0])));
@@ -324,7 +303,7 @@ public final class WireLayerAB {
      * added to its side; a side that has finished leaves the other to run out alone.
      */
     private Side[] round(Case c, boolean offFirst) throws Exception {
-        WireSession.Steps[] steps = {c.steps(c.off), c.steps(c.on)};
+        WireSession.Steps[] steps = {c.steps(c.off()), c.steps(c.on())};
         long[] wall = new long[2];
         long[] cpu = new long[2];
         boolean[] done = new boolean[2];
@@ -342,7 +321,7 @@ public final class WireLayerAB {
                 cpu[side] += threads.getCurrentThreadCpuTime() - cpu0;
             }
         }
-        return new Side[] {new Side(wall[0], cpu[0], c.opsPerSide), new Side(wall[1], cpu[1], c.opsPerSide)};
+        return new Side[] {new Side(wall[0], cpu[0], c.opsPerSide()), new Side(wall[1], cpu[1], c.opsPerSide())};
     }
 
     private static String table(List<Case> cases, int warmup, int queryOps, int bulkMib, int queryBlock, int bulkBlock,
@@ -360,18 +339,18 @@ public final class WireLayerAB {
             double[] cpuRatio = c.each(s -> c.cpuPerOp(s[0]) / c.cpuPerOp(s[1]));
             AbStats.Interval thrCi = AbStats.bootstrapMedian(thrRatio, resamples, seed, CONFIDENCE);
             AbStats.Interval cpuCi = AbStats.bootstrapMedian(cpuRatio, resamples, seed, CONFIDENCE);
-            boolean bulk = c.bytesPerOp > 0;
+            boolean bulk = c.bytesPerOp() > 0;
             String unit = bulk ? "MB/s" : "ops/s";
             double cpuScale = bulk ? 1e6 : 1e3;
             String cpuUnit = bulk ? "ms" : "µs";
             sb.append(String.format(Locale.ROOT,
                     "| %s | %s | %d | %,.0f %s | %,.0f %s | %s | %,.1f %s | %,.1f %s | %s | ≥ %.2f | %s | %s |%n",
-                    c.workload.id, c.transport.id, c.measured.size(),
+                    id(c.workload()), id(c.transport()), c.measured().size(),
                     AbStats.median(thrOff), unit, AbStats.median(thrOn), unit, ratio(thrRatio, thrCi),
                     AbStats.median(cpuOff) / cpuScale, cpuUnit, AbStats.median(cpuOn) / cpuScale, cpuUnit,
-                    ratio(cpuRatio, cpuCi), c.workload.target,
-                    AbStats.Verdict.of(thrCi, c.workload.target).label(),
-                    AbStats.Verdict.of(cpuCi, c.workload.target).label()));
+                    ratio(cpuRatio, cpuCi), c.workload().target,
+                    AbStats.Verdict.of(thrCi, c.workload().target).label(),
+                    AbStats.Verdict.of(cpuCi, c.workload().target).label()));
         }
         sb.append(String.format(Locale.ROOT, "%nMedians over the measured rounds (after %d warm-up); a side of a round "
                 + "is %,d simple queries or one bulk operation of %d MiB, the sides interleaved in blocks of %,d "

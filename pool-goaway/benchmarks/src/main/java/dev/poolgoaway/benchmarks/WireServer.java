@@ -15,18 +15,12 @@ import dev.poolgoaway.wire.PgGoAway;
  * The server the wire-layer benchmarks run against: one embedded PostgreSQL 18 on loopback that offers TLS (the test
  * CA from {@link TestCertificates}), so that one server serves every case and the client chooses the transport.
  * Shared by {@link WireLayerBenchmark} (JMH) and {@link WireLayerAB} (interleaved rounds).
+ *
+ * @param certDir  the temporary directory of the certificates, removed on {@link #close()}
+ * @param rootCert the test CA, for {@code sslrootcert}
+ * @param pg       the server
  */
-final class WireServer implements AutoCloseable {
-
-    private final Path certDir;
-    private final Path rootCert;
-    private final EmbeddedUpstream pg;
-
-    private WireServer(Path certDir, Path rootCert, EmbeddedUpstream pg) {
-        this.certDir = certDir;
-        this.rootCert = rootCert;
-        this.pg = pg;
-    }
+record WireServer(Path certDir, Path rootCert, EmbeddedUpstream pg) implements AutoCloseable {
 
     /** Starts the server, TLS offered. */
     static WireServer start() throws IOException {

@@ -123,25 +123,20 @@ final class WireSession implements AutoCloseable {
 
     /** @return one bulk read, {@code blockRows} rows a step (the first step runs the query) */
     Steps bulkRead(int blockRows) {
-        return new Steps() {
+        return new RowSteps(blockRows, bulkReadBytes(bulkRows)) {
             private ResultSet rs;
-            private long bytes;
 
             @Override
-            public boolean step() throws SQLException {
+            long nextRow() throws SQLException {
                 if (rs == null) {
                     rs = bulk.executeQuery();
                 }
-                for (int i = 0; i < blockRows; i++) {
-                    if (!rs.next()) {
-                        rs.close();
-                        connection.commit();
-                        expect(bulkReadBytes(bulkRows), bytes);
-                        return false;
-                    }
-                    bytes += rs.getBytes(1).length;
-                }
-                return true;
+                return rs.next() ? rs.getBytes(1).length : -1;
+            }
+
+            @Override
+            void end() throws SQLException {
+                rs.close();
             }
         };
     }
@@ -156,28 +151,56 @@ final class WireSession implements AutoCloseable {
      *         {@code CopyManager.copyOut(sql, stream)} reads them: {@code readFromCopy} a row at a time
      */
     Steps copyOut(int blockRows) {
-        return new Steps() {
+        return new RowSteps(blockRows, copyOutBytes(bulkRows)) {
             private CopyOut copyOut;
-            private long bytes;
 
             @Override
-            public boolean step() throws SQLException {
+            long nextRow() throws SQLException {
                 if (copyOut == null) {
                     copyOut = connection.unwrap(PGConnection.class).getCopyAPI().copyOut(copy);
                 }
-                for (int i = 0; i < blockRows; i++) {
-                    byte[] row = copyOut.readFromCopy();
-                    if (row == null) {
-                        expect(bulkRows, copyOut.getHandledRowCount());
-                        connection.commit();
-                        expect(copyOutBytes(bulkRows), bytes);
-                        return false;
-                    }
-                    bytes += row.length;
-                }
-                return true;
+                byte[] row = copyOut.readFromCopy();
+                return row == null ? -1 : row.length;
+            }
+
+            @Override
+            void end() throws SQLException {
+                expect(bulkRows, copyOut.getHandledRowCount());
             }
         };
+    }
+
+    /** A bulk operation read row by row, {@code blockRows} a step; at its end, every byte is checked. */
+    private abstract class RowSteps implements Steps {
+        private final int blockRows;
+        private final long expectedBytes;
+        private long bytes;
+
+        RowSteps(int blockRows, long expectedBytes) {
+            this.blockRows = blockRows;
+            this.expectedBytes = expectedBytes;
+        }
+
+        /** @return the next row's length in bytes, or -1 after the last */
+        abstract long nextRow() throws SQLException;
+
+        /** The rows are all read: close, or check what the driver counted. */
+        abstract void end() throws SQLException;
+
+        @Override
+        public boolean step() throws SQLException {
+            for (int i = 0; i < blockRows; i++) {
+                long n = nextRow();
+                if (n < 0) {
+                    end();
+                    connection.commit();
+                    expect(expectedBytes, bytes);
+                    return false;
+                }
+                bytes += n;
+            }
+            return true;
+        }
     }
 
     private static long expect(long expected, long actual) {
