@@ -23,13 +23,13 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  * the machine does at a given moment hits both sides of a round alike. JMH ({@link WireLayerBenchmark}) runs the
  * cases minutes apart instead, and on a shared machine their ratios' bounds are wider than the targets' margins.
  *
- * <p>Each case (a {@link Workload} over a {@link Transport}) has two connections, off and on, opened up front. A round
- * runs every case once: the same work on each side (2,000 simple queries, or one bulk operation of 1 GiB), the two
- * interleaved block by block (100 queries, or one fetch of 1,000 rows, about 8 MB: a few milliseconds a block) in
- * the order off, on, on, off..., the mirror of it in every other round, so that a change of load hits both sides
- * within milliseconds and a steady drift cancels. Both bulk operations stay open meanwhile, on their own
+ * <p>Each case (a {@link Workload} over a {@link Transport}) has two connections, off and on, new for each round
+ * (a connection's own luck would otherwise favour one side for a whole run). A round runs every case once: the
+ * same work on each side (2,000 simple queries, or one bulk operation of 1 GiB), the two interleaved block by block
+ * (100 queries, or one fetch of 1,000 rows, about 8 MB: a few milliseconds a block) in the order off, on, on,
+ * off..., the mirror of it in every other round, so that a change of load hits both sides within milliseconds and
+ * a steady drift cancels. Both bulk operations stay open meanwhile, on their own
  * connections: a cursor waits for its next fetch, a COPY for its reader. Per side it adds up the blocks' wall
- * time and the client thread's CPU time ({@link ThreadMXBean#getCurrentThreadCpuTime()}: user and system, so TLS
  * time and the client thread's CPU time ({@link ThreadMXBean#getCurrentThreadCpuTime()}: user and system, so TLS
  * decryption and the socket reads count, the server's work and GC threads do not). Per round it forms two ratios,
  * both read the same way, higher is better and 1.00 costs nothing:
@@ -88,7 +88,7 @@ public final class WireLayerAB {
     }
 
     /** A case's settings and its rounds so far ({@code measured}: one {@code [off, on]} a round). */
-    private record Case(Workload workload, Transport transport, WireSession off, WireSession on, int rounds,
+    private record Case(Workload workload, Transport transport, int rounds,
             int opsPerSide, long bytesPerOp, int queryBlock, int bulkBlock, List<Side[]> measured) {
 
         String name() {
@@ -224,62 +224,51 @@ public final class WireLayerAB {
         Instant started = Instant.now();
 
         List<Case> cases = new ArrayList<>();
-        List<WireSession> sessions = new ArrayList<>();
         try (WireServer server = WireServer.start()) {
-            try {
-                for (Workload w : workloads) {
-                    for (Transport t : transports) {
-                        WireSession off = server.connect(false, t == Transport.TLS, bulkRows);
-                        sessions.add(off);
-                        WireSession on = server.connect(true, t == Transport.TLS, bulkRows);
-                        sessions.add(on);
-                        boolean bulk = w != Workload.SIMPLE_QUERY;
-                        long bytes = switch (w) {
-                            case SIMPLE_QUERY -> 0;
-                            case BULK_READ -> WireSession.bulkReadBytes(bulkRows);
-                            case COPY_OUT -> WireSession.copyOutBytes(bulkRows);
-                        };
-                        cases.add(new Case(w, t, off, on, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes,
-                                settings.queryBlock(), settings.bulkBlock(), new ArrayList<>()));
+            for (Workload w : workloads) {
+                for (Transport t : transports) {
+                    boolean bulk = w != Workload.SIMPLE_QUERY;
+                    long bytes = switch (w) {
+                        case SIMPLE_QUERY -> 0;
+                        case BULK_READ -> WireSession.bulkReadBytes(bulkRows);
+                        case COPY_OUT -> WireSession.copyOutBytes(bulkRows);
+                    };
+                    cases.add(new Case(w, t, bulk ? bulkRounds : rounds, bulk ? 1 : queryOps, bytes,
+                            settings.queryBlock(), settings.bulkBlock(), new ArrayList<>()));
+                }
+            }
+            int total = cases.stream().mapToInt(c -> c.rounds()).max().orElseThrow();
+            System.out.printf(Locale.ROOT, "[wire-ab] %d warm-up + %d rounds of %s; %,d simple queries a side, "
+                    + "%d MiB a bulk operation; load average %.2f%n", warmup, total,
+                    cases.stream().map(Case::name).collect(Collectors.joining(", ")), queryOps, bulkMib,
+                    loadStart);
+            for (int r = 0; r < warmup + total; r++) {
+                boolean measured = r >= warmup;
+                int index = r - warmup;
+                StringBuilder line = new StringBuilder();
+                for (Case c : cases) {
+                    boolean bulk = c.bytesPerOp() > 0;
+                    if (measured ? index >= c.rounds() : bulk && r > 0) {
+                        continue;
                     }
-                }
-                int total = cases.stream().mapToInt(c -> c.rounds()).max().orElseThrow();
-                System.out.printf(Locale.ROOT, "[wire-ab] %d warm-up + %d rounds of %s; %,d simple queries a side, "
-                        + "%d MiB a bulk operation; load average %.2f%n", warmup, total,
-                        cases.stream().map(Case::name).collect(Collectors.joining(", ")), queryOps, bulkMib,
-                        loadStart);
-                for (int r = 0; r < warmup + total; r++) {
-                    boolean measured = r >= warmup;
-                    int index = r - warmup;
-                    StringBuilder line = new StringBuilder();
-                    for (Case c : cases) {
-                        boolean bulk = c.bytesPerOp() > 0;
-                        if (measured ? index >= c.rounds() : bulk && r > 0) {
-                            continue;
-                        }
-                        if (!bulk) {
-                            // The bulk cases leave a GiB of garbage each: collected now, not in the middle of a
-                            // round of simple queries (which make little), where a pause would hit one side only.
-                            System.gc();
-                        }
-                        Side[] sides = round(c, r % 2 == 0);
-                        if (measured) {
-                            c.measured().add(sides);
-                        }
-                        line.append(String.format(Locale.ROOT, " %s %.3f", c.name(),
-                                c.throughput(sides[1]) / c.throughput(sides[0])));
+                    if (!bulk) {
+                        // The bulk cases leave a GiB of garbage each: collected now, not in the middle of a
+                        // round of simple queries (which make little), where a pause would hit one side only.
+                        System.gc();
                     }
-                    double load = os.getSystemLoadAverage();
-                    loadMin = Math.min(loadMin, load);
-                    loadMax = Math.max(loadMax, load);
-                    System.out.printf(Locale.ROOT, "[wire-ab] %s %d/%d (%s, load %.2f): throughput on/off%s%n",
-                            measured ? "round" : "warm-up", measured ? index + 1 : r + 1, measured ? total : warmup,
-                            elapsed(started), load, line);
+                    Side[] sides = round(server, bulkRows, c, r % 2 == 0);
+                    if (measured) {
+                        c.measured().add(sides);
+                    }
+                    line.append(String.format(Locale.ROOT, " %s %.3f", c.name(),
+                            c.throughput(sides[1]) / c.throughput(sides[0])));
                 }
-            } finally {
-                for (WireSession s : sessions) {
-                    s.close();
-                }
+                double load = os.getSystemLoadAverage();
+                loadMin = Math.min(loadMin, load);
+                loadMax = Math.max(loadMax, load);
+                System.out.printf(Locale.ROOT, "[wire-ab] %s %d/%d (%s, load %.2f): throughput on/off%s%n",
+                        measured ? "round" : "warm-up", measured ? index + 1 : r + 1, measured ? total : warmup,
+                        elapsed(started), load, line);
             }
         }
         String command = String.join(" ", args);
@@ -302,8 +291,20 @@ public final class WireLayerAB {
      * off, on, on, off, off, on... (or its mirror when {@code offFirst} is false), each block timed on its own and
      * added to its side; a side that has finished leaves the other to run out alone.
      */
-    private Side[] round(Case c, boolean offFirst) throws Exception {
-        WireSession.Steps[] steps = {c.steps(c.off()), c.steps(c.on())};
+    private Side[] round(WireServer server, int bulkRows, Case c, boolean offFirst) throws Exception {
+        // New connections every round: a connection's own luck (its server process, where the scheduler puts it)
+        // would otherwise favour one side for the whole run, a bias no interleaving cancels; per round it is noise
+        // that the interval covers.
+        boolean tls = c.transport() == Transport.TLS;
+        try (WireSession off = server.connect(false, tls, bulkRows);
+                WireSession on = server.connect(true, tls, bulkRows)) {
+            return round(c, c.steps(off), c.steps(on), offFirst);
+        }
+    }
+
+    private Side[] round(Case c, WireSession.Steps offSteps, WireSession.Steps onSteps, boolean offFirst)
+            throws Exception {
+        WireSession.Steps[] steps = {offSteps, onSteps};
         long[] wall = new long[2];
         long[] cpu = new long[2];
         boolean[] done = new boolean[2];
@@ -328,7 +329,8 @@ public final class WireLayerAB {
             int resamples, long seed) {
         StringBuilder sb = new StringBuilder();
         sb.append("| workload | transport | rounds | throughput off | throughput on | on / off [95% CI] "
-                + "| CPU/op off | CPU/op on | CPU off / on [95% CI] | target | verdict (throughput) | verdict (CPU) |\n");
+                + "| CPU/op off | CPU/op on | CPU off / on [95% CI] | target | verdict (throughput) "
+                + "| verdict (CPU) |\n");
         sb.append("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         for (Case c : cases) {
             double[] thrOff = c.each(s -> c.throughput(s[0]));

@@ -115,8 +115,9 @@ public final class WireLayerReport {
             double target = "simpleQuery".equals(pair.benchmark) ? SIMPLE_QUERY_TARGET : BULK_TARGET;
             sb.append(String.format(Locale.ROOT, "| `%s` | %s | %s | %s | %.3f | %s | ≥ %.2f %s | %s | %s |%n",
                     pair.benchmark, pair.params, score(pair.benchmark, off, unit), score(pair.benchmark, on, unit),
-                    ratio, bounds(low, high), target, AbStats.Verdict.of(new AbStats.Interval(low, high), target).label(),
-                    alloc(pair.off), alloc(pair.on)));
+                    ratio, bounds(low, high), target,
+                    AbStats.Verdict.of(new AbStats.Interval(low, high), target).label(), alloc(pair.off),
+                    alloc(pair.on)));
         }
         sb.append("\nMeasurement iterations a side: ").append(pairs.stream()
                 .map(p -> p.benchmark + " " + p.off.getPrimaryResult().getStatistics().getN())

@@ -123,22 +123,13 @@ final class WireSession implements AutoCloseable {
 
     /** @return one bulk read, {@code blockRows} rows a step (the first step runs the query) */
     Steps bulkRead(int blockRows) {
-        return new RowSteps(blockRows, bulkReadBytes(bulkRows)) {
-            private ResultSet rs;
-
-            @Override
-            long nextRow() throws SQLException {
-                if (rs == null) {
-                    rs = bulk.executeQuery();
-                }
-                return rs.next() ? rs.getBytes(1).length : -1;
-            }
-
-            @Override
-            void end() throws SQLException {
+        return new RowSteps(blockRows, bulkReadBytes(bulkRows), () -> {
+            ResultSet rs = bulk.executeQuery();
+            return new Rows(() -> rs.next() ? rs.getBytes(1).length : -1, () -> {
                 rs.close();
-            }
-        };
+                return null;
+            });
+        });
     }
 
     long copyOut() throws SQLException, IOException {
@@ -151,48 +142,60 @@ final class WireSession implements AutoCloseable {
      *         {@code CopyManager.copyOut(sql, stream)} reads them: {@code readFromCopy} a row at a time
      */
     Steps copyOut(int blockRows) {
-        return new RowSteps(blockRows, copyOutBytes(bulkRows)) {
-            private CopyOut copyOut;
-
-            @Override
-            long nextRow() throws SQLException {
-                if (copyOut == null) {
-                    copyOut = connection.unwrap(PGConnection.class).getCopyAPI().copyOut(copy);
-                }
-                byte[] row = copyOut.readFromCopy();
+        return new RowSteps(blockRows, copyOutBytes(bulkRows), () -> {
+            CopyOut op = connection.unwrap(PGConnection.class).getCopyAPI().copyOut(copy);
+            return new Rows(() -> {
+                byte[] row = op.readFromCopy();
                 return row == null ? -1 : row.length;
-            }
+            }, () -> expect(bulkRows, op.getHandledRowCount()));
+        });
+    }
 
-            @Override
-            void end() throws SQLException {
-                expect(bulkRows, copyOut.getHandledRowCount());
-            }
-        };
+    /** Something JDBC does that may fail. */
+    @FunctionalInterface
+    private interface Sql<T> {
+        T run() throws SQLException;
+    }
+
+    /** Reads the next row. */
+    @FunctionalInterface
+    private interface RowReader {
+        /** @return the row's length in bytes, or -1 after the last */
+        int next() throws SQLException;
+    }
+
+    /**
+     * A bulk operation under way.
+     *
+     * @param next the next row's length in bytes, or -1 after the last
+     * @param end  what follows the last row: close, or check what the driver counted
+     */
+    private record Rows(RowReader next, Sql<?> end) {
     }
 
     /** A bulk operation read row by row, {@code blockRows} a step; at its end, every byte is checked. */
-    private abstract class RowSteps implements Steps {
+    private final class RowSteps implements Steps {
         private final int blockRows;
         private final long expectedBytes;
+        private final Sql<Rows> start;
+        private Rows rows;
         private long bytes;
 
-        RowSteps(int blockRows, long expectedBytes) {
+        RowSteps(int blockRows, long expectedBytes, Sql<Rows> start) {
             this.blockRows = blockRows;
             this.expectedBytes = expectedBytes;
+            this.start = start;
         }
-
-        /** @return the next row's length in bytes, or -1 after the last */
-        abstract long nextRow() throws SQLException;
-
-        /** The rows are all read: close, or check what the driver counted. */
-        abstract void end() throws SQLException;
 
         @Override
         public boolean step() throws SQLException {
+            if (rows == null) {
+                rows = start.run();
+            }
             for (int i = 0; i < blockRows; i++) {
-                long n = nextRow();
+                int n = rows.next().next();
                 if (n < 0) {
-                    end();
+                    rows.end().run();
                     connection.commit();
                     expect(expectedBytes, bytes);
                     return false;
