@@ -11,6 +11,7 @@ import java.util.LinkedHashSet;
 import java.util.List;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.Set;
 import java.util.TreeMap;
 import java.util.concurrent.TimeUnit;
@@ -27,32 +28,56 @@ import dev.poolgoaway.wire.LogText;
  * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it.
  *
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
- * random moment within the drain window after the signal), and only while fewer than {@code maxReplacementsInFlight}
- * connections are being replaced: the pool's shortfall towards minimumIdle plus the connections in use already asked
- * to close on return. An idle one is reserved (no borrower can race), polled, and evicted or given back; one in use
- * is asked to close on return, never interrupted, unless it is a straggler the user opted to abort. A drain episode
- * runs from the first signal until no connection asked to leave is open, or only stragglers are.
+ * random moment within the drain window after the signal), and then only while the pool keeps more usable
+ * connections than its load needs (the most in use, plus waiting borrowers, over the last second or two, and
+ * a {@link #spare spare}); beyond that, one at a time as replacements arrive. An optional fixed bound
+ * ({@code maxReplacementsInFlight}) caps the connections being replaced: the pool's shortfall towards minimumIdle plus
+ * the connections in use already asked to close on return. An idle one is reserved (no borrower can race), polled,
+ * and evicted or given back; one in use is asked to close on return, never interrupted, unless it is a straggler the
+ * user opted to abort. A drain episode runs from the first signal until no connection asked to leave is open, or only
+ * stragglers are.
+ *
+ * <p>When it runs. At every tick, to poll idle connections (pgjdbc reads nothing while a connection sits in the pool);
+ * every {@link #DRAINING_PASS_NANOS} while draining; when a connection is due; and, through the evictor, at once when
+ * something changes: a borrower's read saw a signal, a socket closed, HikariCP made a connection or one was returned.
+ * So a drain goes at the pace of the events, not of the tick.
  */
 final class DrainLoop {
 
     private static final Logger log = LoggerFactory.getLogger(DrainLoop.class);
 
     /**
-     * How soon to look again while connections asked to leave wait for the bound on replacements: a replacement
-     * takes tens of milliseconds and may arrive at any moment, a tick is hundreds. Such a quick look handles only
-     * connections already known to be asked to leave; polling the others waits for the next full pass.
-     */
-    static final long RECHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
-    /**
      * How often every connection is looked at (and idle ones polled) while a drain is under way: a connection that
-     * went back to the pool before it read the server's request is otherwise found only at the next tick.
+     * went back to the pool before it read the server's request is otherwise found only at the next tick. Between
+     * passes the loop runs when something happens (a signal, a return, a new connection) and when one is due.
      */
     static final long DRAINING_PASS_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /**
+     * Usable connections the pool keeps beyond its load's recent demand while connections leave: a quarter more,
+     * at least one, for a burst above the last seconds' peak (the drain itself makes some: closes and new
+     * connections cost the machine's CPU too).
+     *
+     * @param demand the load's recent demand
+     * @return the spare
+     */
+    static int spare(int demand) {
+        return Math.max(1, (demand + 3) / 4);
+    }
+    /** How far back the load's demand is remembered: between one and two of these. */
+    static final long DEMAND_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** How long after HikariCP reported a new connection the loop expects it in the pool. */
+    static final long CREATION_JOIN_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
+    static final long CREATION_RECHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
     /**
      * A pool whose constructor has not completed this long after it started the evictor never will: it threw after
      * creating its metrics tracker, and nobody will ever shut it down. Far longer than the few steps between.
      */
     static final long NEVER_STARTED_NANOS = TimeUnit.SECONDS.toNanos(2);
+    /**
+     * How often to look while the pool's constructor runs: the first run after it has completed lists the
+     * connections and gives each its listener, so that it can wake the loop; a tick (up to a minute) is too long.
+     */
+    static final long START_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
 
     private final PoolView pool;
     private final EvictorSettings settings;
@@ -65,14 +90,27 @@ final class DrainLoop {
     private Episode episode;
     private long lastFullPass;
     private boolean passed;
+    /** A drain began: poll every idle connection at once. */
+    private boolean pollAll;
+    private long demandSince;
+    private int currentDemand;
+    private int previousDemand;
+    /** When HikariCP last reported a new connection not yet seen in the pool (nanos; 0: none). */
+    private volatile long createdAt;
+    /** The last call found a connection new to the pool. */
+    private boolean joined;
+    /** Runs the loop soon: given to every connection's signals. */
+    private final Runnable wake;
     private long firstCall;
     private boolean called;
     private volatile int flaggedOpen;
     private volatile boolean draining;
     private volatile DrainEpisode lastDrain;
 
-    DrainLoop(PoolView pool, EvictorSettings settings, String poolName, Clock clock, RandomGenerator random) {
+    DrainLoop(PoolView pool, EvictorSettings settings, String poolName, Clock clock, RandomGenerator random,
+            Runnable wake) {
         this.pool = pool;
+        this.wake = wake;
         this.settings = settings;
         this.poolName = poolName;
         this.clock = clock;
@@ -83,6 +121,8 @@ final class DrainLoop {
     private static final class Tracked {
         final Object entry;
         final PoolView.Signals signals;
+        /** How HikariCP holds it, as of this pass. */
+        PoolView.Slot slot;
         /** What the server said; null until it said anything. */
         SignalKind kind;
         Instant signalAt;
@@ -149,7 +189,7 @@ final class DrainLoop {
                         + "stops", poolName);
                 return -1;
             }
-            return settings.tick().toNanos();
+            return START_CHECK_NANOS;
         }
         List<Tracked> present = track();
         long next = pool.canReserve() ? decide(present, now) : decidePublic(present, now);
@@ -159,6 +199,7 @@ final class DrainLoop {
 
     /** Registers new entries and forgets (and counts) those that left the pool since the last call. */
     private List<Tracked> track() {
+        joined = false;
         List<?> entries = pool.entries();
         Map<Object, Tracked> seen = new IdentityHashMap<>(entries.size() * 2);
         List<Tracked> present = new ArrayList<>(entries.size());
@@ -166,7 +207,11 @@ final class DrainLoop {
             Tracked t = tracked.get(entry);
             if (t == null) {
                 t = new Tracked(entry, pool.signals(entry));
+                if (t.signals != null) {
+                    t.signals.listen(wake);
+                }
                 tracked.put(entry, t);
+                joined = true;
             }
             seen.put(entry, t);
             present.add(t);
@@ -185,50 +230,73 @@ final class DrainLoop {
     }
 
     private long decide(List<Tracked> present, long now) {
+        // The pool as its borrowers see it, and what its borrowers heard meanwhile (no I/O).
+        int inUse = 0;
+        int usable = 0;
         int replacing = pool.shortfall();
         for (Tracked t : present) {
-            if (t.closeOnReturn && !t.closed) {
-                replacing++;
+            t.slot = pool.slot(t.entry);
+            if (t.signals != null && !t.closed) {
+                read(t, now);
+            }
+            if (t.slot == PoolView.Slot.IN_USE) {
+                inUse++;
+            }
+            if (t.closed) {
+                continue;
+            }
+            if (t.closeOnReturn) {
+                // A straggler left to its borrower is not being replaced: it must not stall the rest of the drain.
+                replacing += t.slot == PoolView.Slot.IN_USE && !t.straggler ? 1 : 0;
+            } else if (t.kind == null || !t.kind.ended()) {
+                usable++;
             }
         }
-        int budget = settings.maxReplacementsInFlight(pool.maximumPoolSize()) - replacing;
+        int waiting = pool.waiting();
+        int demand = recentDemand(inUse + waiting, now);
+        // Make before break: a connection asked to leave goes while the pool keeps more usable connections than its
+        // load needs; beyond that, one at a time as replacements arrive (a full pool has no room to open one first).
+        int budget = Math.max(usable - demand - spare(demand), 1 - replacing);
+        OptionalInt fixed = settings.maxReplacementsInFlight();
+        if (fixed.isPresent()) {
+            budget = Math.min(budget, fixed.getAsInt() - replacing);
+        }
         long tick = episode == null ? settings.tick().toNanos()
                 : Math.min(settings.tick().toNanos(), DRAINING_PASS_NANOS);
-        boolean fullPass = !passed || now - lastFullPass >= tick;
+        boolean fullPass = !passed || pollAll || now - lastFullPass >= tick;
         if (fullPass) {
             passed = true;
+            pollAll = false;
             lastFullPass = now;
         }
         long next = lastFullPass + tick - now;
-        boolean heldBack = false;
         for (Tracked t : present) {
             if (t.signals == null || t.closed) {
                 continue;
             }
-            PoolView.Slot slot = pool.slot(t.entry);
-            if (slot == PoolView.Slot.IN_USE) {
-                read(t, now);
-                heldBack |= t.kind != null && !t.closeOnReturn && !t.kind.ended() && budget <= 0;
-                if (t.kind != null && !t.closeOnReturn && (t.kind.ended() || budget > 0)) {
-                    // Marking counts against the bound like an idle eviction: every connection marked is closed and
-                    // replaced when it comes back, so marking them all at once could empty the pool.
-                    t.closeOnReturn = true;
-                    t.closeOnReturnNanos = now;
-                    pool.closeOnReturn(t.entry);
-                    budget--;
-                    log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned", poolName,
-                            t.signals.backendPid(), t.kind.tag());
+            if (t.slot == PoolView.Slot.IN_USE) {
+                if (t.kind != null && !t.closeOnReturn) {
+                    if (t.kind.ended() || (now - t.dueNanos >= 0 && budget > 0)) {
+                        // Marking takes a connection from the pool like an idle eviction: it is closed and replaced
+                        // when it comes back, so marking them all at once could empty the pool.
+                        t.closeOnReturn = true;
+                        t.closeOnReturnNanos = now;
+                        pool.closeOnReturn(t.entry);
+                        // A dead connection was never counted as usable: it takes nothing from the budget.
+                        budget -= t.kind.ended() ? 0 : 1;
+                        log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
+                                poolName, t.signals.backendPid(), t.kind.tag());
+                    } else {
+                        next = untilDue(t, now, next);
+                    }
                 }
                 straggler(t, now);
-            } else if (slot == PoolView.Slot.IDLE) {
-                // What a borrower's reads recorded (no I/O); polling for more waits for the tick.
-                read(t, now);
+            } else if (t.slot == PoolView.Slot.IDLE) {
                 if (t.kind == null && !fullPass) {
                     continue;
                 }
                 if (t.kind != null && !evictNow(t, now, budget)) {
-                    heldBack |= now - t.dueNanos >= 0;
-                    next = Math.min(next, Math.max(0, t.dueNanos - now));
+                    next = untilDue(t, now, next);
                     continue;
                 }
                 if (!pool.reserve(t.entry)) {
@@ -249,14 +317,13 @@ final class DrainLoop {
                                 + (t.kind.ended() ? ")" : ", server asked the connection to leave)");
                         pool.evict(t.entry, reason);
                         evicted = true;
-                        budget--;
+                        budget -= t.kind.ended() || t.closeOnReturn ? 0 : 1;
                         // Asked to close on return and back (HikariCP 5.1 requites such connections before closing
                         // them): it counts as closed in use.
                         closed(t, t.closeOnReturn ? EvictionState.IN_USE : EvictionState.IDLE);
                         log.debug("{} - evicted idle connection pid {} {}", poolName, t.signals.backendPid(), reason);
                     } else if (t.kind != null) {
-                        heldBack |= now - t.dueNanos >= 0;
-                        next = Math.min(next, Math.max(0, t.dueNanos - now));
+                        next = untilDue(t, now, next);
                     }
                 } finally {
                     // Checked again: HikariCP may have evicted it while it was being polled.
@@ -266,7 +333,53 @@ final class DrainLoop {
                 }
             }
         }
-        return heldBack ? Math.min(next, RECHECK_NANOS) : next;
+        if (pollAll) {
+            // A drain began during this pass: the server tells all its connections at once, so every idle one is
+            // polled now, not a pass later.
+            return 0;
+        }
+        long created = createdAt;
+        if (created != 0) {
+            if (joined || now - created >= CREATION_JOIN_NANOS) {
+                createdAt = 0;
+            } else {
+                // HikariCP reports a creation just before the new entry joins the pool: look again in a moment.
+                next = Math.min(next, CREATION_RECHECK_NANOS);
+            }
+        }
+        // Due but held back: the next replacement to arrive wakes the loop (connectionCreated); the pass is the
+        // fallback.
+        return next;
+    }
+
+    /**
+     * A connection not yet due has the loop run when it is; one due and held back waits for a replacement (whose
+     * creation wakes the loop) or the next pass, never a busy loop.
+     */
+    private static long untilDue(Tracked t, long now, long next) {
+        return t.dueNanos - now > 0 ? Math.min(next, t.dueNanos - now) : next;
+    }
+
+    /**
+     * The most connections the load used (in use plus waiting) in the last second or two, this call included:
+     * the in-use count at one instant understates a load whose borrowers come and go between passes.
+     */
+    private int recentDemand(int demandNow, long now) {
+        if (now - demandSince >= DEMAND_NANOS) {
+            previousDemand = now - demandSince >= 2 * DEMAND_NANOS ? 0 : currentDemand;
+            currentDemand = 0;
+            demandSince = now;
+        }
+        currentDemand = Math.max(currentDemand, demandNow);
+        return Math.max(currentDemand, previousDemand);
+    }
+
+    /**
+     * HikariCP made a connection (its metrics tracker's report, from its adder thread): a replacement that lets
+     * the next connection asked to leave go.
+     */
+    void connectionCreated(long now) {
+        createdAt = now == 0 ? 1 : now;
     }
 
     /**
@@ -412,6 +525,7 @@ final class DrainLoop {
         if (episode == null) {
             episode = new Episode(clock.instant());
             draining = true;
+            pollAll = true;
             emit(events::episode);
         }
         return episode;

@@ -5,6 +5,7 @@ import java.util.Collections;
 import java.util.EnumSet;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.OptionalInt;
 import java.util.Set;
 
 /**
@@ -15,8 +16,13 @@ public final class EvictorSettings {
 
     /** Default {@link Builder#tick}: how often every pooled connection is looked at. */
     public static final Duration DEFAULT_TICK = Duration.ofMillis(250);
-    /** Default {@link Builder#drainWindow}: idle connections asked to leave are closed within it. */
-    public static final Duration DEFAULT_DRAIN_WINDOW = Duration.ofMillis(250);
+    /**
+     * Default {@link Builder#drainWindow}: connections asked to leave are closed at random moments within it. One
+     * instance needs hardly any (HikariCP opens replacements one at a time, so one pool never storms the new
+     * server); 100 ms keeps a handful of instances told at once from arriving in step. A fleet sets it by the rule
+     * in {@code docs/runbook.md}.
+     */
+    public static final Duration DEFAULT_DRAIN_WINDOW = Duration.ofMillis(100);
 
     private final Duration tick;
     private final Duration drainWindow;
@@ -57,11 +63,12 @@ public final class EvictorSettings {
     }
 
     /**
-     * @param maximumPoolSize the pool's maximum size
-     * @return how many idle connections may be closed and not yet replaced at once
+     * @return how many connections may be replaced at once (closed and not yet replaced, plus in use and asked to
+     *         close on return), if set; empty by default: the pool's own demand sets the pace (see
+     *         {@link Builder#maxReplacementsInFlight})
      */
-    public int maxReplacementsInFlight(int maximumPoolSize) {
-        return maxReplacementsInFlight > 0 ? maxReplacementsInFlight : Math.max(2, maximumPoolSize / 4);
+    public OptionalInt maxReplacementsInFlight() {
+        return maxReplacementsInFlight > 0 ? OptionalInt.of(maxReplacementsInFlight) : OptionalInt.empty();
     }
 
     /** @return how long a connection in use may stay after the server asked it to leave before it is reported */
@@ -142,9 +149,11 @@ public final class EvictorSettings {
         }
 
         /**
-         * @param window idle connections asked to leave are closed at random moments within this window after
-         *               the signal, like max-lifetime's variance, so that the pool keeps serving and the new server
-         *               sees no connection storm; 0 to 10 minutes (default 250 ms; 0 closes them at once)
+         * @param window connections asked to leave are closed at random moments within this window after the
+         *               signal, like max-lifetime's variance, so that instances told at once do not all open their
+         *               replacements at the same moment; 0 to 10 minutes (default 100 ms; 0 closes them at once).
+         *               For a fleet: instances × pool size ÷ the connections per second the new server accepts
+         *               (docs/runbook.md)
          * @return this
          */
         public Builder drainWindow(Duration window) {
@@ -153,8 +162,9 @@ public final class EvictorSettings {
         }
 
         /**
-         * @param max how many idle connections may be closed and not yet replaced at once; 0 (the default) means
-         *            a quarter of the maximum pool size, at least 2
+         * @param max a fixed bound on how many connections may be replaced at once; 0 (the default) sets none:
+         *            an idle connection asked to leave goes while the pool keeps more usable connections than its
+         *            load uses (in use, waiting borrowers, one spare), and otherwise when a replacement arrives
          * @return this
          */
         public Builder maxReplacementsInFlight(int max) {

@@ -50,7 +50,13 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile DrainLoop loop;
     private volatile boolean publicApi;
     private volatile ScheduledExecutorService executor;
-    private volatile ScheduledFuture<?> next;
+    /** The loop's next run (guarded by this); one chain of runs at a time. */
+    private ScheduledFuture<?> next;
+    /** When {@link #next} runs, in {@link System#nanoTime()}. */
+    private long nextAt;
+    /** A run is under way (guarded by this); a wake meanwhile asks for another right after it. */
+    private boolean running;
+    private boolean wakeAgain;
     private boolean ownsExecutor;
     private volatile boolean closed;
     private volatile boolean stopped;
@@ -87,7 +93,7 @@ public final class GoAwayEvictor implements AutoCloseable {
                     "call PoolGoAway.install on a configuration of its own for each pool");
             return false;
         }
-        DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current());
+        DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current(), this::wake);
         l.events(events);
         this.poolName = name;
         this.publicApi = !view.canReserve();
@@ -97,7 +103,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
         onAttach.clear();
         executor = executorFor(config, name);
-        schedule(settings.tick().toNanos());
+        // The pool's constructor is still running: the loop waits for it, then lists its connections.
+        schedule(DrainLoop.START_CHECK_NANOS);
         log.debug("{} - pool-goaway evictor attached ({}, HikariCP {})", name, settings,
                 HikariAccess.hikariVersion());
         return true;
@@ -213,8 +220,10 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
     }
 
+    /** Schedules the next run; the caller holds this. */
     private void schedule(long delayNanos) {
         try {
+            nextAt = System.nanoTime() + delayNanos;
             next = executor.schedule(this::run, delayNanos, TimeUnit.NANOSECONDS);
         } catch (RejectedExecutionException e) {
             // The executor was shut down: by close(), or the user's own executor by the user.
@@ -222,9 +231,60 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
     }
 
-    private void run() {
-        if (closed) {
+    /**
+     * Runs the loop as soon as it can, instead of at its next scheduled run: something changed (a signal, a socket
+     * closed, a connection made or returned). Wakes coalesce; runs never overlap, even on a user's executor with
+     * several threads. Called on borrowers' and HikariCP's threads: quick, no I/O.
+     */
+    void wake() {
+        if (closed || loop == null) {
             return;
+        }
+        synchronized (this) {
+            if (closed || executor == null) {
+                return;
+            }
+            if (running) {
+                wakeAgain = true;
+                return;
+            }
+            if (next != null && nextAt - System.nanoTime() <= 0) {
+                return;
+            }
+            // If the cancel comes too late the run is starting already, and sees the change.
+            if (next == null || next.cancel(false)) {
+                schedule(0);
+            }
+        }
+    }
+
+    /**
+     * HikariCP made a connection (its metrics tracker's report): the loop gives it its listener now rather than at
+     * the next tick, and while draining it may let the next connection asked to leave go.
+     */
+    void connectionCreated() {
+        DrainLoop l = loop;
+        if (l != null) {
+            l.connectionCreated(System.nanoTime());
+            wake();
+        }
+    }
+
+    /** A borrower returned a connection: while draining, it may be one asked to close on return. */
+    void connectionReturned() {
+        DrainLoop l = loop;
+        if (l != null && l.draining()) {
+            wake();
+        }
+    }
+
+    private void run() {
+        synchronized (this) {
+            if (closed || running) {
+                return;
+            }
+            running = true;
+            wakeAgain = false;
         }
         long delay;
         long now = System.nanoTime();
@@ -248,14 +308,13 @@ public final class GoAwayEvictor implements AutoCloseable {
             }
             delay = settings.tick().toNanos();
         }
-        if (delay < 0 || closed) {
-            close();
-            return;
-        }
         synchronized (this) {
-            if (!closed) {
-                schedule(delay);
+            running = false;
+            if (delay < 0 || closed) {
+                close();
+                return;
             }
+            schedule(wakeAgain && failures == 0 ? 0 : delay);
         }
     }
 

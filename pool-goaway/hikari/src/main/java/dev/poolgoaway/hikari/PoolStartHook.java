@@ -17,8 +17,8 @@ import com.zaxxer.hikari.pool.HikariPool;
  * and hands the request on to the factory that was configured before (Micrometer's, say), so Hikari's own metrics
  * are unchanged. Then it puts that factory back into the pool's configuration: the running pool looks as if
  * pool-goaway had never been there, so a tracker factory set on it later is taken as plain HikariCP takes it. The
- * tracker it returns forwards everything, and its {@code close()} (HikariCP's last act of a shutdown) stops the
- * evictor.
+ * tracker it returns forwards everything; HikariCP's reports of a connection made and of one returned also wake
+ * the evictor while it drains, and its {@code close()} (HikariCP's last act of a shutdown) stops the evictor.
  */
 final class PoolStartHook implements MetricsTrackerFactory {
 
@@ -120,6 +120,7 @@ final class PoolStartHook implements MetricsTrackerFactory {
         @Override
         public void recordConnectionCreatedMillis(long connectionCreatedMillis) {
             tracker.recordConnectionCreatedMillis(connectionCreatedMillis);
+            evictor.connectionCreated();
         }
 
         @Override
@@ -130,6 +131,7 @@ final class PoolStartHook implements MetricsTrackerFactory {
         @Override
         public void recordConnectionUsageMillis(long elapsedBorrowedMillis) {
             tracker.recordConnectionUsageMillis(elapsedBorrowedMillis);
+            evictor.connectionReturned();
         }
 
         @Override

@@ -61,6 +61,9 @@ interface PoolView {
     /** @return connections the pool is short of towards {@code minimumIdle} now: replacements being made */
     int shortfall();
 
+    /** @return threads waiting in {@code getConnection()} now: demand the pool's idle connections do not meet */
+    int waiting();
+
     /** @return the pool's maximum size */
     int maximumPoolSize();
 
@@ -96,6 +99,12 @@ interface PoolView {
 
         /** @return the backend pid, 0 if unknown */
         int backendPid();
+
+        /**
+         * Has {@code onChange} run as soon as the server asks the connection to leave or ends it, or its socket
+         * closes, on whatever thread saw it; it must be quick.
+         */
+        void listen(Runnable onChange);
 
         /** @return the loop's reading of the wire layer's signals */
         static Signals of(ConnectionSignals s) {
@@ -134,6 +143,11 @@ interface PoolView {
                 @Override
                 public int backendPid() {
                     return s.backendPid().orElse(0);
+                }
+
+                @Override
+                public void listen(Runnable onChange) {
+                    s.listen(onChange);
                 }
             };
         }

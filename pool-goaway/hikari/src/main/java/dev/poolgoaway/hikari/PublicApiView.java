@@ -74,6 +74,11 @@ class PublicApiView implements PoolView {
     }
 
     @Override
+    public int waiting() {
+        return pool.getThreadsAwaitingConnection();
+    }
+
+    @Override
     public int maximumPoolSize() {
         return pool.config.getMaximumPoolSize();
     }

@@ -38,7 +38,7 @@ final class DocExamples {
         // tag::settings[]
         GoAwayEvictor evictor = PoolGoAway.install(config, EvictorSettings.builder()
                 .tick(Duration.ofMillis(250))
-                .drainWindow(Duration.ofMillis(250))
+                .drainWindow(Duration.ofMillis(100))
                 .build());
         // end::settings[]
         return evictor;

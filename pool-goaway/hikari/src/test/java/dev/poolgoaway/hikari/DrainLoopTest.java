@@ -25,10 +25,18 @@ class DrainLoopTest {
     private static final EvictorSettings DEFAULTS = EvictorSettings.defaults();
 
     private final List<String> events = new ArrayList<>();
+    private int wakes;
 
     /** A loop whose random moments within the drain window are all {@code delayMillis} after the signal. */
     private DrainLoop loop(FakePool pool, EvictorSettings settings, long delayMillis) {
+        return loop(pool, settings, new long[] {delayMillis});
+    }
+
+    /** A loop whose random moments within the drain window are these, in turn, after each signal. */
+    private DrainLoop loop(FakePool pool, EvictorSettings settings, long[] delaysMillis) {
         RandomGenerator fixed = new RandomGenerator() {
+            private int next;
+
             @Override
             public long nextLong() {
                 return 0;
@@ -36,10 +44,11 @@ class DrainLoopTest {
 
             @Override
             public long nextLong(long bound) {
-                return Math.min(TimeUnit.MILLISECONDS.toNanos(delayMillis), bound - 1);
+                long delay = delaysMillis[next++ % delaysMillis.length];
+                return Math.min(TimeUnit.MILLISECONDS.toNanos(delay), bound - 1);
             }
         };
-        DrainLoop loop = new DrainLoop(pool, settings, "fake", pool.clock(), fixed);
+        DrainLoop loop = new DrainLoop(pool, settings, "fake", pool.clock(), fixed, () -> wakes++);
         loop.events(new EvictorEvents() {
             @Override
             public void signal(SignalKind kind) {
@@ -101,15 +110,160 @@ class DrainLoopTest {
 
     @Test
     void theReproducedMisuseAllMarkedAtOnceIsGone() {
-        // Pool of 8, all in use, bound 2: before, all 8 were marked in one run and the pool fell to 0 on return.
+        // Pool of 8, all in use: before, all 8 were marked in one run and the pool fell to 0 on return. A pool with
+        // no spare connection gives them up one at a time, whatever the bound allows.
         FakePool pool = new FakePool(8);
         DrainLoop loop = loop(pool, bound(2), 0);
         pool.conns.forEach(pool::borrow);
         pool.hear(SignalKind.GOAWAY, 0, 8);
         run(loop, pool);
-        assertEquals(2, pool.markedInUse());
+        assertEquals(1, pool.markedInUse());
         List.copyOf(pool.conns).forEach(pool::giveBack);
-        assertEquals(6, pool.conns.size());
+        assertEquals(7, pool.conns.size());
+    }
+
+    /** Connections borrowers can still use: open, not dead, not about to close on return. */
+    private static long usable(FakePool pool) {
+        return pool.conns.stream().filter(c -> !c.closeOnReturn).count();
+    }
+
+    private static long inUse(FakePool pool) {
+        return pool.conns.stream().filter(c -> c.slot == Slot.IN_USE).count();
+    }
+
+    @Test
+    void theSurplusGoesAtOnceAndTheRestAsReplacementsArrive() {
+        FakePool pool = new FakePool(20);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
+        pool.borrow(pool.conn(0));
+        pool.borrow(pool.conn(1));
+        pool.hear(SignalKind.GOAWAY, 0, 20);
+        List<Conn> old = List.copyOf(pool.conns);
+        run(loop, pool);
+        // The 2 in use are asked to close on return and 15 of the 18 idle ones are gone already: 3 are kept for
+        // the load (2 in use) and one spare.
+        assertEquals(2, pool.markedInUse());
+        assertEquals(3, usable(pool));
+        assertEquals(15, pool.closed.size());
+        int runs = 0;
+        pool.giveBack(pool.conn(0));
+        pool.giveBack(pool.conn(0));
+        while (old.stream().anyMatch(pool.conns::contains) && runs++ < 50) {
+            // HikariCP's adder: one replacement at a time; each lets one more old connection go.
+            pool.refill(1);
+            loop.connectionCreated(pool.nanos);
+            pool.advanceMillis(20);
+            run(loop, pool);
+            assertTrue(usable(pool) >= inUse(pool) + DrainLoop.spare(2) - 1, "never below the load");
+        }
+        assertTrue(old.stream().noneMatch(pool.conns::contains), "drained");
+        assertEquals(3, runs, "each of the last 3 went as a replacement arrived");
+    }
+
+    @Test
+    void aPoolWithEveryConnectionInUseStillDrainsOneAtATime() {
+        FakePool pool = new FakePool(4);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.conns.forEach(pool::borrow);
+        pool.hear(SignalKind.GOAWAY, 0, 4);
+        List<Conn> old = List.copyOf(pool.conns);
+        for (int runs = 0; runs < 20 && old.stream().anyMatch(pool.conns::contains); runs++) {
+            run(loop, pool);
+            assertTrue(pool.markedInUse() + pool.shortfall <= 1, "one at a time: nothing to spare");
+            for (Conn c : List.copyOf(pool.conns)) {
+                if (c.closeOnReturn) {
+                    pool.giveBack(c);
+                }
+            }
+            run(loop, pool);
+            pool.refill(pool.shortfall);
+            pool.conns.stream().filter(c -> !old.contains(c)).forEach(pool::borrow);
+            pool.advanceMillis(20);
+        }
+        assertTrue(old.stream().noneMatch(pool.conns::contains), "drained");
+    }
+
+    @Test
+    void theLoadOfTheLastSecondIsKeptNotJustWhatIsInUseAtThisInstant() {
+        FakePool pool = new FakePool(10);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
+        pool.conns.subList(0, 6).forEach(pool::borrow);
+        run(loop, pool);
+        pool.conns.subList(0, 6).forEach(pool::giveBack);
+        pool.advanceMillis(100);
+        pool.waiting = 1;
+        pool.hear(SignalKind.GOAWAY, 0, 10);
+        run(loop, pool);
+        assertEquals(2, DrainLoop.spare(6));
+        assertEquals(10 - 6 - 2, pool.closed.size(), "6 used a moment ago (1 waiting now), 2 spare");
+        pool.waiting = 0;
+        pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(2 * DrainLoop.DEMAND_NANOS));
+        run(loop, pool);
+        assertEquals(10 - DrainLoop.spare(0), pool.closed.size(), "the burst is forgotten after two seconds");
+    }
+
+    @Test
+    void borrowersWaitingAreDemandToo() {
+        FakePool pool = new FakePool(10);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
+        pool.conns.subList(0, 3).forEach(pool::borrow);
+        pool.waiting = 4;
+        pool.hear(SignalKind.GOAWAY, 0, 10);
+        run(loop, pool);
+        assertEquals(10 - (3 + 4) - 2, pool.closed.size() + pool.markedInUse(),
+                "3 in use and 4 waiting: 7 needed, 2 spare");
+    }
+
+    @Test
+    void eachConnectionGoesAtItsOwnDueTimeAndTheLoopRunsThen() {
+        FakePool pool = new FakePool(6);
+        DrainLoop loop = loop(pool, DEFAULTS, new long[] {30, 10, 70, 50});
+        pool.hear(SignalKind.GOAWAY, 0, 4);
+        assertEquals(TimeUnit.MILLISECONDS.toNanos(10), run(loop, pool), "the earliest due, not a pass");
+        assertEquals(0, pool.closed.size());
+        for (long due : new long[] {10, 30, 50, 70}) {
+            pool.nanos = TimeUnit.SECONDS.toNanos(1000) + TimeUnit.MILLISECONDS.toNanos(due);
+            run(loop, pool);
+            assertEquals(List.of(10L, 30L, 50L, 70L).indexOf(due) + 1, pool.closed.size(), "at " + due + " ms");
+        }
+    }
+
+    @Test
+    void aDrainPollsEveryIdleConnectionAtOnceThenOnPassesAndEveryConnectionWakesTheLoop() {
+        FakePool pool = new FakePool(4);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ofMillis(500)).build(), 400);
+        run(loop, pool);
+        assertEquals(1, pool.conn(1).polls);
+        pool.borrow(pool.conn(0));
+        pool.advanceMillis(5);
+        // A borrower's read saw the GoAway: the wire layer tells the loop, whose next run polls everyone at once.
+        pool.hear(SignalKind.GOAWAY, 0, 1);
+        pool.conn(0).listener.run();
+        assertEquals(1, wakes);
+        run(loop, pool);
+        assertEquals(2, pool.conn(1).polls, "polled at once, not at the next tick");
+        pool.advanceMillis(5);
+        run(loop, pool);
+        assertEquals(2, pool.conn(1).polls, "a run woken between passes polls nothing");
+        pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(DrainLoop.DRAINING_PASS_NANOS));
+        run(loop, pool);
+        assertEquals(3, pool.conn(1).polls);
+    }
+
+    @Test
+    void aNewConnectionReportedBeforeItJoinsThePoolIsLookedForAgainSoon() {
+        FakePool pool = new FakePool(3);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.borrow(pool.conn(0));
+        pool.borrow(pool.conn(1));
+        pool.hear(SignalKind.GOAWAY, 0, 3);
+        run(loop, pool);
+        loop.connectionCreated(pool.nanos);
+        pool.advanceMillis(1);
+        assertEquals(DrainLoop.CREATION_RECHECK_NANOS, run(loop, pool), "HikariCP adds it right after reporting it");
+        pool.refill(1);
+        pool.advanceMillis(1);
+        assertTrue(run(loop, pool) > DrainLoop.CREATION_RECHECK_NANOS, "found: back to the passes");
     }
 
     @ParameterizedTest(name = "{0} idle, shortfall at the bound: evicted = {1}")
@@ -128,14 +282,14 @@ class DrainLoopTest {
     @Test
     void anIdleConnectionAskedToLeaveGoesWhenDueAndTheLoopWakesUpThen() {
         FakePool pool = new FakePool(4);
-        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ofMillis(200)).build(), 60);
+        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ofMillis(200)).build(), 40);
         Conn c = pool.conn(0);
         pool.hear(SignalKind.GOAWAY, 0, 1);
         long next = run(loop, pool);
         assertTrue(pool.conns.contains(c), "not due yet");
-        assertEquals(TimeUnit.MILLISECONDS.toNanos(60), next, "the next run is when it is due, not a tick later");
+        assertEquals(TimeUnit.MILLISECONDS.toNanos(40), next, "the next run is when it is due, not a tick later");
         assertFalse(c.reserved, "given back to borrowers meanwhile");
-        pool.advanceMillis(59);
+        pool.advanceMillis(39);
         run(loop, pool);
         assertTrue(pool.conns.contains(c));
         pool.advanceMillis(1);
@@ -156,24 +310,6 @@ class DrainLoopTest {
         DrainEpisode drain = loop.lastDrain().orElseThrow();
         assertEquals(signal, drain.startedAt(), "from the server's first signal, not from the pass that found it");
         assertEquals(Duration.ofMillis(30), drain.duration(), "to the last close, not rounded to a pass");
-    }
-
-    @Test
-    void idleConnectionsArePolledOnTicksOnlyNotOnTheQuickLooksBetween() {
-        FakePool pool = new FakePool(4);
-        DrainLoop loop = loop(pool, bound(1), 0);
-        pool.shortfall = 1;
-        pool.borrow(pool.conn(0));
-        pool.hear(SignalKind.GOAWAY, 0, 1);
-        long next = run(loop, pool);
-        assertEquals(1, pool.conn(1).polls);
-        assertEquals(DrainLoop.RECHECK_NANOS, next, "held back by the bound: look again soon");
-        pool.advanceMillis(5);
-        run(loop, pool);
-        assertEquals(1, pool.conn(1).polls, "a quick look polls nothing");
-        pool.advanceMillis(DEFAULTS.tick().toMillis());
-        run(loop, pool);
-        assertEquals(2, pool.conn(1).polls);
     }
 
     @Test
@@ -304,9 +440,9 @@ class DrainLoopTest {
         FakePool pool = new FakePool(1);
         pool.started = false;
         DrainLoop loop = loop(pool, DEFAULTS, 0);
-        assertEquals(DEFAULTS.tick().toNanos(), run(loop, pool), "still starting: wait");
+        assertEquals(DrainLoop.START_CHECK_NANOS, run(loop, pool), "still starting: look again soon");
         pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(DrainLoop.NEVER_STARTED_NANOS) - 1);
-        assertEquals(DEFAULTS.tick().toNanos(), run(loop, pool));
+        assertEquals(DrainLoop.START_CHECK_NANOS, run(loop, pool));
         assertEquals(0, pool.conn(0).polls, "nothing done to a pool that is not there yet");
         pool.advanceMillis(1);
         assertEquals(-1, run(loop, pool));

@@ -31,6 +31,7 @@ class FakePool implements PoolView {
         boolean reserved;
         boolean aborted;
         String evictedFor;
+        Runnable listener;
 
         Conn(int pid) {
             this.pid = pid;
@@ -59,12 +60,18 @@ class FakePool implements PoolView {
         public int backendPid() {
             return pid;
         }
+
+        @Override
+        public void listen(Runnable onChange) {
+            listener = onChange;
+        }
     }
 
     final List<Conn> conns = new ArrayList<>();
     final List<Conn> closed = new ArrayList<>();
     final int size;
     int shortfall;
+    int waiting;
     boolean shutDown;
     boolean started = true;
     boolean publicApi;
@@ -202,6 +209,11 @@ class FakePool implements PoolView {
     @Override
     public int shortfall() {
         return shortfall;
+    }
+
+    @Override
+    public int waiting() {
+        return waiting;
     }
 
     @Override

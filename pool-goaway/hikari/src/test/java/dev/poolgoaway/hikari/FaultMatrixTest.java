@@ -1,6 +1,7 @@
 package dev.poolgoaway.hikari;
 
 import static dev.poolgoaway.hikari.PoolFixture.WAIT;
+import static dev.poolgoaway.hikari.PoolFixture.awaitMoreSucceeded;
 import static dev.poolgoaway.hikari.PoolFixture.openPidsOn;
 import static dev.poolgoaway.hikari.PoolFixture.serverPort;
 import static org.awaitility.Awaitility.await;
@@ -22,7 +23,6 @@ import java.util.Set;
 import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.postgresql.PGConnection;
@@ -49,17 +49,11 @@ class FaultMatrixTest {
 
     private static final String POOL = "fault-matrix";
     private static final String PROXY = "fault-proxy";
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
     private HikariDataSource pool;
     private GoAwayEvictor evictor;
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = PoolFixture.blue();
-        green = PoolFixture.green();
-    }
 
     @BeforeEach
     void startProxy() throws Exception {
@@ -140,8 +134,7 @@ class FaultMatrixTest {
                 held.commit();
                 assertEquals(blue.port(), serverPort(held), "never moved while in use");
             }
-            long okAtReturn = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okAtReturn + 50);
+            awaitMoreSucceeded(load, 50);
         }
         assertServesFrom(green, 6);
         assertTrue(openPidsOn(proxy, blue).isEmpty());
@@ -180,8 +173,7 @@ class FaultMatrixTest {
             assertEquals((long) rows * (rows + 1) / 2, sum, "and arrived intact");
             assertTrue(PgGoAway.goAwayReceived(c), "the GoAway came inside the COPY data and was removed from it");
             assertEquals(blue.port(), serverPort(c), "the connection still works after the COPY");
-            long okNow = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 20);
+            awaitMoreSucceeded(load, 20);
             assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 4);
@@ -201,8 +193,7 @@ class FaultMatrixTest {
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).equals(Set.of(leakedPid))
                     && openPidsOn(proxy, green).size() == 3);
             await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent() && !evictor.draining());
-            long okNow = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 20);
+            awaitMoreSucceeded(load, 20);
             assertEquals(0, load.failed(), load::failureSummary);
         }
         // The holder's next statement reads the GoAway: from then on the leak is flagged, never interrupted.
@@ -221,8 +212,7 @@ class FaultMatrixTest {
             await().atMost(WAIT).until(() -> pool.getHikariPoolMXBean().getThreadsAwaitingConnection() > 0);
             proxy.retarget(green);
             proxy.smartShutdown(blue).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-            long okNow = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 50);
+            awaitMoreSucceeded(load, 50);
             assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 4);
@@ -244,8 +234,7 @@ class FaultMatrixTest {
                 await().atMost(WAIT).until(() -> evictor.draining());
                 red.close();
                 crashed = true;
-                long okAfterCrash = load.succeeded();
-                await().atMost(WAIT).until(() -> load.succeeded() > okAfterCrash + 100);
+                awaitMoreSucceeded(load, 100);
                 // Only requests in flight on the dying server can fail: at most one per load thread.
                 // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
             // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
@@ -270,14 +259,12 @@ class FaultMatrixTest {
             proxy.smartShutdown(blue);
             await().atMost(WAIT).until(() -> proxy.timeline().stream()
                     .anyMatch(e -> e.kind() == ProxyEvent.Kind.REFUSED));
-            long okWhileRefused = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okWhileRefused + 100);
+            awaitMoreSucceeded(load, 100);
             assertEquals(0, load.failed(), () -> "the pool kept serving from blue meanwhile: "
                     + load.failureSummary());
             proxy.retarget(green);
             proxy.smartShutdown(blue).get(WAIT.toSeconds(), TimeUnit.SECONDS);
-            long okAfter = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okAfter + 50);
+            awaitMoreSucceeded(load, 50);
             assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 8);
@@ -294,8 +281,7 @@ class FaultMatrixTest {
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty());
             await().atMost(WAIT).until(() -> evictor.lastDrain().isPresent() && !evictor.draining());
             assertEquals(6, evictor.lastDrain().get().connections(), "each connection drained once");
-            long okNow = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 50);
+            awaitMoreSucceeded(load, 50);
             assertEquals(0, load.failed(), load::failureSummary);
         }
         assertServesFrom(green, 6);
@@ -314,8 +300,7 @@ class FaultMatrixTest {
                 proxy.terminate(pid, "blue is going away now");
             }
             await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty());
-            long okNow = load.succeeded();
-            await().atMost(WAIT).until(() -> load.succeeded() > okNow + 100);
+            awaitMoreSucceeded(load, 100);
             // Each terminated connection can fail one request: the one in flight on it, or the first to borrow it
             // before the evictor's next poll finds the FATAL (Hikari skips validation within aliveBypassWindow).
             assertTrue(load.failed() <= 6, load::failureSummary);

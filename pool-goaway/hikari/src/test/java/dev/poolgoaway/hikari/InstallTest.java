@@ -10,8 +10,6 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 
 import com.zaxxer.hikari.HikariConfig;
@@ -30,17 +28,7 @@ import org.postgresql.ds.PGSimpleDataSource;
  * server ever asks. */
 class InstallTest {
 
-    private static EmbeddedUpstream pg;
-
-    @BeforeAll
-    static void server() throws Exception {
-        pg = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        pg.close();
-    }
+    private static final EmbeddedUpstream pg = EmbeddedUpstream.shared("blue");
 
     private static ConnectionSignals signals(HikariDataSource ds) throws SQLException {
         try (Connection c = ds.getConnection()) {
@@ -197,7 +185,8 @@ class InstallTest {
         assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().maxReplacementsInFlight(-1));
         assertThrows(IllegalStateException.class, () -> EvictorSettings.builder().abortStragglers(true).build());
         assertThrows(IllegalArgumentException.class, () -> EvictorSettings.builder().signals(java.util.Set.of()));
-        assertEquals(5, EvictorSettings.defaults().maxReplacementsInFlight(20));
-        assertEquals(2, EvictorSettings.defaults().maxReplacementsInFlight(4));
+        assertEquals(java.util.OptionalInt.empty(), EvictorSettings.defaults().maxReplacementsInFlight());
+        assertEquals(java.util.OptionalInt.of(4),
+                EvictorSettings.builder().maxReplacementsInFlight(4).build().maxReplacementsInFlight());
     }
 }

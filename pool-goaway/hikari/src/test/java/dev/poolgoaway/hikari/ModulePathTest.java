@@ -23,6 +23,7 @@ import org.slf4j.simple.SimpleLogger;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 
+import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.wire.PgGoAway;
 
@@ -38,7 +39,7 @@ class ModulePathTest {
 
     @BeforeAll
     static void server() throws Exception {
-        proxy = GoAwayProxy.builder().upstream(PoolFixture.blue()).name("jpms-proxy").start();
+        proxy = GoAwayProxy.builder().upstream(EmbeddedUpstream.shared("blue")).name("jpms-proxy").start();
     }
 
     @AfterAll

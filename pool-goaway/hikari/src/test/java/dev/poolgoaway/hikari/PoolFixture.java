@@ -2,7 +2,6 @@ package dev.poolgoaway.hikari;
 
 import static org.awaitility.Awaitility.await;
 
-import java.io.IOException;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
@@ -14,7 +13,6 @@ import java.util.stream.Collectors;
 
 import com.zaxxer.hikari.HikariConfig;
 
-import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.PostgresUpstream;
@@ -27,26 +25,7 @@ final class PoolFixture {
     /** The evictor's thread is named so (then the pool's name). */
     static final String EVICTOR_THREAD = "poolgoaway-evictor-";
 
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
-
     private PoolFixture() {
-    }
-
-    /** @return the old server of the drills: started on first use, shared by this JVM's tests, stopped at its exit */
-    static synchronized EmbeddedUpstream blue() throws IOException {
-        if (blue == null) {
-            blue = EmbeddedUpstream.start();
-        }
-        return blue;
-    }
-
-    /** @return the new server of the drills, like {@link #blue()} */
-    static synchronized EmbeddedUpstream green() throws IOException {
-        if (green == null) {
-            green = EmbeddedUpstream.start();
-        }
-        return green;
     }
 
     /** A fixed-size pool of {@code size} for user {@code postgres}; install pool-goaway into it before starting. */
@@ -93,6 +72,12 @@ final class PoolFixture {
         return proxy.openConnections().stream()
                 .filter(c -> c.upstream() != null && c.upstream().getPort() == server.port())
                 .map(ProxiedConnection::backendPid).collect(Collectors.toSet());
+    }
+
+    /** Waits until the load has succeeded {@code more} times more than so far: the pool goes on serving. */
+    static void awaitMoreSucceeded(LoadGenerator load, int more) {
+        long now = load.succeeded();
+        await().atMost(WAIT).until(() -> load.succeeded() > now + more);
     }
 
     /** @return names of the live threads whose name starts with one of the prefixes */

@@ -17,6 +17,7 @@ import java.util.concurrent.CompletableFuture;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 
+import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.Pooler;
 import dev.poolgoaway.wire.PgGoAway;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -36,7 +37,7 @@ class ThroughPoolersTest {
     void aPoolThroughAPoolerStartsFillsAndWorks(Pooler.Kind kind) throws Exception {
         Optional<String> missing = Pooler.missing(kind);
         assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
-        try (Pooler pooler = Pooler.start(kind, PoolFixture.blue(), false)) {
+        try (Pooler pooler = Pooler.start(kind, EmbeddedUpstream.shared("blue"), false)) {
             HikariConfig config = PoolFixture.config(pooler.jdbcUrl(), "through-" + kind, POOL_SIZE);
             GoAwayEvictor evictor = PoolGoAway.install(config);
             try (HikariDataSource ds = new HikariDataSource(config)) {

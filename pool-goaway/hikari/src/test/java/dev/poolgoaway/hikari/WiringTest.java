@@ -52,16 +52,14 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
  */
 class WiringTest {
 
-    private EmbeddedUpstream blue;
-    private EmbeddedUpstream green;
+    /** The fixture's servers, shared by the JVM's tests; the proxy and the pools are each test's. */
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
     private final List<HikariDataSource> pools = new ArrayList<>();
 
-    /** Blue and green are the fixture's servers, shared by the JVM's tests; the proxy and the pools are each test's. */
     @BeforeEach
-    void serversAndProxy() throws Exception {
-        blue = PoolFixture.blue();
-        green = PoolFixture.green();
+    void startProxy() throws Exception {
         proxy = GoAwayProxy.builder().upstream(blue).name("wiring-proxy").start();
     }
 

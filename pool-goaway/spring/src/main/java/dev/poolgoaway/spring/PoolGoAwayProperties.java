@@ -33,14 +33,16 @@ public class PoolGoAwayProperties {
     private Duration tick = Duration.ofMillis(250);
 
     /**
-     * Idle connections asked to leave are closed at random moments within this window after the request, so that
-     * the pool keeps serving and the new server sees no connection storm. 0 (at the next tick) to 10m.
+     * Connections asked to leave are closed at random moments within this window after the request, so that
+     * instances told at once do not open their replacements in step. For a fleet: instances x pool size / the
+     * connections per second the new server accepts (see the runbook). 0 (at once) to 10m.
      */
-    private Duration drainWindow = Duration.ofMillis(250);
+    private Duration drainWindow = Duration.ofMillis(100);
 
     /**
-     * How many evicted idle connections may await their replacement at once. 0 means a quarter of the pool's
-     * maximum size, at least 2.
+     * A fixed bound on the connections being replaced at once. 0 (the default) sets none: a connection asked to
+     * leave goes while the pool keeps more usable connections than its load uses, and otherwise when a
+     * replacement arrives.
      */
     private int maxReplacementsInFlight = 0;
 

@@ -13,8 +13,6 @@ import java.util.function.Consumer;
 
 import javax.sql.DataSource;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.factory.config.BeanPostProcessor;
 import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
@@ -44,7 +42,7 @@ import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
  */
 class PoolGoAwayAutoConfigurationTest {
 
-    private static EmbeddedUpstream server;
+    private static final EmbeddedUpstream server = EmbeddedUpstream.shared("blue");
 
     private final ApplicationContextRunner runner = new ApplicationContextRunner()
             .withUserConfiguration(Application.class);
@@ -52,16 +50,6 @@ class PoolGoAwayAutoConfigurationTest {
     @Configuration(proxyBeanMethods = false)
     @EnableAutoConfiguration
     static class Application {
-    }
-
-    @BeforeAll
-    static void startServer() throws IOException {
-        server = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopServer() throws IOException {
-        server.close();
     }
 
     private static String url() {

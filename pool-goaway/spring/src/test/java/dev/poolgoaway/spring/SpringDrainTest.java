@@ -14,8 +14,6 @@ import java.util.concurrent.TimeUnit;
 
 import javax.sql.DataSource;
 
-import org.junit.jupiter.api.AfterAll;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.Test;
 import org.springframework.boot.SpringBootConfiguration;
 import org.springframework.boot.WebApplicationType;
@@ -43,25 +41,13 @@ class SpringDrainTest {
     private static final Duration WAIT = Duration.ofSeconds(30);
     private static final int POOL_SIZE = 8;
 
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
 
     /** What an application needs: auto-configuration, nothing of pool-goaway's. */
     @SpringBootConfiguration
     @EnableAutoConfiguration
     static class Application {
-    }
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = EmbeddedUpstream.start();
-        green = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopServers() throws Exception {
-        blue.close();
-        green.close();
     }
 
     private static int serverPort(DataSource pool) throws SQLException {

@@ -9,6 +9,7 @@ import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.CompletableFuture;
@@ -34,6 +35,7 @@ import org.slf4j.LoggerFactory;
 public final class EmbeddedUpstream implements PostgresUpstream {
 
     private static final Logger log = LoggerFactory.getLogger(EmbeddedUpstream.class);
+    private static final Map<String, EmbeddedUpstream> sharedByName = new HashMap<>();
 
     private final EmbeddedPostgres server;
     private final String serverVersion;
@@ -51,6 +53,29 @@ public final class EmbeddedUpstream implements PostgresUpstream {
      */
     public static EmbeddedUpstream start() throws IOException {
         return start(Map.of());
+    }
+
+    /**
+     * A server shared by the tests of this JVM under a name, such as the {@code "blue"} and {@code "green"} of a
+     * switchover: started on first use, stopped when the JVM exits. Starting one takes seconds; test classes that
+     * each need the pair share it this way, in a field: {@code static final EmbeddedUpstream blue =
+     * EmbeddedUpstream.shared("blue");}. Do not close it: the next test class gets the same one.
+     *
+     * @param name which shared server
+     * @return the running server
+     * @throws UncheckedIOException if it has to start and cannot (unchecked, for a field's initialiser)
+     */
+    public static synchronized EmbeddedUpstream shared(String name) {
+        EmbeddedUpstream server = sharedByName.get(name);
+        if (server == null) {
+            try {
+                server = start();
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot start the shared server " + name, e);
+            }
+            sharedByName.put(name, server);
+        }
+        return server;
     }
 
     /**

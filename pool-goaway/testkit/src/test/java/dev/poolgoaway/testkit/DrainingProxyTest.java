@@ -23,9 +23,7 @@ import java.util.concurrent.CompletionException;
 import java.util.concurrent.ExecutionException;
 import java.util.concurrent.TimeUnit;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 
@@ -33,18 +31,8 @@ import org.junit.jupiter.api.Test;
 class DrainingProxyTest {
 
     private static final Duration WAIT = Duration.ofSeconds(10);
-    private static EmbeddedUpstream blue;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
     private GoAwayProxy proxy;
-
-    @BeforeAll
-    static void startUpstream() throws IOException {
-        blue = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopUpstream() throws Exception {
-        blue.close();
-    }
 
     @BeforeEach
     void startProxy() throws IOException {

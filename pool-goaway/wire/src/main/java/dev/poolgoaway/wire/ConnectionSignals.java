@@ -50,6 +50,8 @@ public final class ConnectionSignals {
     private volatile Runnable onReady;
     /** The 4-byte cancel key pgjdbc was given in place of the server's long one, if it was (see CancelKeys). */
     private volatile Integer cancelStandIn;
+    /** Told when something new is recorded (a pool's evictor); see {@link #listen}. */
+    private volatile Runnable listener;
 
     ConnectionSignals(Clock clock) {
         this.clock = clock;
@@ -152,18 +154,47 @@ public final class ConnectionSignals {
         return p.poll();
     }
 
+    /**
+     * Sets who is told, at once, when the server asks this connection to leave or ends it, and when its socket
+     * closes: a pool's evictor, so that it acts on a signal a borrower's read just saw instead of finding it at its
+     * next pass. The listener runs on the thread that read the signal (a borrower's, in the middle of pgjdbc's
+     * read) or closed the socket: it must be quick, must not block, and must not touch the connection; an exception
+     * it throws is ignored. One listener per connection: a later call replaces it.
+     *
+     * @param onChange the listener, or null for none
+     */
+    public void listen(Runnable onChange) {
+        listener = onChange;
+    }
+
+    private void changed() {
+        Runnable l = listener;
+        if (l != null) {
+            try {
+                l.run();
+            } catch (RuntimeException e) {
+                // A listener must never break pgjdbc's read; the evictor finds the signal at its next pass anyway.
+            }
+        }
+    }
+
     // ---- recording, called by the layer -------------------------------------------------------------------
 
     void goAway() {
-        if (goAwayAt == null) {
+        boolean first = goAwayAt == null;
+        if (first) {
             goAwayAt = clock.instant();
         }
         goAwayCount++;
+        if (first) {
+            changed();
+        }
     }
 
     void disconnectRequested(boolean on) {
         if (on && disconnectRequestedAt == null) {
             disconnectRequestedAt = clock.instant();
+            changed();
         }
     }
 
@@ -171,6 +202,7 @@ public final class ConnectionSignals {
         if (termination == null) {
             termination = new Termination(Termination.Kind.SERVER_ERROR, severity, sqlState, kept(message),
                     kept(detail), clock.instant());
+            changed();
         }
     }
 
@@ -181,6 +213,7 @@ public final class ConnectionSignals {
     void serverClosed() {
         if (termination == null) {
             termination = new Termination(Termination.Kind.SERVER_CLOSED, "", "", "", "", clock.instant());
+            changed();
         }
     }
 
@@ -216,6 +249,7 @@ public final class ConnectionSignals {
             cancelStandIn = null;
             CancelKeys.forget(backendPid, key);
         }
+        changed();
     }
 
     void poller(Poller p) {

@@ -30,8 +30,7 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
     private final ConnectionSignals signals;
     private final String group;
     private final GoAwayRequest request;
-    private BackendInputStream in;
-    private FrontendOutputStream out;
+    private FilteredStreams streams;
 
     FilteringSocket(SocketFactory factory, ProtocolUpgrade upgrade, Clock clock, String group, GoAwayRequest request)
             throws IOException {
@@ -58,21 +57,17 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
         return a instanceof InetSocketAddress isa ? isa.getHostString() + ":" + isa.getPort() : String.valueOf(a);
     }
 
-    private synchronized void openStreams() throws IOException {
-        if (in == null) {
-            String peer = peer();
-            BackendFilter filter = new BackendFilter(signals, peer, true);
-            in = new BackendInputStream(inner.getInputStream(), filter, null, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
-            signals.poller(in);
-            signals.server(peer);
+    private synchronized FilteredStreams streams() throws IOException {
+        if (streams == null) {
+            streams = FilteredStreams.open(inner, peer(), true, null, this::reconnectAndReplay, signals, upgrade,
+                    request);
         }
+        return streams;
     }
 
     /** @return true if the client opened with a TLS handshake rather than an SSLRequest */
     boolean directTls() throws IOException {
-        openStreams();
-        return out.directTls();
+        return streams().out().directTls();
     }
 
     /**
@@ -83,7 +78,7 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
      * @throws IOException if the new connection cannot be made
      */
     void reopen(Closeable layeredOver) throws IOException {
-        openStreams();
+        FilteredStreams filtered = streams();
         Socket old = inner;
         boolean noDelay = old.getTcpNoDelay();
         boolean keepAlive = old.getKeepAlive();
@@ -113,8 +108,8 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
             throw e;
         }
         inner = fresh;
-        in.reset(fresh.getInputStream());
-        out.reset(fresh.getOutputStream());
+        filtered.in().reset(fresh.getInputStream());
+        filtered.out().reset(fresh.getOutputStream());
     }
 
     /** @return pgjdbc's connectTimeout in milliseconds, 0 for none */
@@ -124,20 +119,18 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
 
     private InputStream reconnectAndReplay(ProtocolUpgrade.Attempt failed) throws IOException {
         reopen(null);
-        out.replayStartup(inner.getOutputStream(), failed);
+        streams().out().replayStartup(inner.getOutputStream(), failed);
         return inner.getInputStream();
     }
 
     @Override
     public InputStream getInputStream() throws IOException {
-        openStreams();
-        return in;
+        return streams().in();
     }
 
     @Override
     public OutputStream getOutputStream() throws IOException {
-        openStreams();
-        return out;
+        return streams().out();
     }
 
     @Override

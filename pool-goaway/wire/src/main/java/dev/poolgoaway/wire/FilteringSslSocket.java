@@ -55,8 +55,7 @@ final class FilteringSslSocket extends DelegatingSslSocket
     private final Object timeoutLock = new Object();
     private int soTimeout;
     private boolean polling;
-    private BackendInputStream in;
-    private FrontendOutputStream out;
+    private FilteredStreams streams;
 
     FilteringSslSocket(SSLSocketFactory factory, Socket transport, String host, int port, boolean autoClose,
             ConnectionSignals signals, ProtocolUpgrade upgrade, GoAwayRequest request, HandshakeCheck handshakeCheck)
@@ -78,27 +77,23 @@ final class FilteringSslSocket extends DelegatingSslSocket
         return signals;
     }
 
-    private synchronized void openStreams() throws IOException {
-        if (in == null) {
-            String peer = host + ":" + port;
-            BackendFilter filter = new BackendFilter(signals, peer, transport instanceof FilteringSocket);
-            in = new BackendInputStream(inner.getInputStream(), filter, this, this::reconnectAndReplay);
-            out = new FrontendOutputStream(inner.getOutputStream(), filter, upgrade, peer, request);
-            signals.poller(in);
-            signals.server(peer);
+    private synchronized FilteredStreams streams() throws IOException {
+        if (streams == null) {
+            // A replay needs the plain socket to reconnect; a TLS socket over another kind of transport cannot.
+            streams = FilteredStreams.open(inner, host + ":" + port, transport instanceof FilteringSocket, this,
+                    this::reconnectAndReplay, signals, upgrade, request);
         }
+        return streams;
     }
 
     @Override
     public InputStream getInputStream() throws IOException {
-        openStreams();
-        return in;
+        return streams().in();
     }
 
     @Override
     public OutputStream getOutputStream() throws IOException {
-        openStreams();
-        return out;
+        return streams().out();
     }
 
     /**
@@ -142,7 +137,7 @@ final class FilteringSslSocket extends DelegatingSslSocket
         }
         fresh.setSoTimeout(timeout);
         inner = fresh;
-        out.replayStartup(fresh.getOutputStream(), failed);
+        streams().out().replayStartup(fresh.getOutputStream(), failed);
         return fresh.getInputStream();
     }
 

@@ -78,8 +78,7 @@ class ScriptedServerTest {
         return PgGoAway.signals(c).orElseThrow();
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayInsideAResultIsRemovedAndReportedOnTheConnectionInUse(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
@@ -99,8 +98,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayToAnIdleConnectionIsFoundByThePollAndNothingElseIsTaken(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
@@ -120,8 +118,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void anAdminTerminationWithAMessageIsRecordedBeforePgjdbcReadsIt(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
@@ -140,8 +137,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void disconnectRequestedThroughParameterStatus(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {
@@ -154,8 +150,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayDuringStartupIsRemoved(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         server.afterAuth(Messages.stream().goAway().bytes());
@@ -165,8 +160,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void aThreeTwoServerNegotiatesAndPgjdbcNeverSeesIt(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_2, tls);
         try (Connection c = connect(tls)) {
@@ -201,8 +195,7 @@ class ScriptedServerTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void aPeerThatNegotiatesThreeZeroCostsNothing(boolean tls) throws Exception {
         // PgBouncer 1.23 and later, and PostgreSQL 9.3.21 to 17, answer a raised version this way.
         start(ScriptedServer.Startup.NEGOTIATES_3_0, tls);
@@ -219,8 +212,7 @@ class ScriptedServerTest {
         return ((BaseConnection) c.unwrap(PGConnection.class)).getQueryExecutor().getProtocolVersion();
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void theServerClosingAnIdleTlsConnectionIsSeen(boolean tls) throws Exception {
         start(ScriptedServer.Startup.SPEAKS_3_3, tls);
         try (Connection c = connect(tls)) {

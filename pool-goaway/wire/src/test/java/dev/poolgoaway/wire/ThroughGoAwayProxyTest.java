@@ -13,8 +13,6 @@ import java.sql.Statement;
 import java.time.Duration;
 
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.params.ParameterizedTest;
-import org.junit.jupiter.params.provider.ValueSource;
 
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.TestCertificates;
@@ -49,8 +47,7 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void goAwayIsSeenOnTheNextQueryOfAConnectionInUse(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
@@ -63,8 +60,31 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
+    void aListenerHearsTheFirstGoAwayOnTheReadingThreadAndTheSocketsClose(boolean tls) throws Exception {
+        java.util.List<String> heard = new java.util.concurrent.CopyOnWriteArrayList<>();
+        Connection c = connect(tls);
+        ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
+        signals.listen(() -> heard.add(Thread.currentThread().getName() + ":" + signals.goAwayReceived()));
+        assertEquals(1, selectOne(c));
+        assertTrue(heard.isEmpty(), "nothing new, nothing told");
+        assertEquals(1, proxy.goAway());
+        assertEquals(1, selectOne(c));
+        assertEquals(java.util.List.of(Thread.currentThread().getName() + ":true"), heard,
+                "told once, by the thread whose read brought it, after it was recorded");
+        assertEquals(1, proxy.goAway());
+        assertEquals(1, selectOne(c));
+        assertEquals(1, heard.size(), "a repeated GoAway tells nothing new");
+        signals.listen(() -> {
+            heard.add("closed");
+            throw new IllegalStateException("a broken listener");
+        });
+        c.close();
+        assertTrue(c.isClosed(), "a listener that throws breaks nothing");
+        assertEquals("closed", heard.get(heard.size() - 1), "the socket's close is told too");
+    }
+
+    @PlainAndTls
     void goAwayToAnIdleConnectionIsSeenByThePoll(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();
@@ -77,8 +97,7 @@ class ThroughGoAwayProxyTest {
         }
     }
 
-    @ParameterizedTest(name = "tls={0}")
-    @ValueSource(booleans = {false, true})
+    @PlainAndTls
     void terminateWithAMessageIsTheRecordedReason(boolean tls) throws Exception {
         try (Connection c = connect(tls)) {
             ConnectionSignals signals = PgGoAway.signals(c).orElseThrow();

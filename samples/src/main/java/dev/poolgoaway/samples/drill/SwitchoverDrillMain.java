@@ -69,7 +69,7 @@ public final class SwitchoverDrillMain {
     }
 
     private static void run(DrillOptions options) throws Exception {
-        int poolSize = options.intValue("pool-size", 1, 500);
+        int poolSize = options.poolSize();
         String compare = options.value("compare");
         if (!compare.equals("true") && !compare.equals("false")) {
             throw new IllegalArgumentException("--compare must be true or false, got " + compare);
@@ -78,7 +78,7 @@ public final class SwitchoverDrillMain {
         Files.createDirectories(out);
 
         progress("starting two PostgreSQL 18 servers, blue and green");
-        Map<String, String> serverConfig = Map.of("max_connections", String.valueOf(poolSize * 2 + 20));
+        Map<String, String> serverConfig = options.serverConfig();
         CompletableFuture<EmbeddedUpstream> greenStarting = EmbeddedUpstream.startInBackground(serverConfig);
         try (EmbeddedUpstream blue = EmbeddedUpstream.start(serverConfig); EmbeddedUpstream green = greenStarting.join()) {
             createSchema(blue);
@@ -96,7 +96,7 @@ public final class SwitchoverDrillMain {
 
     private static DrillResult drill(String label, boolean enabled, EmbeddedUpstream blue, EmbeddedUpstream green,
             DrillOptions options, Duration observeAtMost) throws Exception {
-        int poolSize = options.intValue("pool-size", 1, 500);
+        int poolSize = options.poolSize();
         try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(blue).name("drill-lb").start()) {
             progress("drill \"" + label + "\": starting the Spring Boot application (poolgoaway.enabled=" + enabled
                     + "), pool of " + poolSize + " through the proxy on port " + proxy.port());

@@ -24,7 +24,11 @@ import org.jfree.data.xy.XYSeriesCollection;
 import dev.poolgoaway.testkit.drill.DrillResult;
 import dev.poolgoaway.testkit.drill.TimelinePoint;
 
-/** Draws drills' timelines (connections per server over time) one under the other into a PNG, with JFreeChart. */
+/**
+ * Draws drills' timelines one under the other into a PNG, with JFreeChart: connections per server over time, the
+ * failed requests, and what the load needed (connections held plus borrowers waiting), which the two servers'
+ * connections together must never fall below.
+ */
 final class TimelineChart {
 
     private static final int WIDTH = 1000;
@@ -51,16 +55,19 @@ final class TimelineChart {
         XYSeries onOld = new XYSeries("connections on " + oldName + " (old)");
         XYSeries onNew = new XYSeries("connections on " + newName + " (new)");
         XYSeries failed = new XYSeries("failed requests (total)");
+        XYSeries demand = new XYSeries("connections the load holds, plus borrowers waiting");
         for (TimelinePoint p : drill.timeline()) {
             double seconds = p.millis() / 1000.0;
             onOld.add(seconds, p.onOld());
             onNew.add(seconds, p.onNew());
             failed.add(seconds, p.failed());
+            demand.add(seconds, p.inUse() + p.waiting());
         }
         XYSeriesCollection data = new XYSeriesCollection();
         data.addSeries(onOld);
         data.addSeries(onNew);
         data.addSeries(failed);
+        data.addSeries(demand);
         JFreeChart chart = ChartFactory.createXYLineChart(title(drill), "seconds since the drill started",
                 "connections / requests", data, PlotOrientation.VERTICAL, true, false, false);
         XYPlot plot = chart.getXYPlot();
@@ -68,9 +75,11 @@ final class TimelineChart {
         renderer.setSeriesPaint(0, new Color(0x1f, 0x5f, 0xbf));
         renderer.setSeriesPaint(1, new Color(0x2e, 0x9e, 0x44));
         renderer.setSeriesPaint(2, new Color(0xc8, 0x2a, 0x2a));
+        renderer.setSeriesPaint(3, new Color(0xe0, 0x8a, 0x10));
         for (int s = 0; s < 3; s++) {
             renderer.setSeriesStroke(s, new BasicStroke(2.5f));
         }
+        renderer.setSeriesStroke(3, new BasicStroke(1.2f));
         plot.setRenderer(renderer);
         plot.setBackgroundPaint(Color.WHITE);
         plot.setDomainGridlinePaint(Color.LIGHT_GRAY);

@@ -7,10 +7,10 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.util.concurrent.ThreadLocalRandom;
 
-import dev.poolgoaway.testkit.drill.SwitchoverDrill;
+import dev.poolgoaway.testkit.LoadGenerator;
 
 /** The application's request under load: a short transaction that places an order and reads it back. */
-public final class PlaceOrder implements SwitchoverDrill.Request {
+public final class PlaceOrder implements LoadGenerator.Request {
 
     /** The table the orders go to, on every server. */
     public static final String SCHEMA = "create table if not exists orders (id bigserial primary key, "

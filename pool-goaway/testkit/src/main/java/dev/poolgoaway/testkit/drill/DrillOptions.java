@@ -64,6 +64,27 @@ public final class DrillOptions {
                 .option("window", "20s", "how long to watch a drill that does not drain");
     }
 
+    /**
+     * Reads the pool size of {@link #forDrills} options.
+     *
+     * @return {@code --pool-size}, 1 to 500
+     * @throws IllegalArgumentException if it is out of range
+     */
+    public int poolSize() {
+        return intValue("pool-size", 1, 500);
+    }
+
+    /**
+     * The settings a drill's servers need for {@code --pool-size}: connections for the pool on each side of the
+     * switchover (the old pool and the new one overlap while it drains) and a few for the drill itself.
+     *
+     * @return {@code postgresql.conf} settings for {@link dev.poolgoaway.testkit.EmbeddedUpstream#start(Map)}
+     * @throws IllegalArgumentException if {@code --pool-size} is out of range
+     */
+    public Map<String, String> serverConfig() {
+        return Map.of("max_connections", String.valueOf(poolSize() * 2 + 20));
+    }
+
     /** The exit status for bad input, as command-line tools use it. */
     public static final int USAGE_ERROR = 2;
 

@@ -5,6 +5,7 @@ import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Optional;
+import java.util.OptionalInt;
 
 /**
  * What a {@link SwitchoverDrill} saw.
@@ -40,6 +41,26 @@ public record DrillResult(String label, Switchover switchover, String oldServer,
         return phases.values().stream().mapToInt(PhaseStats::failed).sum();
     }
 
+    /**
+     * @return the fewest connections open beyond what the load held (open to either server, less in use and
+     *         waiting), over the timeline's samples from the switchover to the end of the drain: below 0, borrowers
+     *         waited for a connection the pool did not have; empty if no sample fell in the drain
+     */
+    public OptionalInt fewestSpareDuringDrain() {
+        return duringDrain().mapToInt(p -> p.onOld() + p.onNew() - p.inUse() - p.waiting()).min();
+    }
+
+    /** @return the most requests waiting in {@code getConnection()} in one sample during the drain (0 if none) */
+    public int mostWaitingDuringDrain() {
+        return duringDrain().mapToInt(TimelinePoint::waiting).max().orElse(0);
+    }
+
+    private java.util.stream.Stream<TimelinePoint> duringDrain() {
+        long from = before.toMillis();
+        long to = from + observed.toMillis();
+        return timeline.stream().filter(p -> p.millis() >= from && p.millis() <= to);
+    }
+
     /** @return requests issued, in all phases */
     public int requests() {
         return phases.values().stream().mapToInt(PhaseStats::requests).sum();
@@ -63,6 +84,10 @@ public record DrillResult(String label, Switchover switchover, String oldServer,
         out.append(String.format(Locale.ROOT, "  requests: %,d, failed: %,d%n", requests(), failedRequests()));
         out.append(String.format(Locale.ROOT, "  peak new connections at %s: %d within one second%n", newServer,
                 peakNewConnectionsPerSecond));
+        fewestSpareDuringDrain().ifPresent(spare -> out.append(String.format(Locale.ROOT,
+                "  during the drain: at least %d connection%s open beyond the load's, at most %d borrower%s waiting "
+                        + "(timeline samples)%n", spare, spare == 1 ? "" : "s", mostWaitingDuringDrain(),
+                mostWaitingDuringDrain() == 1 ? "" : "s")));
         if (!note.isEmpty()) {
             out.append("  note: ").append(note).append(System.lineSeparator());
         }
@@ -83,12 +108,16 @@ public record DrillResult(String label, Switchover switchover, String oldServer,
         return out.toString();
     }
 
-    /** @return the timeline as CSV: millis, connections on the old and new server, requests ok and failed */
+    /**
+     * @return the timeline as CSV: millis, connections on the old and new server, requests ok and failed, the load's
+     *         connections in use and its requests waiting
+     */
     public String timelineCsv() {
-        StringBuilder csv = new StringBuilder("millis,on_old,on_new,succeeded,failed\n");
+        StringBuilder csv = new StringBuilder("millis,on_old,on_new,succeeded,failed,in_use,waiting\n");
         for (TimelinePoint p : timeline) {
             csv.append(p.millis()).append(',').append(p.onOld()).append(',').append(p.onNew()).append(',')
-                    .append(p.succeeded()).append(',').append(p.failed()).append('\n');
+                    .append(p.succeeded()).append(',').append(p.failed()).append(',').append(p.inUse()).append(',')
+                    .append(p.waiting()).append('\n');
         }
         return csv.toString();
     }

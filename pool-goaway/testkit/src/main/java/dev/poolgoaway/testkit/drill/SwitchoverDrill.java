@@ -13,17 +13,21 @@ import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
 import java.util.Optional;
+import java.util.Queue;
+import java.util.concurrent.ConcurrentLinkedQueue;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Executors;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicLong;
-import java.util.concurrent.locks.LockSupport;
+import java.util.concurrent.TimeoutException;
 import java.util.function.Consumer;
 
 import javax.sql.DataSource;
 
 import dev.poolgoaway.testkit.GoAwayProxy;
+import dev.poolgoaway.testkit.LoadGenerator;
+import dev.poolgoaway.testkit.LoadGenerator.Request;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.ProxiedConnection;
 
@@ -41,27 +45,15 @@ import dev.poolgoaway.testkit.ProxiedConnection;
  * System.out.println(result.report());
  * }</pre>
  *
- * <p>The load is open-loop: each worker starts its requests on a fixed schedule (workers × rate), borrows a
- * connection, runs the {@link Request} on it and gives it back, timing the borrow and the request separately. At
+ * <p>The load is a {@link LoadGenerator}, open-loop: requests start on a fixed schedule (the rate, shared by the
+ * workers), each borrows a connection, runs the {@link Request} on it and gives it back; the drill times the borrow
+ * and the request separately from each {@link LoadGenerator.Outcome}. At
  * the switchover the proxy sends new connections to the new server and the old one is shut down
  * ({@link Switchover}); the drill then watches the proxy until no connection to the old server is open (the drain)
  * or the observation window ends, and keeps the load going for {@code after} once drained. Requests are assigned
  * to a {@link Phase} by when they started.
  */
 public final class SwitchoverDrill {
-
-    /** What one request of the load does with its borrowed connection. */
-    @FunctionalInterface
-    public interface Request {
-
-        /**
-         * Runs the request.
-         *
-         * @param connection a connection borrowed from the pool, given back by the drill
-         * @throws SQLException if it fails: counted as a failed request
-         */
-        void execute(Connection connection) throws SQLException;
-    }
 
     /** The default request: a 2 ms query, like a short OLTP statement. */
     public static final Request SHORT_QUERY = c -> {
@@ -79,9 +71,7 @@ public final class SwitchoverDrill {
     private final PostgresUpstream to;
     private final String label;
     private final Switchover switchover;
-    private final int workers;
-    private final int requestsPerSecond;
-    private final Request request;
+    private final LoadGenerator.Builder load;
     private final Duration before;
     private final Duration after;
     private final Duration observeAtMost;
@@ -96,9 +86,7 @@ public final class SwitchoverDrill {
         this.to = b.to;
         this.label = b.label;
         this.switchover = b.switchover;
-        this.workers = b.workers;
-        this.requestsPerSecond = b.requestsPerSecond;
-        this.request = b.request;
+        this.load = b.load;
         this.before = b.before;
         this.after = b.after;
         this.observeAtMost = b.observeAtMost;
@@ -122,14 +110,15 @@ public final class SwitchoverDrill {
     }
 
     /**
-     * Runs the drill with the pool the load borrows from. It must connect through the proxy.
+     * Runs the drill with the pool the load borrows from. It must connect through the proxy. A drill runs once at a
+     * time: it moves the proxy.
      *
      * @param pool the application's pool
      * @return what the drill saw
      * @throws InterruptedException if interrupted; the load is stopped first
      * @throws IllegalStateException if the proxy does not send new connections to the old server now
      */
-    public DrillResult run(DataSource pool) throws InterruptedException {
+    public synchronized DrillResult run(DataSource pool) throws InterruptedException {
         if (!isServer(proxy.currentUpstream().getHostString(), proxy.currentUpstream().getPort(), from)) {
             throw new IllegalStateException("the proxy sends new connections to " + proxy.currentUpstream()
                     + ", not to the drill's old server " + from.host() + ":" + from.port());
@@ -180,23 +169,20 @@ public final class SwitchoverDrill {
     private record Sample(long start, long getConnection, long query, boolean ok) {
     }
 
-    /** The state of one run: workers, sampler, what they recorded. */
+    /** The state of one run: load, sampler, what they recorded. */
     private final class Run {
 
         private final DataSource pool;
         private final long startNanos = System.nanoTime();
-        private final List<List<Sample>> samples = new ArrayList<>();
-        private final List<Thread> threads = new ArrayList<>();
+        private final Queue<Sample> samples = new ConcurrentLinkedQueue<>();
         private final List<TimelinePoint> timeline = new CopyOnWriteArrayList<>();
         private final List<String> errors = new CopyOnWriteArrayList<>();
-        private final AtomicLong succeeded = new AtomicLong();
-        private final AtomicLong failed = new AtomicLong();
         private final ScheduledExecutorService sampler = Executors.newSingleThreadScheduledExecutor(r -> {
             Thread t = new Thread(r, "drill-sampler");
             t.setDaemon(true);
             return t;
         });
-        private volatile boolean running = true;
+        private LoadGenerator running;
         private volatile Phase phase = Phase.BEFORE;
         private long lastProgress = -PROGRESS_EVERY_NANOS;
 
@@ -205,15 +191,8 @@ public final class SwitchoverDrill {
         }
 
         DrillResult execute() throws InterruptedException {
+            running = load.observer(this::record).start(pool);
             sampler.scheduleAtFixedRate(this::sample, 0, sampleEvery.toNanos(), TimeUnit.NANOSECONDS);
-            for (int i = 0; i < workers; i++) {
-                List<Sample> mine = new ArrayList<>();
-                samples.add(mine);
-                Thread t = new Thread(() -> load(mine), "drill-load-" + i);
-                t.setDaemon(true);
-                threads.add(t);
-                t.start();
-            }
             Thread.sleep(before.toMillis());
 
             List<ProxiedConnection> oldAtSwitch = openOn(from);
@@ -260,33 +239,13 @@ public final class SwitchoverDrill {
             }
         }
 
-        private void load(List<Sample> mine) {
-            long interval = requestsPerSecond == 0 ? 0 : TimeUnit.SECONDS.toNanos(workers) / requestsPerSecond;
-            // Spread the workers' schedules over one interval so they do not fire together.
-            long next = System.nanoTime() + (interval == 0 ? 0 : (long) (Math.random() * interval));
-            while (running) {
-                if (interval > 0) {
-                    long wait = next - System.nanoTime();
-                    if (wait > 0) {
-                        LockSupport.parkNanos(wait);
-                        continue;
-                    }
-                    next += interval;
-                }
-                long start = elapsed();
-                long borrowed = start;
-                try (Connection c = pool.getConnection()) {
-                    borrowed = elapsed();
-                    request.execute(c);
-                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, true));
-                    succeeded.incrementAndGet();
-                } catch (SQLException | RuntimeException e) {
-                    mine.add(new Sample(start, borrowed - start, elapsed() - borrowed, false));
-                    failed.incrementAndGet();
-                    if (errors.size() < ERRORS_KEPT) {
-                        errors.add(String.format(Locale.ROOT, "%.1fs %s: %s", start / 1e9, phase, describe(e)));
-                    }
-                }
+        /** The load's observer: one sample per request, the first errors with the phase they fell in. */
+        private void record(LoadGenerator.Outcome o) {
+            long start = o.startNanos() - startNanos;
+            samples.add(new Sample(start, o.borrowedNanos() - o.startNanos(), o.endNanos() - o.borrowedNanos(),
+                    o.ok()));
+            if (!o.ok() && errors.size() < ERRORS_KEPT) {
+                errors.add(String.format(Locale.ROOT, "%.1fs %s: %s", start / 1e9, phase, describe(o.failure())));
             }
         }
 
@@ -301,13 +260,13 @@ public final class SwitchoverDrill {
                 }
             }
             long now = elapsed();
-            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, succeeded.get(),
-                    failed.get()));
-            if (now - lastProgress >= PROGRESS_EVERY_NANOS && running) {
+            timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, running.succeeded(),
+                    running.failed(), running.inUse(), running.waiting()));
+            if (now - lastProgress >= PROGRESS_EVERY_NANOS && !sampler.isShutdown()) {
                 lastProgress = now;
                 progress.accept(String.format(Locale.ROOT,
                         "[drill %s] %5.1fs %-6s requests ok %,d failed %,d | connections old %d new %d", label,
-                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), succeeded.get(), failed.get(), onOld,
+                        now / 1e9, phase.name().toLowerCase(Locale.ROOT), running.succeeded(), running.failed(), onOld,
                         onNew));
             }
         }
@@ -348,11 +307,9 @@ public final class SwitchoverDrill {
             for (Phase p : Phase.values()) {
                 byPhase.put(p, new ArrayList<>());
             }
-            for (List<Sample> worker : samples) {
-                for (Sample s : worker) {
-                    byPhase.get(s.start() < switchNanos ? Phase.BEFORE
-                            : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER).add(s);
-                }
+            for (Sample s : samples) {
+                byPhase.get(s.start() < switchNanos ? Phase.BEFORE
+                        : s.start() < drainedNanos ? Phase.DURING : Phase.AFTER).add(s);
             }
             Map<Phase, PhaseStats> stats = new EnumMap<>(Phase.class);
             byPhase.forEach((p, in) -> stats.put(p, new PhaseStats(in.size(), (int) in.stream().filter(s -> !s.ok()).count(),
@@ -365,25 +322,25 @@ public final class SwitchoverDrill {
             return System.nanoTime() - startNanos;
         }
 
-        /** Stops the load and the sampler; a worker stuck in the pool is interrupted after a grace period. */
+        /** Stops the load (waiting for the requests in flight, at most 30 s) and the sampler. */
         void stop() throws InterruptedException {
-            if (!running) {
+            if (sampler.isShutdown()) {
                 return;
             }
-            running = false;
             sampler.shutdown();
-            for (Thread t : threads) {
-                t.join(TimeUnit.SECONDS.toMillis(10));
-                if (t.isAlive()) {
-                    t.interrupt();
-                    t.join(TimeUnit.SECONDS.toMillis(5));
+            try {
+                if (running != null) {
+                    running.close();
                 }
+            } catch (ExecutionException | TimeoutException e) {
+                throw new IllegalStateException("the drill's load did not stop: " + e, e);
+            } finally {
+                sampler.awaitTermination(5, TimeUnit.SECONDS);
             }
-            sampler.awaitTermination(5, TimeUnit.SECONDS);
         }
     }
 
-    private static String describe(Exception e) {
+    private static String describe(Throwable e) {
         String state = e instanceof SQLException sql && sql.getSQLState() != null ? " [" + sql.getSQLState() + "]" : "";
         String message = Objects.toString(e.getMessage(), e.getClass().getName()).replaceAll("\\s+", " ");
         return e.getClass().getSimpleName() + state + " " + (message.length() > 200 ? message.substring(0, 200) + "…"
@@ -398,13 +355,12 @@ public final class SwitchoverDrill {
         private final PostgresUpstream to;
         private String label = "drill";
         private Switchover switchover = Switchover.SMART;
-        private int workers = 8;
-        private int requestsPerSecond = 400;
-        private Request request = SHORT_QUERY;
+        private final LoadGenerator.Builder load = LoadGenerator.builder().workers(8).requestsPerSecond(400)
+                .request(SHORT_QUERY);
         private Duration before = Duration.ofSeconds(5);
         private Duration after = Duration.ofSeconds(5);
         private Duration observeAtMost = Duration.ofSeconds(30);
-        private Duration sampleEvery = Duration.ofMillis(100);
+        private Duration sampleEvery = Duration.ofMillis(25);
         private Duration maxLifetime;
         private int warmUp;
         private Consumer<String> progress = line -> {
@@ -431,26 +387,22 @@ public final class SwitchoverDrill {
             return this;
         }
 
-        /** @param workers threads issuing requests, at least 1 (default 8) @return this */
+        /**
+         * @param workers threads issuing requests, at least 1 (default 8): {@link LoadGenerator.Builder#workers}
+         * @return this
+         */
         public Builder workers(int workers) {
-            if (workers < 1) {
-                throw new IllegalArgumentException("workers must be at least 1, got " + workers);
-            }
-            this.workers = workers;
+            load.workers(workers);
             return this;
         }
 
         /**
          * @param requestsPerSecond the load, all workers together; 0 for closed-loop (each worker back to back)
-         *                          (default 400)
+         *                          (default 400): {@link LoadGenerator.Builder#requestsPerSecond}
          * @return this
          */
         public Builder requestsPerSecond(int requestsPerSecond) {
-            if (requestsPerSecond < 0) {
-                throw new IllegalArgumentException("requestsPerSecond must be 0 (closed loop) or more, got "
-                        + requestsPerSecond);
-            }
-            this.requestsPerSecond = requestsPerSecond;
+            load.requestsPerSecond(requestsPerSecond);
             return this;
         }
 
@@ -468,9 +420,9 @@ public final class SwitchoverDrill {
                     .before(options.duration("before")).after(options.duration("after"));
         }
 
-        /** @param request what each request does (default {@link #SHORT_QUERY}) @return this */
+        /** @param request what each request does (default {@link SwitchoverDrill#SHORT_QUERY}) @return this */
         public Builder request(Request request) {
-            this.request = Objects.requireNonNull(request, "request");
+            load.request(request);
             return this;
         }
 
@@ -492,7 +444,7 @@ public final class SwitchoverDrill {
             return this;
         }
 
-        /** @param sampleEvery how often the timeline is sampled (default 100 ms) @return this */
+        /** @param sampleEvery how often the timeline is sampled (default 25 ms: a drain lasts a few hundred) @return this */
         public Builder sampleEvery(Duration sampleEvery) {
             this.sampleEvery = positive("sampleEvery", sampleEvery);
             return this;
@@ -528,7 +480,7 @@ public final class SwitchoverDrill {
             return this;
         }
 
-        /** @return the drill */
+        /** @return the drill; it runs its load with this builder's load settings as they are when it runs */
         public SwitchoverDrill build() {
             return new SwitchoverDrill(this);
         }

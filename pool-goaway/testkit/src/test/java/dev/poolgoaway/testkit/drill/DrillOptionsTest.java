@@ -75,6 +75,8 @@ class DrillOptionsTest {
         DrillOptions drill = DrillOptions.forDrills("drill").option("extra", "x", "a program's own option");
         assertTrue(drill.parse("--rate=0", "--extra=y"));
         assertEquals(20, drill.intValue("pool-size", 1, 500));
+        assertEquals(20, drill.poolSize());
+        assertEquals("60", drill.serverConfig().get("max_connections"), "two pools of 20 and the drill's own");
         assertEquals(0, drill.intValue("rate", 0, 1_000_000));
         assertEquals(Duration.ofSeconds(20), drill.duration("window"));
         assertEquals("y", drill.value("extra"));

@@ -10,9 +10,7 @@ import java.sql.SQLException;
 import java.time.Duration;
 import java.util.List;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.AfterEach;
-import org.junit.jupiter.api.BeforeAll;
 import org.junit.jupiter.api.BeforeEach;
 import org.junit.jupiter.api.Test;
 import org.postgresql.ds.PGSimpleDataSource;
@@ -27,21 +25,9 @@ import dev.poolgoaway.testkit.GoAwayProxy;
  */
 class SwitchoverDrillTest {
 
-    private static EmbeddedUpstream blue;
-    private static EmbeddedUpstream green;
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
     private GoAwayProxy proxy;
-
-    @BeforeAll
-    static void servers() throws Exception {
-        blue = EmbeddedUpstream.start();
-        green = EmbeddedUpstream.start();
-    }
-
-    @AfterAll
-    static void stopServers() throws Exception {
-        blue.close();
-        green.close();
-    }
 
     @BeforeEach
     void startProxy() throws Exception {
@@ -82,7 +68,7 @@ class SwitchoverDrillTest {
         assertTrue(result.peakNewConnectionsPerSecond() > 0, "the new server got the connections after the switch");
         assertTrue(result.report().contains("drain time"), result::report);
         assertTrue(progress.toString().contains("[drill unpooled]"), progress::toString);
-        assertTrue(result.timelineCsv().startsWith("millis,on_old,on_new,succeeded,failed\n"));
+        assertTrue(result.timelineCsv().startsWith("millis,on_old,on_new,succeeded,failed,in_use,waiting\n"));
         String table = DrillResult.comparison(List.of(result));
         assertTrue(table.lines().anyMatch(l -> l.startsWith("| unpooled | ") && l.contains(" | 0 of ")), table);
     }
