@@ -25,7 +25,7 @@ import dev.poolgoaway.testkit.drill.DrillOptions;
  *
  * <p>Each case (a {@link Workload} over a {@link Transport}) has two connections, off and on, new for each round
  * (a connection's own luck would otherwise favour one side for a whole run). A round runs every case once: the
- * same work on each side (2,000 simple queries, or one bulk operation of 1 GiB), the two interleaved block by block
+ * same work on each side (10,000 simple queries, or one bulk operation of 1 GiB), the two interleaved block by block
  * (100 queries, or one fetch of 1,000 rows, about 8 MB: a few milliseconds a block) in the order off, on, on,
  * off..., the mirror of it in every other round, so that a change of load hits both sides within milliseconds and
  * a steady drift cancels. Both bulk operations stay open meanwhile, on their own
@@ -133,11 +133,11 @@ public final class WireLayerAB {
         boolean quick = Arrays.asList(args).contains("--quick");
         String[] rest = Arrays.stream(args).filter(a -> !a.equals("--quick")).toArray(String[]::new);
         DrillOptions options = new DrillOptions("wire-layer-ab [--quick]")
-                .option("rounds", quick ? "20" : "100", "measured rounds of simple-query")
+                .option("rounds", quick ? "20" : "60", "measured rounds of simple-query")
                 .option("bulk-rounds", quick ? "6" : "20", "measured rounds of bulk-read and copy-out")
                 .option("warmup", quick ? "3" : "10", "unmeasured rounds first (JIT, caches); the bulk cases run in "
                         + "the first only, one shot a side being long enough to compile their loops")
-                .option("query-ops", "2000", "simple-query operations per side per round")
+                .option("query-ops", quick ? "2000" : "10000", "simple-query operations per side per round")
                 .option("query-block", "100", "simple queries per block: the sides alternate block by block")
                 .option("bulk-block", String.valueOf(WireSession.FETCH_SIZE), "rows per block of a bulk operation "
                         + "(the default, the fetch size: one block per fetch)")
@@ -298,6 +298,11 @@ public final class WireLayerAB {
         boolean tls = c.transport() == Transport.TLS;
         try (WireSession off = server.connect(false, tls, bulkRows);
                 WireSession on = server.connect(true, tls, bulkRows)) {
+            if (c.workload() == Workload.SIMPLE_QUERY) {
+                // A new server process is slow at first (its caches, the statement's first parse): not measured.
+                off.simpleQueries(c.queryBlock(), c.queryBlock()).finish();
+                on.simpleQueries(c.queryBlock(), c.queryBlock()).finish();
+            }
             return round(c, c.steps(off), c.steps(on), offFirst);
         }
     }
