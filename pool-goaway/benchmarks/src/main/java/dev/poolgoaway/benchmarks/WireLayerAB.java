@@ -296,14 +296,19 @@ public final class WireLayerAB {
         // would otherwise favour one side for the whole run, a bias no interleaving cancels; per round it is noise
         // that the interval covers.
         boolean tls = c.transport() == Transport.TLS;
-        try (WireSession off = server.connect(false, tls, bulkRows);
-                WireSession on = server.connect(true, tls, bulkRows)) {
+        // Connected in the order the round runs them: a server process forked second may land elsewhere.
+        WireSession first = server.connect(!offFirst, tls, bulkRows);
+        try (WireSession second = server.connect(offFirst, tls, bulkRows)) {
+            WireSession off = offFirst ? first : second;
+            WireSession on = offFirst ? second : first;
             if (c.workload() == Workload.SIMPLE_QUERY) {
                 // A new server process is slow at first (its caches, the statement's first parse): not measured.
                 off.simpleQueries(c.queryBlock(), c.queryBlock()).finish();
                 on.simpleQueries(c.queryBlock(), c.queryBlock()).finish();
             }
             return round(c, c.steps(off), c.steps(on), offFirst);
+        } finally {
+            first.close();
         }
     }
 
