@@ -115,7 +115,9 @@ public final class WireLayerReport {
             double target = "simpleQuery".equals(pair.benchmark) ? SIMPLE_QUERY_TARGET : BULK_TARGET;
             sb.append(String.format(Locale.ROOT, "| `%s` | %s | %s | %s | %.3f | %s | ≥ %.2f %s | %s | %s |%n",
                     pair.benchmark, pair.params, score(pair.benchmark, off, unit), score(pair.benchmark, on, unit),
-                    ratio, bounds(low, high), target, verdict(low, high, target), alloc(pair.off), alloc(pair.on)));
+                    ratio, bounds(low, high), target,
+                    AbStats.Verdict.of(new AbStats.Interval(low, high), target).label(), alloc(pair.off),
+                    alloc(pair.on)));
         }
         sb.append("\nMeasurement iterations a side: ").append(pairs.stream()
                 .map(p -> p.benchmark + " " + p.off.getPrimaryResult().getStatistics().getN())
@@ -158,14 +160,6 @@ public final class WireLayerReport {
         return Double.isFinite(low) && Double.isFinite(high) && low > 0
                 ? String.format(Locale.ROOT, "%.3f – %.3f", low, high)
                 : "unbounded (too few samples)";
-    }
-
-    /** Met only when the whole interval clears the target; missed only when all of it falls short. */
-    private static String verdict(double low, double high, double target) {
-        if (low >= target) {
-            return "met";
-        }
-        return high < target ? "**missed**" : "not settled (bounds straddle it)";
     }
 
     private static String alloc(RunResult r) {

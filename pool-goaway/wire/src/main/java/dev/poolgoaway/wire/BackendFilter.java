@@ -236,6 +236,20 @@ final class BackendFilter {
                         }
                     }
                     case TYPE -> {
+                        if (end - r >= MESSAGE_HEADER_LENGTH) {
+                            // The whole header is here (nearly always): frame it at once rather than byte by byte
+                            // through LENGTH; the same steps in the same order, so the output is the same.
+                            startMessage(buf[r], offset + (r - off));
+                            length = readInt(buf, r + 1);
+                            lengthBytes = 4;
+                            if (!withheld) {
+                                move(buf, r, w, MESSAGE_HEADER_LENGTH);
+                                w += MESSAGE_HEADER_LENGTH;
+                            }
+                            r += MESSAGE_HEADER_LENGTH;
+                            headerComplete();
+                            continue;
+                        }
                         byte b = buf[r++];
                         startMessage(b, offset + (r - 1 - off));
                         if (!withheld) {

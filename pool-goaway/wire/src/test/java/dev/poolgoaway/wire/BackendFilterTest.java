@@ -474,19 +474,29 @@ class BackendFilterTest {
     // ---- helpers ------------------------------------------------------------------------------------------
 
     private static void assertViolation(byte[] in, byte[] goodPrefix, String expected) {
-        BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
-        BackendInputStream s = stream(f, in, () -> in.length);
-        ByteArrayOutputStream got = new ByteArrayOutputStream();
-        IOException e = assertThrows(IOException.class, () -> {
-            byte[] buf = new byte[8192];
-            for (int n; (n = s.read(buf)) >= 0; ) {
-                got.write(buf, 0, n);
-            }
-        });
-        assertTrue(e.getMessage().contains(expected), e.getMessage());
-        assertTrue(e.getMessage().startsWith("Protocol violation by the server p"), e.getMessage());
-        byte[] prefix = java.util.Arrays.copyOf(got.toByteArray(), goodPrefix.length);
-        assertArrayEquals(goodPrefix, prefix, "the good bytes came first");
+        // Whole (a header in one chunk is framed at once) and byte by byte (through the LENGTH state): the same
+        // output and the same failure.
+        String[] messages = new String[2];
+        byte[][] outputs = new byte[2][];
+        for (int way = 0; way < 2; way++) {
+            BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+            BackendInputStream s = stream(f, in, way == 0 ? () -> in.length : () -> 1);
+            ByteArrayOutputStream got = new ByteArrayOutputStream();
+            IOException e = assertThrows(IOException.class, () -> {
+                byte[] buf = new byte[8192];
+                for (int n; (n = s.read(buf)) >= 0; ) {
+                    got.write(buf, 0, n);
+                }
+            });
+            assertTrue(e.getMessage().contains(expected), e.getMessage());
+            assertTrue(e.getMessage().startsWith("Protocol violation by the server p"), e.getMessage());
+            byte[] prefix = java.util.Arrays.copyOf(got.toByteArray(), goodPrefix.length);
+            assertArrayEquals(goodPrefix, prefix, "the good bytes came first");
+            messages[way] = e.getMessage();
+            outputs[way] = got.toByteArray();
+        }
+        assertEquals(messages[0], messages[1], "whole and byte by byte");
+        assertArrayEquals(outputs[0], outputs[1], "whole and byte by byte");
     }
 
     private static IntSupplier splitAt(byte[] in, int split) {
