@@ -215,6 +215,8 @@ public final class GoAwayEvictor implements AutoCloseable {
         }
         if (loop != null && !stopped) {
             stopped = true;
+            // A run under way finishes on its own; what it reports from now on goes nowhere.
+            loop.events(EvictorEvents.NONE);
             try {
                 events.stopped();
             } catch (RuntimeException e) {

@@ -65,6 +65,12 @@ public final class GoAwayMetrics {
         meters.add(signalToClose);
         meters.add(episodes);
         evictor.events(new EvictorEvents() {
+            /**
+             * Set once the evictor stopped and its meters were removed. A run of the loop that was under way when
+             * the pool shut down (a socket's close wakes it) may still report: it must not register meters again.
+             */
+            private boolean stopped;
+
             @Override
             public void signal(SignalKind kind) {
                 count(Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind.tag())
@@ -77,7 +83,10 @@ public final class GoAwayMetrics {
                         .description("Connections closed because the server asked them to leave"));
             }
 
-            private void count(Counter.Builder counter) {
+            private synchronized void count(Counter.Builder counter) {
+                if (stopped) {
+                    return;
+                }
                 Counter c = counter.register(registry);
                 if (!meters.contains(c)) {
                     meters.add(c);
@@ -96,7 +105,8 @@ public final class GoAwayMetrics {
             }
 
             @Override
-            public void stopped() {
+            public synchronized void stopped() {
+                stopped = true;
                 meters.forEach(registry::remove);
                 meters.clear();
             }
