@@ -192,10 +192,7 @@ class DrainTest {
     }
 
     private static int serverPid(Connection c) throws SQLException {
-        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select pg_backend_pid()")) {
-            rs.next();
-            return rs.getInt(1);
-        }
+        return PoolFixture.serverPid(c);
     }
 
     @Test

@@ -41,7 +41,16 @@ final class PoolFixture {
     }
 
     static int serverPort(Connection c) throws SQLException {
-        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery("select inet_server_port()")) {
+        return selectInt(c, "select inet_server_port()");
+    }
+
+    /** @return the backend pid the server reports for the connection (a query: it also reads what is waiting) */
+    static int serverPid(Connection c) throws SQLException {
+        return selectInt(c, "select pg_backend_pid()");
+    }
+
+    private static int selectInt(Connection c, String sql) throws SQLException {
+        try (Statement s = c.createStatement(); ResultSet rs = s.executeQuery(sql)) {
             rs.next();
             return rs.getInt(1);
         }

@@ -14,7 +14,6 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.sql.Connection;
-import java.sql.Statement;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
@@ -372,10 +371,8 @@ class WiringTest {
     }
 
     private static Set<Integer> pidsOf(HikariDataSource ds) throws Exception {
-        try (Connection c = ds.getConnection(); Statement s = c.createStatement();
-                var rs = s.executeQuery("select pg_backend_pid()")) {
-            rs.next();
-            return Set.of(rs.getInt(1));
+        try (Connection c = ds.getConnection()) {
+            return Set.of(PoolFixture.serverPid(c));
         }
     }
 }
