@@ -79,6 +79,8 @@ public final class PgGoAway {
 
     /** Open connections by {@link #GROUP}; a connection leaves its group when its socket closes. */
     private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
+    /** What to run at a group's first connection ({@link #onFirstConnection}). */
+    private static final Map<String, Runnable> FIRST_CONNECTION = new ConcurrentHashMap<>();
 
     private static final String SOCKET_FACTORY = PGProperty.SOCKET_FACTORY.getName();
     private static final String SSL_FACTORY = PGProperty.SSL_FACTORY.getName();
@@ -205,8 +207,24 @@ public final class PgGoAway {
         return members == null ? List.of() : List.copyOf(members);
     }
 
+    /**
+     * Runs {@code action} once, on the connecting thread, when the group's first connection is made (its first
+     * ReadyForQuery): how a pool integration learns that a pool it was installed into connects, whatever started
+     * it. It must be quick.
+     *
+     * @param group  a {@link #GROUP} value
+     * @param action what to run
+     */
+    public static void onFirstConnection(String group, Runnable action) {
+        FIRST_CONNECTION.put(group, action);
+    }
+
     static void joinGroup(String group, ConnectionSignals signals) {
         GROUPS.computeIfAbsent(group, g -> ConcurrentHashMap.newKeySet()).add(signals);
+        Runnable first = FIRST_CONNECTION.remove(group);
+        if (first != null) {
+            first.run();
+        }
     }
 
     static void leaveGroup(String group, ConnectionSignals signals) {
