@@ -53,7 +53,14 @@ import org.slf4j.LoggerFactory;
  * after all (a NegotiateProtocolVersion pgjdbc must see, say), processing stops at that point and the bytes wait
  * in {@link #takeReleased}; the caller hands them out before the rest of the chunk ({@link #consumed()}).
  * A protocol violation is reported after the good bytes before it: {@link #process} returns those, and the
- * {@link IOException} waits in {@link #failure()}.
+ * {@link IOException} waits in {@link #failure()}; pgjdbc wraps it as it wraps its own I/O errors (08001 while
+ * connecting, 08006 after). An unknown message type during the startup reaches pgjdbc first, so that its session
+ * setup refuses it with its own 08P01, as it would without the layer.
+ *
+ * <p>Until the peer's first answer frames as PostgreSQL's, there is no session to protect: bytes the filter cannot
+ * recognise there come from another kind of server (an HTTP proxy, a captive portal, a TLS endpoint, a wrong port),
+ * and the filter steps aside for the connection. Everything passes unchanged, nothing is recorded or raised, and
+ * pgjdbc fails with the error it reports without the layer.
  *
  * <p>Not thread-safe: one reader at a time (the stream that owns it holds a lock).
  */
