@@ -2,6 +2,7 @@ package dev.poolgoaway.wire;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
 import java.io.InputStream;
@@ -20,6 +21,7 @@ import java.util.Properties;
 import java.util.Random;
 import java.util.function.Supplier;
 
+import dev.poolgoaway.testkit.EmbeddedUpstream;
 import org.junit.jupiter.api.AfterEach;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -121,6 +123,42 @@ class PgjdbcErrorsTest {
 
             assertEquals("3D000", assertSameFailure("jdbc:postgresql://localhost:" + pg.port() + "/no_such_db",
                     pg.clientProperties(tls)).getSQLState());
+        }
+    }
+
+    /**
+     * A server in smart shutdown (the postmaster got SIGTERM while a session stays open) refuses new connections
+     * with {@code FATAL 57P03 the database system is shutting down}: a server of its own, for it does not come back.
+     */
+    @Test
+    void aServerShuttingDownIsReportedAsPlainPgjdbcReportsIt() throws Exception {
+        try (EmbeddedUpstream server = EmbeddedUpstream.start()) {
+            Properties p = new Properties();
+            p.setProperty("user", server.user());
+            p.setProperty("password", server.password());
+            p.setProperty("sslmode", "disable");
+            try (Connection held = DriverManager.getConnection(server.jdbcUrl(), p)) {
+                long postmaster;
+                try (Statement s = held.createStatement();
+                        java.sql.ResultSet rs = s.executeQuery("show data_directory")) {
+                    rs.next();
+                    postmaster = Long.parseLong(java.nio.file.Files.readAllLines(
+                            java.nio.file.Path.of(rs.getString(1), "postmaster.pid")).get(0).trim());
+                }
+                // SIGTERM to the postmaster: a smart shutdown, which waits for the held session.
+                assertTrue(ProcessHandle.of(postmaster).orElseThrow().destroy());
+                Properties fresh = new Properties();
+                fresh.putAll(p);
+                org.awaitility.Awaitility.await().atMost(java.time.Duration.ofSeconds(30)).until(() -> {
+                    try {
+                        DriverManager.getConnection(server.jdbcUrl(), fresh).close();
+                        return false;
+                    } catch (SQLException e) {
+                        return "57P03".equals(e.getSQLState());
+                    }
+                });
+                assertEquals("57P03", assertSameFailure(server.jdbcUrl(), p).getSQLState());
+            }
         }
     }
 
