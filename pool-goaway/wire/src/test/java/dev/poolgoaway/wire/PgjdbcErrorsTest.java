@@ -187,12 +187,16 @@ class PgjdbcErrorsTest {
         layered.putAll(plain);
         SQLException expected = failure(() -> url, plain);
         SQLException actual = failure(() -> url, PgGoAway.install(layered));
-        String what = url + " sslmode=" + plain.getProperty("sslmode") + ": plain " + chain(expected)
-                + " / layered " + chain(actual);
-        assertEquals(expected.getSQLState(), actual.getSQLState(), what);
-        assertEquals(expected.getMessage(), actual.getMessage(), what);
-        assertEquals(causeTypes(expected), causeTypes(actual), what);
+        assertAlike(url + " sslmode=" + plain.getProperty("sslmode"), expected, actual);
         return expected;
+    }
+
+    /** Asserts that the layered failure is the plain one: SQLState, message, and the types of the cause chain. */
+    static void assertAlike(String scenario, SQLException plain, SQLException layered) {
+        String what = scenario + ": plain " + chain(plain) + " / layered " + chain(layered);
+        assertEquals(plain.getSQLState(), layered.getSQLState(), what);
+        assertEquals(plain.getMessage(), layered.getMessage(), what);
+        assertEquals(causeTypes(plain), causeTypes(layered), what);
     }
 
     private static SQLException failure(Supplier<String> url, Properties p) {

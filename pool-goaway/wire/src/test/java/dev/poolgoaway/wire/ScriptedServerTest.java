@@ -297,12 +297,9 @@ class ScriptedServerTest {
         SQLException expected = failure(() -> DriverManager.getConnection(server.jdbcUrl(), plain));
         SQLException actual = failure(() -> DriverManager.getConnection(server.jdbcUrl(),
                 PgGoAway.install(properties(tls))));
-        String what = fault + ": plain " + chain(expected) + " / layered " + chain(actual);
-        assertEquals(expected.getSQLState(), actual.getSQLState(), what);
-        assertEquals(expected.getMessage(), actual.getMessage(), what);
-        assertEquals(causeTypes(expected), causeTypes(actual), what);
+        PgjdbcErrorsTest.assertAlike(fault, expected, actual);
         assertEquals(fault.startsWith("session") ? "08006" : fault.endsWith("unknown-type") ? "08P01" : "08001",
-                actual.getSQLState(), what);
+                actual.getSQLState(), fault + ": " + actual);
     }
 
     private interface Connector {
@@ -316,21 +313,5 @@ class ScriptedServerTest {
                 selectOne(c);
             }
         });
-    }
-
-    private static java.util.List<String> causeTypes(Throwable t) {
-        java.util.List<String> types = new java.util.ArrayList<>();
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            types.add(c.getClass().getName());
-        }
-        return types;
-    }
-
-    private static String chain(Throwable t) {
-        StringBuilder b = new StringBuilder();
-        for (Throwable c = t; c != null; c = c.getCause()) {
-            b.append(c).append(" / ");
-        }
-        return b.toString();
     }
 }
