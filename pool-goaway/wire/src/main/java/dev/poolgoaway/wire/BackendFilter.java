@@ -23,6 +23,7 @@ import static dev.poolgoaway.wire.Protocol.readInt;
 import static dev.poolgoaway.wire.Protocol.writeInt;
 
 import java.io.ByteArrayOutputStream;
+import java.io.EOFException;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 
@@ -52,7 +53,14 @@ import org.slf4j.LoggerFactory;
  * after all (a NegotiateProtocolVersion pgjdbc must see, say), processing stops at that point and the bytes wait
  * in {@link #takeReleased}; the caller hands them out before the rest of the chunk ({@link #consumed()}).
  * A protocol violation is reported after the good bytes before it: {@link #process} returns those, and the
- * {@link IOException} waits in {@link #failure()}.
+ * {@link IOException} waits in {@link #failure()}; pgjdbc wraps it as it wraps its own I/O errors (08001 while
+ * connecting, 08006 after). An unknown message type during the startup reaches pgjdbc first, so that its session
+ * setup refuses it with its own 08P01, as it would without the layer.
+ *
+ * <p>Until the peer's first answer frames as PostgreSQL's, there is no session to protect: bytes the filter cannot
+ * recognise there come from another kind of server (an HTTP proxy, a captive portal, a TLS endpoint, a wrong port),
+ * and the filter steps aside for the connection. Everything passes unchanged, nothing is recorded or raised, and
+ * pgjdbc fails with the error it reports without the layer.
  *
  * <p>Not thread-safe: one reader at a time (the stream that owns it holds a lock).
  */
@@ -78,7 +86,12 @@ final class BackendFilter {
         /** Expecting the single unframed byte that answers SSLRequest or GSSENCRequest. */
         ANSWER,
         /** Not ours to frame (encrypted, or a cancel connection): every byte passes. */
-        PASS_THROUGH
+        PASS_THROUGH,
+        /**
+         * The peer's first answer was not PostgreSQL's (an HTTP proxy, a captive portal, a TLS endpoint, a wrong
+         * port): every byte passes and nothing is recorded, so that pgjdbc fails as it would without the layer.
+         */
+        STEPPED_ASIDE
     }
 
     /** How the current message's body is treated. */
@@ -114,6 +127,13 @@ final class BackendFilter {
     private int consumed;
     private IOException failure;
     private boolean retry;
+    /**
+     * Until the peer's first answer (to SSLRequest, GSSENCRequest or the StartupMessage) framed as PostgreSQL's:
+     * what the layer cannot recognise there is not a broken session but another kind of server, pgjdbc's to judge.
+     */
+    private boolean firstAnswer;
+    /** The violation is a message type pgjdbc's session setup does not know either: pgjdbc gets the byte. */
+    private boolean unknownTypeInStartup;
 
     /** The startup this layer sent, until the session's first ReadyForQuery. */
     private volatile ProtocolUpgrade.Attempt startup;
@@ -142,6 +162,7 @@ final class BackendFilter {
     /** The client sent SSLRequest or GSSENCRequest: one unframed answer byte comes next. */
     void expectAnswer() {
         state = State.ANSWER;
+        firstAnswer = true;
     }
 
     /** The client sent a StartupMessage; its first reply may be a NegotiateProtocolVersion to translate. */
@@ -152,11 +173,13 @@ final class BackendFilter {
         holdingSession = false;
         pendingLength = 0;
         state = State.TYPE;
+        firstAnswer = true;
     }
 
     /** Back to the first byte of a new connection: the owner reconnected. */
     void reset() {
         state = State.TYPE;
+        firstAnswer = false;
         startup = null;
         retry = false;
         withheld = false;
@@ -187,7 +210,7 @@ final class BackendFilter {
 
     /** @return true once this layer passes everything through (TLS or GSS took over, or never framed) */
     boolean passingThrough() {
-        return state == State.PASS_THROUGH;
+        return state == State.PASS_THROUGH || state == State.STEPPED_ASIDE;
     }
 
     // ---- the state machine --------------------------------------------------------------------------------
@@ -211,7 +234,7 @@ final class BackendFilter {
         try {
             while (r < end && released == null && !retry) {
                 switch (state) {
-                    case PASS_THROUGH -> {
+                    case PASS_THROUGH, STEPPED_ASIDE -> {
                         int n = end - r;
                         move(buf, r, w, n);
                         r += n;
@@ -239,7 +262,9 @@ final class BackendFilter {
                         if (end - r >= MESSAGE_HEADER_LENGTH) {
                             // The whole header is here (nearly always): frame it at once rather than byte by byte
                             // through LENGTH; the same steps in the same order, so the output is the same.
-                            startMessage(buf[r], offset + (r - off));
+                            if (!startMessage(buf[r], offset + (r - off))) {
+                                continue;
+                            }
                             length = readInt(buf, r + 1);
                             lengthBytes = 4;
                             if (!withheld) {
@@ -250,8 +275,11 @@ final class BackendFilter {
                             headerComplete();
                             continue;
                         }
-                        byte b = buf[r++];
-                        startMessage(b, offset + (r - 1 - off));
+                        byte b = buf[r];
+                        if (!startMessage(b, offset + (r - off))) {
+                            continue;
+                        }
+                        r++;
                         if (!withheld) {
                             buf[w++] = b;
                         }
@@ -277,6 +305,11 @@ final class BackendFilter {
                 }
             }
         } catch (IOException e) {
+            if (unknownTypeInStartup) {
+                // pgjdbc's session setup refuses this byte itself, with its own "Protocol error.  Session setup
+                // failed." (08P01); the layer's exception waits for a read pgjdbc will not make.
+                buf[w++] = buf[r];
+            }
             failure = e;
             r = end;
         }
@@ -309,7 +342,8 @@ final class BackendFilter {
 
     /** @return true between messages, where the server may end the stream cleanly */
     boolean atMessageBoundary() {
-        return state == State.TYPE || state == State.PASS_THROUGH || state == State.ANSWER;
+        return state == State.TYPE || state == State.PASS_THROUGH || state == State.ANSWER
+                || state == State.STEPPED_ASIDE;
     }
 
     /**
@@ -321,13 +355,17 @@ final class BackendFilter {
         if (failure != null) {
             throw failure;
         }
+        if (state == State.STEPPED_ASIDE) {
+            return;
+        }
         if (atMessageBoundary() && replayable() && startup.failed(null, "closed the connection "
                 + (holdingSession ? "after a challenge-free authentication" : "without a reply"))) {
             retry = true;
             return;
         }
         if (!atMessageBoundary()) {
-            failure = new IOException(String.format(
+            // An EOFException, as pgjdbc's own read of a truncated message gives: the same cause for the same fault.
+            failure = new EOFException(String.format(
                     "The server %s closed the connection in the middle of a '%s' message (%s); the stream is truncated",
                     peer, printable(type), state == State.LENGTH
                             ? "after " + lengthBytes + " of 4 length bytes"
@@ -375,17 +413,40 @@ final class BackendFilter {
                 state = State.TYPE;
                 return false;
             }
-            default -> throw violation(String.format(
-                    "answered SSLRequest/GSSENCRequest with 0x%02x (expected 'S', 'N', 'G' or 'E')", b & 0xff));
+            default -> {
+                // Not PostgreSQL: pgjdbc reads this byte itself and reports its own error.
+                stepAside(String.format("answered SSLRequest/GSSENCRequest with 0x%02x", b & 0xff));
+                return true;
+            }
         }
     }
 
-    private void startMessage(byte t, long at) throws IOException {
+    /**
+     * The peer's first answer is not PostgreSQL's: from here on every byte passes unchanged, nothing is recorded,
+     * nothing is raised, and pgjdbc reports what it reports without the layer.
+     */
+    private void stepAside(String what) {
+        state = State.STEPPED_ASIDE;
+        firstAnswer = false;
+        log.debug("{} {}: not a PostgreSQL answer, pool-goaway steps aside for this connection", peer, what);
+    }
+
+    /** @return false if the layer stepped aside at this byte: it has not been consumed and passes as it is */
+    private boolean startMessage(byte t, long at) throws IOException {
+        if (maxLength(t, HOLD_MAX) < 0 && firstAnswer) {
+            stepAside(String.format("answered with a first byte 0x%02x", t & 0xff));
+            return false;
+        }
         if (maxLength(t, HOLD_MAX) < 0) {
+            unknownTypeInStartup = startup != null;
             throw violation(String.format("sent an unknown message type 0x%02x at stream offset %d: "
                     + "not a PostgreSQL protocol stream, or a corrupt one", t & 0xff, at));
         }
         if (t == NEGOTIATE_PROTOCOL_VERSION && (startup == null || startup.replySeen())) {
+            if (firstAnswer) {
+                stepAside("answered with a first byte 'v'");
+                return false;
+            }
             throw violation("sent NegotiateProtocolVersion outside the reply to a StartupMessage");
         }
         type = t;
@@ -398,10 +459,7 @@ final class BackendFilter {
                 // AuthenticationOk opens the session hold; a challenge ends the chance of a replay.
                 || (t == AUTHENTICATION && replayable())
                 || (t == BACKEND_KEY_DATA && needsStandInKey());
-        if (startup != null && !startup.replySeen() && t != NEGOTIATE_PROTOCOL_VERSION && t != GO_AWAY
-                && t != ERROR_RESPONSE) {
-            startup.accepted(signals);
-        }
+        return true;
     }
 
     /** @return true while a failure of the startup could still be replayed unseen by pgjdbc */
@@ -419,8 +477,24 @@ final class BackendFilter {
         int min = minLength(type);
         boolean fixed = max == min || type == GO_AWAY;
         if (length < min || length > max || (fixed && length != max)) {
+            if (firstAnswer) {
+                // What the layer held of it goes out as it came (the rest follows unchanged): pgjdbc judges.
+                if (withheld) {
+                    released = header();
+                }
+                stepAside(String.format("answered with '%s' and a length word of %d", printable(type), length));
+                return;
+            }
             throw violation(String.format("sent a '%s' message with length %d (%s)", printable(type),
                     length, fixed ? "must be " + max : "allowed " + min + ".." + max));
+        }
+        if (type != GO_AWAY) {
+            // A PostgreSQL message: from here on a broken stream is a broken session, the layer's to refuse.
+            firstAnswer = false;
+        }
+        if (startup != null && !startup.replySeen() && type != NEGOTIATE_PROTOCOL_VERSION && type != GO_AWAY
+                && type != ERROR_RESPONSE) {
+            startup.accepted(signals);
         }
         remaining = length - 4;
         captured = 0;

@@ -359,6 +359,66 @@ class BackendFilterTest {
         assertArrayEquals(error, readAll(old, error), "an old server's ErrorResponse is framed");
     }
 
+    /**
+     * A first answer that does not frame as PostgreSQL's (an HTTP server, a TLS server, any other service on the
+     * port) passes whole, split anywhere, and nothing is recorded: pgjdbc reads it and reports its own error.
+     */
+    @Test
+    void aFirstAnswerThatIsNotPostgresPassesWholeAndIsNotRecorded() throws IOException {
+        byte[] http = "HTTP/1.1 400 Bad Request\r\n\r\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        byte[] html = "<html><body>Sign in</body></html>".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        byte[] tlsAlert = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x32};
+        byte[] goAwayThenBadLength = Messages.concat(Messages.stream().msg('g', new byte[] {1}).bytes(), html);
+        byte[] negotiation = Messages.stream().negotiate(7).bytes();
+        for (byte[] answer : new byte[][] {http, html, tlsAlert, goAwayThenBadLength, negotiation}) {
+            for (boolean sslRequest : new boolean[] {true, false}) {
+                for (int at = 1; at <= answer.length; at++) {
+                    int split = at;
+                    ConnectionSignals s = new ConnectionSignals(Clock.systemUTC());
+                    BackendFilter f = new BackendFilter(s, "p", true);
+                    if (sslRequest) {
+                        f.expectAnswer();
+                    } else {
+                        f.startupSent(new ProtocolUpgrade(new HashMap<>()).begin("p", 0, true));
+                    }
+                    String what = new String(answer, java.nio.charset.StandardCharsets.ISO_8859_1) + ", split at "
+                            + split + (sslRequest ? ", to SSLRequest" : ", to the StartupMessage");
+                    if (sslRequest || answer != negotiation) {
+                        assertArrayEquals(answer, readAll(f, answer, splitAt(answer, split), 8192), what);
+                    } else {
+                        // 'v' is the one answer a PostgreSQL server gives a StartupMessage first: framed, and refused.
+                        assertThrows(IOException.class, () -> readAll(f, answer, splitAt(answer, split), 8192));
+                        continue;
+                    }
+                    assertTrue(f.passingThrough(), what);
+                    assertTrue(s.termination().isEmpty(), "nothing recorded: " + what);
+                    assertEquals(-1, s.protocolMinor(), "nothing recorded: " + what);
+                    assertFalse(f.retryRequested(), "nothing replayed: " + what);
+                }
+            }
+        }
+    }
+
+    @Test
+    void anUnknownTypeLaterInTheStartupReachesPgjdbcWhichRefusesItItself() {
+        byte[] good = Messages.stream().authOk().bytes();
+        byte[] in = Messages.concat(good, new byte[] {'q', 0, 0, 0, 4});
+        for (int split = 1; split <= in.length; split++) {
+            BackendFilter f = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+            f.startupSent(new ProtocolUpgrade(new HashMap<>()).begin("p", 2, false));
+            BackendInputStream s = stream(f, in, splitAt(in, split));
+            ByteArrayOutputStream got = new ByteArrayOutputStream();
+            IOException e = assertThrows(IOException.class, () -> {
+                byte[] buf = new byte[8192];
+                for (int n; (n = s.read(buf)) >= 0; ) {
+                    got.write(buf, 0, n);
+                }
+            });
+            assertArrayEquals(Messages.concat(good, new byte[] {'q'}), got.toByteArray(), "split at " + split);
+            assertTrue(e.getMessage().contains("unknown message type 0x71"), e.getMessage());
+        }
+    }
+
     @Test
     void badInputIsAClearIOExceptionAfterTheGoodBytesBeforeIt() {
         byte[] good = Messages.stream().readyForQuery().bytes();

@@ -50,13 +50,17 @@ class ScriptedServerTest {
     }
 
     private Connection connect(boolean tls) throws SQLException {
+        return DriverManager.getConnection(server.jdbcUrl(), PgGoAway.install(properties(tls)));
+    }
+
+    private static Properties properties(boolean tls) {
         Properties p = new Properties();
         p.setProperty("user", "app");
         p.setProperty("preferQueryMode", "simple");
         p.setProperty("sslmode", tls ? "require" : "disable");
         // A safety net: a hang would show up as a SocketTimeoutException, not a stuck build.
         p.setProperty("socketTimeout", "20");
-        return DriverManager.getConnection(server.jdbcUrl(), PgGoAway.install(p));
+        return p;
     }
 
     private static int selectOne(Connection c) throws SQLException {
@@ -256,6 +260,58 @@ class ScriptedServerTest {
             assertTrue(chain.toString().contains(expected[broken])
                     || broken == 4 && chain.toString().contains("java.io.EOFException"), chain.toString());
             assertTrue(c.isClosed(), "pgjdbc closed the broken connection");
+            assertEquals("08006", e.getSQLState(), "a broken session is pgjdbc's connection failure");
         }
+    }
+
+    /**
+     * Where the layer stays strict (the server answered as PostgreSQL, so a broken stream is a broken session), the
+     * failure has the shape pgjdbc gives the same fault: plain pgjdbc and the layer against the same broken
+     * stream, in the same test, fail with the same SQLState, message and cause types. During the startup an
+     * unknown message type reaches pgjdbc, which refuses it itself; a bad length word is an I/O error, as
+     * pgjdbc's own check of ReadyForQuery makes it.
+     */
+    @ParameterizedTest(name = "{0}, tls={1}")
+    @CsvSource({"startup-unknown-type, false", "startup-unknown-type, true", "startup-bad-length, false",
+        "startup-bad-length, true", "session-unknown-type, false", "session-unknown-type, true",
+        "session-bad-length, false", "session-bad-length, true", "session-truncated, false"})
+    void aBrokenStreamFailsAsPlainPgjdbcFailsOnIt(String fault, boolean tls) throws Exception {
+        start(ScriptedServer.Startup.SPEAKS_3_3, tls);
+        byte[] unknownType = {'q', 0, 0, 0, 4};
+        byte[] badReadyForQuery = Messages.stream().msg('Z', new byte[] {'I', 'I'}).bytes();
+        byte[] reply = ScriptedServer.selectOneReply();
+        switch (fault) {
+            case "startup-unknown-type" -> server.afterAuth(unknownType);
+            case "startup-bad-length" -> server.afterAuth(badReadyForQuery);
+            case "session-unknown-type" -> server.queryReply(Messages.concat(java.util.Arrays.copyOf(reply, 27),
+                    unknownType));
+            case "session-bad-length" -> server.queryReply(Messages.concat(java.util.Arrays.copyOf(reply, 27),
+                    badReadyForQuery));
+            case "session-truncated" -> {
+                server.queryReply(java.util.Arrays.copyOf(reply, 30));
+                server.closeAfterReply(true);
+            }
+            default -> throw new IllegalArgumentException(fault);
+        }
+        Properties plain = properties(tls);
+        SQLException expected = failure(() -> DriverManager.getConnection(server.jdbcUrl(), plain));
+        SQLException actual = failure(() -> DriverManager.getConnection(server.jdbcUrl(),
+                PgGoAway.install(properties(tls))));
+        PgjdbcErrorsTest.assertAlike(fault, expected, actual);
+        assertEquals(fault.startsWith("session") ? "08006" : fault.endsWith("unknown-type") ? "08P01" : "08001",
+                actual.getSQLState(), fault + ": " + actual);
+    }
+
+    private interface Connector {
+        Connection connect() throws SQLException;
+    }
+
+    /** Connects and, if that works, runs a query: @return how it failed */
+    private static SQLException failure(Connector connector) {
+        return assertThrows(SQLException.class, () -> {
+            try (Connection c = connector.connect()) {
+                selectOne(c);
+            }
+        });
     }
 }
