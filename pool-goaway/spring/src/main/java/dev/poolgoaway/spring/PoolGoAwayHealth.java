@@ -28,6 +28,8 @@ final class PoolGoAwayHealth {
         pool.put("pool", evictor.poolName());
         pool.put("running", evictor.running());
         pool.put("draining", evictor.draining());
+        // Which leave signals besides the server's own this pool listens for.
+        pool.put("dnsLeave", evictor.settings().dnsLeave());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
         // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.
