@@ -5,6 +5,7 @@ import java.time.Clock;
 import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayList;
+import java.util.Comparator;
 import java.util.IdentityHashMap;
 import java.util.Iterator;
 import java.util.LinkedHashSet;
@@ -28,14 +29,19 @@ import dev.poolgoaway.wire.LogText;
  * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it.
  *
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
- * random moment within the drain window after the signal), and then only while the pool keeps more usable
- * connections than its load needs (the most in use, plus waiting borrowers, over the last second or two, and
- * a {@link #spare spare}); beyond that, one at a time as replacements arrive. An optional fixed bound
- * ({@code maxReplacementsInFlight}) caps the connections being replaced: the pool's shortfall towards minimumIdle plus
- * the connections in use already asked to close on return. An idle one is reserved (no borrower can race), polled,
- * and evicted or given back; one in use is asked to close on return, never interrupted, unless it is a straggler the
- * user opted to abort. A drain episode runs from the first signal until no connection asked to leave is open, or only
- * stragglers are.
+ * random moment within the drain window after the signal), and then only as fast as replacements are really made:
+ * the loop counts the connections it let go (evicted idle, or asked to close on return) that no new connection has
+ * matched yet, a new connection being one HikariCP made that is not itself asked to leave; while that count is at
+ * {@code maxReplacementsInFlight} (1 by default: one connection goes first, to prove the new destination), nothing
+ * more goes. So whatever the new destination does (unreachable, refusing, full, slow, the leaving server again), the
+ * pool has at most that many usable connections fewer than plain HikariCP would have. Never a demand estimate: a
+ * lull followed by a burst finds the pool as large as before. If no replacement arrives within the pool's
+ * {@code connectionTimeout}, or HikariCP reports a failed attempt, the drain stalls: nothing more goes, one WARN
+ * (then a line a minute), replacements are asked for again with a backoff, and the drain resumes on its own with
+ * the first replacement made. An idle one is reserved (no borrower can race), polled, and evicted or given back; one
+ * in use is asked to close on return, never interrupted, unless it is a straggler the user opted to abort. A
+ * suspended pool lets nothing go (it would open no replacement). A drain episode runs from the first signal until no
+ * connection asked to leave is open, or only stragglers are.
  *
  * <p>When it runs. At every tick, to poll idle connections (pgjdbc reads nothing while a connection sits in the pool);
  * every {@link #DRAINING_PASS_NANOS} while draining; when a connection is due; and, through the evictor, at once when
@@ -52,19 +58,10 @@ final class DrainLoop {
      * passes the loop runs when something happens (a signal, a return, a new connection) and when one is due.
      */
     static final long DRAINING_PASS_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
-    /**
-     * Usable connections the pool keeps beyond its load's recent demand while connections leave: a quarter more,
-     * at least one, for a burst above the last seconds' peak (the drain itself makes some: closes and new
-     * connections cost the machine's CPU too).
-     *
-     * @param demand the load's recent demand
-     * @return the spare
-     */
-    static int spare(int demand) {
-        return Math.max(1, (demand + 3) / 4);
-    }
-    /** How far back the load's demand is remembered: between one and two of these. */
-    static final long DEMAND_NANOS = TimeUnit.SECONDS.toNanos(1);
+    /** The longest wait between two requests for replacements while a drain is stalled. */
+    static final long MAX_BACKOFF_NANOS = TimeUnit.MINUTES.toNanos(1);
+    /** How often a stall that goes on is logged again. */
+    static final long STALL_LOG_NANOS = TimeUnit.MINUTES.toNanos(1);
     /** How long after HikariCP reported a new connection the loop expects it in the pool. */
     static final long CREATION_JOIN_NANOS = TimeUnit.MILLISECONDS.toNanos(10);
     static final long CREATION_RECHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(1);
@@ -94,9 +91,24 @@ final class DrainLoop {
     private boolean passed;
     /** A drain began: poll every idle connection at once. */
     private boolean pollAll;
-    private long demandSince;
-    private int currentDemand;
-    private int previousDemand;
+    /** Connections the loop let go (not dead ones) that no replacement has matched yet, in this episode. */
+    private int unmatched;
+    /** When {@link #unmatched} last became positive or last fell (nanos): the stall's clock. */
+    private long waitingSince;
+    /** The pool's size when the episode's first connection was let go: what HikariCP is asked to refill to. */
+    private int sizeAtDrain = -1;
+    /** The drain waits for a replacement that is not coming: nothing more goes. */
+    private volatile boolean stalled;
+    private long stalledSince;
+    private long lastStallLog;
+    /** When to ask for replacements again while stalled, and the wait after that. */
+    private long retryAt;
+    private long backoff;
+    private Throwable lastFailureSeen;
+    private volatile int replacementFailures;
+    private volatile String lastReplacementFailure;
+    /** The public API cannot drain one connection at a time: said once per episode. */
+    private boolean publicApiWarned;
     /** When HikariCP last reported a new connection not yet seen in the pool (nanos; 0: none). */
     private volatile long createdAt;
     /** The last call found a connection new to the pool. */
@@ -104,6 +116,7 @@ final class DrainLoop {
     /** Runs the loop soon: given to every connection's signals. */
     private final Runnable wake;
     private long firstCall;
+    private long lastCall;
     private boolean called;
     private volatile int flaggedOpen;
     /** Connections in use asked to close on return, not yet back (as of the last call; stragglers not counted). */
@@ -141,12 +154,14 @@ final class DrainLoop {
         /** HikariCP was asked to close the connection when its borrower returns it. */
         boolean closeOnReturn;
         long closeOnReturnNanos;
-        /** Public API: the last {@code softEvictConnections()} covered this connection. */
-        boolean softEvicted;
         /** Closed by the loop (counted already). */
         boolean closed;
         /** In use past the straggler deadline (logged). */
         boolean straggler;
+        /** Joined the pool during a drain: a replacement, unless it is asked to leave too (first read decides). */
+        boolean fresh;
+        /** Counted as a replacement made: asked to leave later, it was none (the leaving server again). */
+        boolean replaced;
 
         Tracked(Object entry, PoolView.Signals signals) {
             this.entry = entry;
@@ -194,6 +209,7 @@ final class DrainLoop {
             called = true;
             firstCall = now;
         }
+        lastCall = now;
         if (!pool.started()) {
             if (now - firstCall >= NEVER_STARTED_NANOS) {
                 log.warn("{} - the pool never finished starting (its constructor failed): pool-goaway's evictor "
@@ -222,6 +238,7 @@ final class DrainLoop {
             Tracked t = tracked.get(entry);
             if (t == null) {
                 t = new Tracked(entry, pool.signals(entry));
+                t.fresh = episode != null;
                 if (t.signals != null) {
                     t.signals.listen(wake);
                 }
@@ -246,36 +263,35 @@ final class DrainLoop {
 
     private long decide(List<Tracked> present, long now) {
         // The pool as its borrowers see it, and what its borrowers heard meanwhile (no I/O).
-        int inUse = 0;
-        int usable = 0;
-        int replacing = pool.shortfall();
+        int awaiting = 0;
         for (Tracked t : present) {
             t.slot = pool.slot(t.entry);
             if (t.signals != null && !t.closed) {
                 read(t, now);
+                replacement(t, now);
             }
-            if (t.slot == PoolView.Slot.IN_USE) {
-                inUse++;
-            }
-            if (t.closed) {
-                continue;
-            }
-            if (t.closeOnReturn) {
-                // A straggler left to its borrower is not being replaced: it must not stall the rest of the drain.
-                replacing += t.slot == PoolView.Slot.IN_USE && !t.straggler ? 1 : 0;
-            } else if (t.kind == null || !t.kind.ended()) {
-                usable++;
+            // A straggler left to its borrower is not being replaced: it must not stall the rest of the drain.
+            awaiting += !t.closed && t.closeOnReturn && t.slot == PoolView.Slot.IN_USE && !t.straggler ? 1 : 0;
+        }
+        awaitingReturn = awaiting;
+        replacementFailures(now);
+        // Make before break, as far as a full pool allows: what was let go and not yet replaced is bounded, and
+        // nothing more goes while replacements fail or do not come, or the pool is suspended.
+        int budget = settings.maxReplacementsInFlight().orElse(1) - unmatched;
+        boolean retry = stalled && backoff > 0 && now - retryAt >= 0;
+        if (retry) {
+            // Stalled: try again, with a backoff. A pool still short asks HikariCP again; a whole one (its new
+            // connections were asked to leave too) lets one more go, as the probe.
+            backoff = Math.min(2 * backoff, MAX_BACKOFF_NANOS);
+            retryAt = now + backoff;
+            if (unmatched > 0) {
+                pool.requestReplacements(sizeAtDrain);
             }
         }
-        awaitingReturn = replacing - pool.shortfall();
-        int waiting = pool.waiting();
-        int demand = recentDemand(inUse + waiting, now);
-        // Make before break: a connection asked to leave goes while the pool keeps more usable connections than its
-        // load needs; beyond that, one at a time as replacements arrive (a full pool has no room to open one first).
-        int budget = Math.max(usable - demand - spare(demand), 1 - replacing);
-        OptionalInt fixed = settings.maxReplacementsInFlight();
-        if (fixed.isPresent()) {
-            budget = Math.min(budget, fixed.getAsInt() - replacing);
+        if (pool.suspended()) {
+            budget = 0;
+        } else if (stalled) {
+            budget = retry ? Math.min(1, budget) : 0;
         }
         long tick = episode == null ? settings.tick().toNanos()
                 : Math.min(settings.tick().toNanos(), DRAINING_PASS_NANOS);
@@ -286,7 +302,11 @@ final class DrainLoop {
             lastFullPass = now;
         }
         long next = lastFullPass + tick - now;
-        for (Tracked t : present) {
+        // Idle connections first: one evicted frees a place HikariCP refills at once, whereas one in use asked to
+        // close on return is replaced only when its borrower is done, which may be long.
+        List<Tracked> order = new ArrayList<>(present);
+        order.sort(Comparator.comparing(t -> t.slot != PoolView.Slot.IDLE));
+        for (Tracked t : order) {
             if (t.signals == null || t.closed) {
                 continue;
             }
@@ -298,8 +318,11 @@ final class DrainLoop {
                         t.closeOnReturn = true;
                         t.closeOnReturnNanos = now;
                         pool.closeOnReturn(t.entry);
-                        // A dead connection was never counted as usable: it takes nothing from the budget.
-                        budget -= t.kind.ended() ? 0 : 1;
+                        // A dead connection was never usable: it takes nothing from the budget.
+                        if (!t.kind.ended()) {
+                            budget--;
+                            letGo(now);
+                        }
                         log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
                                 poolName, t.signals.backendPid(), t.kind.tag());
                     } else {
@@ -333,7 +356,10 @@ final class DrainLoop {
                                 + (t.kind.ended() ? ")" : ", server asked the connection to leave)");
                         pool.evict(t.entry, reason);
                         evicted = true;
-                        budget -= t.kind.ended() || t.closeOnReturn ? 0 : 1;
+                        if (!t.kind.ended() && !t.closeOnReturn) {
+                            budget--;
+                            letGo(now);
+                        }
                         // Asked to close on return and back (HikariCP 5.1 requites such connections before closing
                         // them): it counts as closed in use.
                         closed(t, t.closeOnReturn ? EvictionState.IN_USE : EvictionState.IDLE);
@@ -354,6 +380,7 @@ final class DrainLoop {
             // polled now, not a pass later.
             return 0;
         }
+        next = Math.min(next, stall(present, now));
         long created = createdAt;
         if (created != 0) {
             if (joined || now - created >= CREATION_JOIN_NANOS) {
@@ -377,17 +404,134 @@ final class DrainLoop {
     }
 
     /**
-     * The most connections the load used (in use plus waiting) in the last second or two, this call included:
-     * the in-use count at one instant understates a load whose borrowers come and go between passes.
+     * A connection the loop let go (evicted idle, or asked to close on return), not a dead one: it is owed a
+     * replacement, and HikariCP is asked to make it (a pool below {@code minimumIdle}'s reach would not).
      */
-    private int recentDemand(int demandNow, long now) {
-        if (now - demandSince >= DEMAND_NANOS) {
-            previousDemand = now - demandSince >= 2 * DEMAND_NANOS ? 0 : currentDemand;
-            currentDemand = 0;
-            demandSince = now;
+    private void letGo(long now) {
+        if (unmatched++ == 0) {
+            waitingSince = now;
         }
-        currentDemand = Math.max(currentDemand, demandNow);
-        return Math.max(currentDemand, previousDemand);
+        if (sizeAtDrain < 0) {
+            sizeAtDrain = pool.totalConnections();
+        }
+        pool.requestReplacements(sizeAtDrain);
+    }
+
+    /**
+     * A connection new to the pool, at its first read: it fills a place the loop let go, and it is a replacement
+     * made unless the server asked it to leave too (a leaving server reached again, a stale balancer): then it
+     * counts as a failure, and the drain stalls rather than churn at connection-setup speed.
+     */
+    private void replacement(Tracked t, long now) {
+        if (!t.fresh) {
+            return;
+        }
+        t.fresh = false;
+        boolean owed = unmatched > 0;
+        if (owed) {
+            unmatched--;
+            waitingSince = now;
+        }
+        if (t.kind != null && !t.kind.ended()) {
+            failed("the new connection to " + t.signals.server() + " was asked to leave too (" + t.kind.tag() + ")");
+            return;
+        }
+        if (t.kind != null || (!owed && !stalled)) {
+            return;
+        }
+        t.replaced = true;
+        emit(() -> events.replacement(true));
+        if (stalled) {
+            stalled = false;
+            backoff = 0;
+            log.info("{} - drain resumes: a replacement was made after {} ms stalled ({} replacement{} failed)",
+                    poolName, TimeUnit.NANOSECONDS.toMillis(now - stalledSince), replacementFailures,
+                    replacementFailures == 1 ? "" : "s");
+        }
+    }
+
+    /** HikariCP's attempts to connect that failed since the last call, while replacements are owed. */
+    private void replacementFailures(long now) {
+        Throwable failure = pool.lastCreationFailure();
+        if (failure == null || failure == lastFailureSeen) {
+            return;
+        }
+        lastFailureSeen = failure;
+        if (unmatched > 0) {
+            failed(describe(failure));
+        }
+    }
+
+    private void failed(String what) {
+        replacementFailures++;
+        lastReplacementFailure = what;
+        emit(() -> events.replacement(false));
+        if (!stalled) {
+            // A failed replacement stalls the drain at once: nothing more goes into a destination that refuses.
+            stalled = true;
+            stalledSince = lastCall;
+        }
+    }
+
+    /** "SQLSTATE: message" of the first SQLException in the chain, else the innermost message; sanitized. */
+    static String describe(Throwable failure) {
+        Throwable innermost = failure;
+        for (Throwable c = failure; c != null; c = c.getCause() == c ? null : c.getCause()) {
+            if (c instanceof java.sql.SQLException sql && sql.getSQLState() != null) {
+                return LogText.sanitize(sql.getSQLState() + ": " + sql.getMessage());
+            }
+            innermost = c;
+        }
+        return LogText.sanitize(innermost.getClass().getSimpleName() + ": " + innermost.getMessage());
+    }
+
+    /**
+     * While replacements are owed: stalls the drain when none came within the pool's {@code connectionTimeout},
+     * logs a stall once and then once a minute, and asks for replacements again with a backoff.
+     *
+     * @return nanoseconds until this needs to look again
+     */
+    private long stall(List<Tracked> present, long now) {
+        long timeout = TimeUnit.MILLISECONDS.toNanos(pool.connectionTimeoutMillis());
+        // No replacement within connectionTimeout while HikariCP could make one: a full pool makes none until a
+        // connection asked to close on return comes back, however long its borrower takes.
+        boolean room = pool.totalConnections() < pool.maximumPoolSize();
+        if (!room) {
+            waitingSince = now;
+        }
+        if (!stalled && unmatched > 0 && now - waitingSince >= timeout) {
+            stalled = true;
+            stalledSince = now;
+        }
+        if (!stalled) {
+            return unmatched > 0 ? waitingSince + timeout - now : Long.MAX_VALUE;
+        }
+        if (backoff == 0) {
+            backoff = Math.max(timeout, TimeUnit.SECONDS.toNanos(1));
+            retryAt = now + backoff;
+            lastStallLog = now;
+            warnStalled(present, now, "");
+        } else if (now - lastStallLog >= STALL_LOG_NANOS) {
+            lastStallLog = now;
+            warnStalled(present, now, "still ");
+        }
+        return Math.max(1, Math.min(retryAt - now, lastStallLog + STALL_LOG_NANOS - now));
+    }
+
+    private void warnStalled(List<Tracked> present, long now, String still) {
+        int flagged = 0;
+        for (Tracked t : present) {
+            flagged += t.flagged() ? 1 : 0;
+        }
+        log.warn("{} - drain {}stalled for {} ms: {} connection{} asked to leave kept open, {} replacement{} owed, "
+                + "{} replacement{} failed{}; {}", poolName, still,
+                TimeUnit.NANOSECONDS.toMillis(now - stalledSince), flagged, flagged == 1 ? "" : "s", unmatched,
+                unmatched == 1 ? "" : "s", replacementFailures, replacementFailures == 1 ? "" : "s",
+                lastReplacementFailure == null ? " (none came within connectionTimeout)"
+                        : " (last: " + lastReplacementFailure + ")",
+                pool.suspended() ? "the pool is suspended: waiting for resumePool()"
+                        : "no connection goes until a replacement is made; trying again in "
+                                + TimeUnit.NANOSECONDS.toMillis(Math.max(0, retryAt - now)) + " ms");
     }
 
     /**
@@ -426,28 +570,29 @@ final class DrainLoop {
     }
 
     /**
-     * The public API alone: connections are listed by the wire layer, cannot be reserved or polled, and the one
-     * tool is {@code softEvictConnections()}. It runs whenever a connection asked to leave was not covered by the
-     * last one (a replacement asked to leave too, a later drain): idle connections close now, connections in use on
-     * return, like max-lifetime rotation all at once. Not again for connections it covered already, so the
-     * replacements on the new server stay.
+     * The public API alone: connections are listed by the wire layer, but can be neither reserved nor evicted one
+     * by one, and {@code softEvictConnections()} would close the whole pool at once, which a new destination that
+     * fails would leave empty. So nothing is evicted: the drain is reported stalled, with one WARN per drain naming
+     * the fix; HikariCP's own maxLifetime moves the connections, and it replaces dead ones at their next borrow.
      */
     private long decidePublic(List<Tracked> present, long now) {
-        boolean uncovered = false;
+        int flagged = 0;
         for (Tracked t : present) {
             if (t.signals == null) {
                 continue;
             }
             read(t, now);
-            uncovered |= t.flagged() && !t.softEvicted;
+            flagged += t.flagged() && !t.kind.ended() ? 1 : 0;
         }
-        if (uncovered) {
-            pool.softEvictAll();
-            for (Tracked t : present) {
-                t.softEvicted = true;
-                t.closeOnReturn |= t.kind != null;
-            }
-            log.debug("{} - pool-goaway (public-API fallback): soft-evicted the pool", poolName);
+        stalled = flagged > 0;
+        if (stalled && !publicApiWarned) {
+            publicApiWarned = true;
+            stalledSince = now;
+            log.warn("{} - pool-goaway cannot drain this pool through HikariCP's public API alone: {} connection{} "
+                    + "asked to leave stay until HikariCP's maxLifetime retires them (soft-evicting the whole pool "
+                    + "could leave it empty). Fix: run with HikariCP's internals reachable (a tested HikariCP "
+                    + "release, --add-opens on the module path; docs/limitations.md)", poolName, flagged,
+                    flagged == 1 ? "" : "s");
         }
         return settings.tick().toNanos();
     }
@@ -504,7 +649,16 @@ final class DrainLoop {
             }
             long window = settings.drainWindow().toNanos();
             t.dueNanos = now + (window > 0 ? random.nextLong(window) : 0);
-            e.connections++;
+            if (t.replaced) {
+                // Counted as a replacement, then asked to leave: a failure after all (so a leaving server that
+                // keeps asking its new connections to leave stalls the drain, no churn).
+                t.replaced = false;
+                failed("the new connection to " + t.signals.server() + " was asked to leave too ("
+                        + heard.kind().tag() + ")");
+            }
+            if (e.connections++ == 0) {
+                log.info("{} - drain starts: {} from {}", poolName, heard.kind().tag(), t.signals.server());
+            }
             e.servers.add(t.signals.server());
         }
         emit(() -> events.signal(heard.kind()));
@@ -519,6 +673,10 @@ final class DrainLoop {
             return;
         }
         t.straggler = true;
+        if (!t.kind.ended() && unmatched > 0) {
+            // Left to its borrower (or aborted): no longer a replacement the drain waits for.
+            unmatched--;
+        }
         log.warn("{} - connection pid {} to {} is still in use {} ms after it was asked to close on return ({}){}",
                 poolName, t.signals.backendPid(), t.signals.server(),
                 TimeUnit.NANOSECONDS.toMillis(now - t.closeOnReturnNanos), t.kind.tag(),
@@ -574,12 +732,19 @@ final class DrainLoop {
             }
         }
         flaggedOpen = flagged;
-        if (episode == null || waiting) {
+        // A drain is over when the pool is whole again, too: replacements still owed keep it (and its stall) open.
+        if (episode == null || waiting || unmatched > 0) {
             return;
         }
         Episode e = episode;
         episode = null;
         draining = false;
+        unmatched = 0;
+        stalled = false;
+        backoff = 0;
+        sizeAtDrain = -1;
+        publicApiWarned = false;
+        pool.endReplacements();
         DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
                 List.copyOf(e.grants), e.firstSignalAt, e.lastCloseAt, Optional.ofNullable(e.adminMessage));
         lastDrain = done;
@@ -599,6 +764,21 @@ final class DrainLoop {
     /** @return connections in use asked to close on return and not back yet, as of the last call */
     int awaitingReturn() {
         return awaitingReturn;
+    }
+
+    /** @return true while the drain waits for replacements that do not come (or cannot drain: public API) */
+    boolean stalled() {
+        return stalled;
+    }
+
+    /** @return replacements that failed (could not connect, or were asked to leave too), since the pool started */
+    int replacementFailures() {
+        return replacementFailures;
+    }
+
+    /** @return the last replacement failure, "SQLSTATE: message" where the server gave one; sanitized */
+    Optional<String> lastReplacementFailure() {
+        return Optional.ofNullable(lastReplacementFailure);
     }
 
     /** @return true while a drain episode is under way */

@@ -21,6 +21,13 @@ interface EvictorEvents {
     default void closed(Duration signalToClose) {
     }
 
+    /**
+     * A replacement for a connection the loop let go: made (HikariCP made a connection not itself asked to leave),
+     * or failed (HikariCP could not connect, or the new connection was asked to leave too).
+     */
+    default void replacement(boolean made) {
+    }
+
     /** A drain episode began. */
     default void episode() {
     }

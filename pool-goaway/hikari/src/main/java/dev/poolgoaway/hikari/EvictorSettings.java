@@ -75,9 +75,9 @@ public final class EvictorSettings {
     }
 
     /**
-     * @return how many connections may be replaced at once (closed and not yet replaced, plus in use and asked to
-     *         close on return), if set; empty by default: the pool's own demand sets the pace (see
-     *         {@link Builder#maxReplacementsInFlight})
+     * @return how many connections the evictor may let go ahead of their replacements, if set; empty by default,
+     *         which means 1: one goes first, to prove the new destination, and each next one when the one before
+     *         was replaced (see {@link Builder#maxReplacementsInFlight})
      */
     public OptionalInt maxReplacementsInFlight() {
         return maxReplacementsInFlight > 0 ? OptionalInt.of(maxReplacementsInFlight) : OptionalInt.empty();
@@ -234,9 +234,10 @@ public final class EvictorSettings {
         }
 
         /**
-         * @param max a fixed bound on how many connections may be replaced at once; 0 (the default) sets none:
-         *            an idle connection asked to leave goes while the pool keeps more usable connections than its
-         *            load uses (in use, waiting borrowers, one spare), and otherwise when a replacement arrives
+         * @param max how many connections the evictor may let go (evict idle, or ask to close on return) that no
+         *            replacement has matched yet, a replacement being a connection HikariCP made that is not itself
+         *            asked to leave; 0 (the default) means 1. The pool never has more than this many connections
+         *            fewer than plain HikariCP would, whatever the new server does
          * @return this
          */
         public Builder maxReplacementsInFlight(int max) {

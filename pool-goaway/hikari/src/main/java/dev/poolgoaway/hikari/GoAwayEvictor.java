@@ -4,6 +4,7 @@ import java.time.Clock;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Optional;
+import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.RejectedExecutionException;
 import java.util.concurrent.ScheduledExecutorService;
 import java.util.concurrent.ScheduledFuture;
@@ -44,6 +45,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     private static final Logger log = LoggerFactory.getLogger(GoAwayEvictor.class);
     private static final long FAILURE_LOG_INTERVAL_NANOS = TimeUnit.MINUTES.toNanos(1);
     static final long RETURN_WAKE_NANOS = TimeUnit.MILLISECONDS.toNanos(5);
+    /** How long after a pool's first connection its evictor must be attached (HikariCP does it within moments). */
+    static final long UNCLAIMED_CHECK_SECONDS = 2;
 
     private final EvictorSettings settings;
     private final HikariConfig installedInto;
@@ -376,6 +379,31 @@ public final class GoAwayEvictor implements AutoCloseable {
         return l != null && l.draining();
     }
 
+    /**
+     * @return true while a drain is stalled: replacements for the connections it let go failed or did not come
+     *         within the pool's {@code connectionTimeout} (nothing more goes until one is made), or the public-API
+     *         fallback cannot drain the pool
+     */
+    public boolean stalled() {
+        DrainLoop l = loop;
+        return l != null && l.stalled();
+    }
+
+    /**
+     * @return replacements that failed since the pool started: HikariCP could not open one (refused, unreachable,
+     *         full, timed out), or the new connection was asked to leave too
+     */
+    public int replacementFailures() {
+        DrainLoop l = loop;
+        return l == null ? 0 : l.replacementFailures();
+    }
+
+    /** @return the last replacement failure, as "SQLSTATE: message" where the server gave one (sanitized) */
+    public Optional<String> lastReplacementFailure() {
+        DrainLoop l = loop;
+        return l == null ? Optional.empty() : l.lastReplacementFailure();
+    }
+
     /** @return the last completed drain, if any */
     public Optional<DrainEpisode> lastDrain() {
         DrainLoop l = loop;
@@ -408,14 +436,39 @@ public final class GoAwayEvictor implements AutoCloseable {
         return Optional.ofNullable(problem);
     }
 
+    /**
+     * The wire layer saw the first connection of the pool this was installed into. HikariCP makes it (fail-fast
+     * check) just before it creates the metrics tracker, which attaches the evictor: if the evictor is still not
+     * attached {@link #UNCLAIMED_CHECK_SECONDS} later, the pool started without the hook. One ERROR naming the
+     * pool, the cause and the fix. Checked on the JVM's common pool: no thread of its own.
+     *
+     * @param configuredName the pool's name in the configuration at install time (HikariCP may name it later)
+     */
+    void connectedWithoutEvictor(String configuredName) {
+        CompletableFuture.delayedExecutor(UNCLAIMED_CHECK_SECONDS, TimeUnit.SECONDS)
+                .execute(() -> unclaimed(configuredName));
+    }
+
+    private void unclaimed(String configuredName) {
+        if (loop != null || closed) {
+            return;
+        }
+        String name = installedInto != null && installedInto.getPoolName() != null ? installedInto.getPoolName()
+                : configuredName;
+        failStartedWithoutHook(name);
+    }
+
+    private void failStartedWithoutHook(String pool) {
+        fail(pool, "the pool started without pool-goaway's start hook (its metricsTrackerFactory was replaced after "
+                + "PoolGoAway.install)", "set the metricsTrackerFactory before PoolGoAway.install (pool-goaway hands "
+                + "Hikari's metrics on to it), or call GoAwayEvictor.ensureHooked() after setting it");
+    }
+
     /** A {@link HikariDataSource} installed into that is running without ever having attached this evictor. */
     private void checkStartedWithoutHook() {
         if (installedInto instanceof HikariDataSource ds && (ds.getHikariPoolMXBean() != null || ds.isClosed())
                 && !(ds.getMetricsTrackerFactory() instanceof PoolStartHook)) {
-            fail(ds.getPoolName(), "the pool started without pool-goaway's start hook (its metricsTrackerFactory was "
-                    + "replaced after PoolGoAway.install)", "set the metricsTrackerFactory before PoolGoAway.install "
-                    + "(pool-goaway hands Hikari's metrics on to it), or call GoAwayEvictor.ensureHooked() after "
-                    + "setting it");
+            failStartedWithoutHook(ds.getPoolName());
         }
     }
 

@@ -20,7 +20,9 @@ import io.micrometer.core.instrument.Timer;
  *   <li>{@value #EVICTIONS} (counter, tag {@code state}: idle, in_use): such connections closed;</li>
  *   <li>{@value #FLAGGED} (gauge): asked to leave and still open;</li>
  *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>
- *   <li>{@value #DRAIN_EPISODES} (counter): drains begun.</li>
+ *   <li>{@value #DRAIN_EPISODES} (counter): drains begun;</li>
+ *   <li>{@value #REPLACEMENTS} (counter, tag {@code result}: made, failed): replacements for connections let go
+ *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain.</li>
  * </ul>
  *
  * <p>The meters go when the pool shuts down (or the evictor is closed), as HikariCP's own do.
@@ -37,6 +39,9 @@ public final class GoAwayMetrics {
     public static final String SIGNAL_TO_CLOSE = "poolgoaway.signal.to.close";
     /** Counter of drain episodes. */
     public static final String DRAIN_EPISODES = "poolgoaway.drain.episodes";
+
+    /** Counter of replacements by result. */
+    public static final String REPLACEMENTS = "poolgoaway.replacements";
 
     private GoAwayMetrics() {
     }
@@ -92,6 +97,12 @@ public final class GoAwayMetrics {
                     meters.add(c);
                 }
                 c.increment();
+            }
+
+            @Override
+            public void replacement(boolean made) {
+                count(Counter.builder(REPLACEMENTS).tag("pool", poolName).tag("result", made ? "made" : "failed")
+                        .description("Replacements for connections let go during a drain, by result"));
             }
 
             @Override

@@ -8,6 +8,7 @@ import java.sql.Connection;
 import java.sql.SQLException;
 import java.util.List;
 import java.util.Properties;
+import java.util.concurrent.atomic.AtomicReference;
 
 import com.zaxxer.hikari.metrics.PoolStats;
 import com.zaxxer.hikari.pool.HikariPool;
@@ -34,6 +35,10 @@ final class HikariAccess extends PublicApiView {
     private final Method isMarkedEvicted;
     private final Method softEvict;
     private final Field houseKeeperTask;
+    /** HikariCP's last failure to connect; null where this release has no such field. */
+    private final Field lastConnectionFailure = failureField();
+    /** The user's {@code minimumIdle} while a drain raised it, else -1. */
+    private int userMinimumIdle = -1;
 
     private HikariAccess(HikariPool pool, ConcurrentBag<IConcurrentBagEntry> bag, Field connectionField,
             Method markEvicted, Method isMarkedEvicted, Method softEvict, Field houseKeeperTask) {
@@ -101,6 +106,17 @@ final class HikariAccess extends PublicApiView {
         } catch (ReflectiveOperationException | RuntimeException | LinkageError e) {
             throw new IllegalStateException("pool-goaway does not know the internals of HikariCP " + HIKARI_VERSION
                     + " (tested: " + TESTED + "): " + e, e);
+        }
+    }
+
+    private static Field failureField() {
+        try {
+            Field f = Class.forName("com.zaxxer.hikari.pool.PoolBase").getDeclaredField("lastConnectionFailure");
+            f.setAccessible(true);
+            return AtomicReference.class.isAssignableFrom(f.getType()) ? f : null;
+        } catch (ReflectiveOperationException | RuntimeException e) {
+            // Only the failure's text is lost: replacements are still counted and the stall still reported.
+            return null;
         }
     }
 
@@ -204,9 +220,49 @@ final class HikariAccess extends PublicApiView {
         evict(entry, "(pool-goaway: straggler aborted)");
     }
 
+    /**
+     * HikariCP's adder opens connections while the pool is below {@code maximumPoolSize} and has fewer idle ones
+     * than {@code minimumIdle} (or fewer than waiting borrowers). A pool with {@code minimumIdle} below its size
+     * would not replace a connection the loop let go: for the drain, {@code minimumIdle} is raised (through the
+     * configuration's runtime setter, HikariConfigMXBean's) to the pool's size when the drain began, and the adder
+     * is started, as a waiting borrower starts it. {@link #endReplacements} puts the user's value back.
+     */
     @Override
-    public int shortfall() {
-        return Math.max(0, pool.config.getMinimumIdle() - pool.getTotalConnections());
+    public synchronized void requestReplacements(int size) {
+        int target = Math.min(size, pool.config.getMaximumPoolSize());
+        if (userMinimumIdle < 0) {
+            if (pool.config.getMinimumIdle() >= target) {
+                pool.addBagItem(1);
+                return;
+            }
+            userMinimumIdle = pool.config.getMinimumIdle();
+        }
+        if (pool.config.getMinimumIdle() < target) {
+            pool.config.setMinimumIdle(target);
+        }
+        // Submits the adder if none is queued; it opens connections while the pool is short.
+        pool.addBagItem(1);
+    }
+
+    @Override
+    public synchronized void endReplacements() {
+        if (userMinimumIdle >= 0) {
+            pool.config.setMinimumIdle(userMinimumIdle);
+            userMinimumIdle = -1;
+        }
+    }
+
+    /** HikariCP keeps its last failure to connect (the cause of its "Connection is not available"). */
+    @Override
+    public Throwable lastCreationFailure() {
+        if (lastConnectionFailure == null) {
+            return null;
+        }
+        try {
+            return ((AtomicReference<?>) lastConnectionFailure.get(pool)).get() instanceof Throwable t ? t : null;
+        } catch (IllegalAccessException e) {
+            return null;
+        }
     }
 
     /** HikariCP schedules its housekeeper as the last thing its constructor does. */

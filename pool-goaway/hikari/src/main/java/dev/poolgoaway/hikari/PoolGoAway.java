@@ -86,6 +86,11 @@ public final class PoolGoAway {
             String group = installWireLayer(config, name);
             config.setMetricsTrackerFactory(new PoolStartHook(config.getMetricsTrackerFactory(), evictor, group));
             evictor.hooked(config.getMetricsTrackerFactory());
+            if (group != null) {
+                // A pool that connects without having attached the evictor started without the hook (a
+                // metricsTrackerFactory set after install, then new HikariDataSource(config)): said at once.
+                PgGoAway.onFirstConnection(group, () -> evictor.connectedWithoutEvictor(name));
+            }
         } catch (IllegalStateException sealed) {
             throw new IllegalStateException(name + " is already running (its configuration is sealed): install "
                     + "pool-goaway before the pool starts", sealed);

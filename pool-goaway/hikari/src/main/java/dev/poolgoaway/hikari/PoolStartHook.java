@@ -71,15 +71,16 @@ final class PoolStartHook implements MetricsTrackerFactory {
     /** Hikari's internals, or (with one WARN) the public-API fallback. */
     private PoolView view(HikariPool pool, String poolName) {
         if ("false".equalsIgnoreCase(System.getProperty(PoolGoAway.INTERNALS_PROPERTY))) {
-            log.warn("{} - {}=false: pool-goaway runs on HikariCP's public API alone (a drain soft-evicts the "
-                    + "whole pool)", poolName, PoolGoAway.INTERNALS_PROPERTY);
+            log.warn("{} - {}=false: pool-goaway runs on HikariCP's public API alone (it cannot drain the pool "
+                    + "one connection at a time, and says so at each drain)", poolName,
+                    PoolGoAway.INTERNALS_PROPERTY);
             return publicApi(pool, poolName);
         }
         try {
             return HikariAccess.of(pool);
         } catch (IllegalStateException e) {
-            log.warn("{} - {}; pool-goaway falls back to HikariCP's public API (a drain soft-evicts the whole "
-                    + "pool)", poolName, e.getMessage());
+            log.warn("{} - {}; pool-goaway falls back to HikariCP's public API (it cannot drain the pool one "
+                    + "connection at a time, and says so at each drain)", poolName, e.getMessage());
             return publicApi(pool, poolName);
         }
     }

@@ -59,8 +59,32 @@ interface PoolView {
     /** Aborts the connection of an entry in use ({@link java.sql.Connection#abort}), then evicts the entry. */
     void abort(Object entry);
 
-    /** @return connections the pool is short of towards {@code minimumIdle} now: replacements being made */
-    int shortfall();
+    /**
+     * Has HikariCP open replacements for the connections the loop let go, even where it would not on its own (it
+     * fills only towards {@code minimumIdle}): during a drain the pool keeps filling towards the size it had when
+     * the drain began, never above {@code maximumPoolSize}. Idempotent; cheap.
+     *
+     * @param size the pool's size when the drain began
+     */
+    void requestReplacements(int size);
+
+    /** Ends what {@link #requestReplacements} changed: the pool fills as its configuration says again. */
+    void endReplacements();
+
+    /** @return the pool's connections now, in every state */
+    int totalConnections();
+
+    /**
+     * @return the last failure of HikariCP to open a connection, the same object until the next failure; null if
+     *         none is known (the last attempt succeeded, or this view cannot tell)
+     */
+    Throwable lastCreationFailure();
+
+    /** @return true while the pool is suspended ({@code suspendPool()}): it opens no connection meanwhile */
+    boolean suspended();
+
+    /** @return the pool's {@code connectionTimeout}, in milliseconds */
+    long connectionTimeoutMillis();
 
     /** @return threads waiting in {@code getConnection()} now: demand the pool's idle connections do not meet */
     int waiting();
@@ -79,9 +103,6 @@ interface PoolView {
 
     /** @return false for the public API: entries can be neither reserved nor evicted one by one */
     boolean canReserve();
-
-    /** The public API's one tool: marks every connection evicted (idle ones close now, the others on return). */
-    void softEvictAll();
 
     /** What the wire layer recorded for one connection, as the loop reads it. */
     interface Signals {

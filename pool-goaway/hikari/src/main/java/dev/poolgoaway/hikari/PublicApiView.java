@@ -68,9 +68,33 @@ class PublicApiView implements PoolView {
         throw new UnsupportedOperationException("public API: use softEvictAll");
     }
 
+    /** The public API cannot let connections go one by one: nothing to replace. */
     @Override
-    public int shortfall() {
-        return 0;
+    public void requestReplacements(int size) {
+    }
+
+    @Override
+    public void endReplacements() {
+    }
+
+    @Override
+    public int totalConnections() {
+        return pool.getTotalConnections();
+    }
+
+    @Override
+    public Throwable lastCreationFailure() {
+        return null;
+    }
+
+    @Override
+    public boolean suspended() {
+        return pool.poolState == HikariPool.POOL_SUSPENDED;
+    }
+
+    @Override
+    public long connectionTimeoutMillis() {
+        return pool.config.getConnectionTimeout();
     }
 
     @Override
@@ -97,10 +121,5 @@ class PublicApiView implements PoolView {
     @Override
     public boolean canReserve() {
         return false;
-    }
-
-    @Override
-    public void softEvictAll() {
-        pool.softEvictConnections();
     }
 }

@@ -231,6 +231,7 @@ class DnsLeaveSourceTest {
             p.advanceMillis(100);
         }
         assertTrue(blue.stream().noneMatch(p.conns::contains), "every blue connection closed");
+        loop.cleanup(p.nanos);
         assertEquals(List.of("dns_moved", "dns_moved", "dns_moved", "dns_moved"), signals);
         assertEquals(4, p.conns.size(), "replaced on green");
         assertEquals(Map.of("dns_moved", 4), loop.lastDrain().orElseThrow().kinds());

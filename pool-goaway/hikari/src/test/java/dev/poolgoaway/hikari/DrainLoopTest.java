@@ -6,6 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.sql.SQLException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
@@ -61,6 +62,11 @@ class DrainLoopTest {
             }
 
             @Override
+            public void replacement(boolean made) {
+                events.add("replacement:" + (made ? "made" : "failed"));
+            }
+
+            @Override
             public void episode() {
                 events.add("episode");
             }
@@ -110,10 +116,10 @@ class DrainLoopTest {
 
     @Test
     void theReproducedMisuseAllMarkedAtOnceIsGone() {
-        // Pool of 8, all in use: before, all 8 were marked in one run and the pool fell to 0 on return. A pool with
-        // no spare connection gives them up one at a time, whatever the bound allows.
+        // Pool of 8, all in use: before, all 8 were marked in one run and the pool fell to 0 on return. They go one
+        // at a time (by default), each when the one before was replaced.
         FakePool pool = new FakePool(8);
-        DrainLoop loop = loop(pool, bound(2), 0);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
         pool.conns.forEach(pool::borrow);
         pool.hear(SignalKind.GOAWAY, 0, 8);
         run(loop, pool);
@@ -131,35 +137,162 @@ class DrainLoopTest {
         return pool.conns.stream().filter(c -> c.slot == Slot.IN_USE).count();
     }
 
-    @Test
-    void theSurplusGoesAtOnceAndTheRestAsReplacementsArrive() {
-        FakePool pool = new FakePool(20);
-        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
-        pool.borrow(pool.conn(0));
-        pool.borrow(pool.conn(1));
-        pool.hear(SignalKind.GOAWAY, 0, 20);
+    /** What HikariCP's new connections find, in the simulation. */
+    enum Destination {
+        /** The new server accepts: each attempt makes a connection. */
+        HEALTHY,
+        /** A stale balancer or DNS name: the leaving server refuses (57P03), or the new one is full (53300). */
+        REFUSING,
+        /** The leaving server again, which accepts and asks the new connection to leave at once. */
+        GOAWAY_AGAIN,
+        /** Unreachable or slow: no attempt ends within the run. */
+        NEVER
+    }
+
+    /**
+     * A drain as HikariCP would run it, in 10 ms steps over a fake clock: a load holding {@code load} connections
+     * (borrowed and returned every step, so connections asked to close on return come back at once), HikariCP's
+     * single adder making at most one connection a step while the pool is below its maximum and has fewer idle
+     * connections than {@code minimumIdle} (or than waiting borrowers), as its {@code shouldContinueCreating()}
+     * says; a suspended pool makes none and its borrowers are blocked. Plain HikariCP in the same scenario keeps
+     * every connection: at no step may the pool have fewer usable connections than that, less one. Then the fault
+     * is fixed and the drain must complete.
+     */
+    @ParameterizedTest(name = "size {0}, minimumIdle {1}, open {2}, load {3}, {4}, suspended {5}")
+    @CsvSource({
+        "20, 20, 20,  8, HEALTHY,      false",
+        "20,  5, 13, 12, HEALTHY,      false",
+        "20,  0,  6,  6, HEALTHY,      false",
+        " 1,  1,  1,  1, HEALTHY,      false",
+        "20, 20, 20,  4, REFUSING,     false",
+        "20,  5, 13, 12, REFUSING,     false",
+        "20,  0,  6,  6, REFUSING,     false",
+        " 1,  1,  1,  1, REFUSING,     false",
+        "20, 20, 20,  4, GOAWAY_AGAIN, false",
+        "20,  5, 13, 12, GOAWAY_AGAIN, false",
+        "20, 20, 20,  4, NEVER,        false",
+        " 1,  1,  1,  0, NEVER,        false",
+        "20, 20, 20,  8, HEALTHY,      true",
+    })
+    void neverFewerUsableConnectionsThanPlainHikariLessOneWhateverTheNewDestinationDoes(int size, int minIdle,
+            int open, int load, Destination destination, boolean suspended) {
+        FakePool pool = new FakePool(size);
+        pool.conns.subList(open, size).clear();
+        pool.suspended = suspended;
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        run(loop, pool);
+        pool.hear(SignalKind.GOAWAY, 0, open);
         List<Conn> old = List.copyOf(pool.conns);
-        run(loop, pool);
-        // The 2 in use are asked to close on return and 15 of the 18 idle ones are gone already: 3 are kept for
-        // the load (2 in use) and one spare.
-        assertEquals(2, pool.markedInUse());
-        assertEquals(3, usable(pool));
-        assertEquals(15, pool.closed.size());
-        run(loop, pool);
-        assertEquals(2, loop.awaitingReturn(), "their returns wake the loop");
-        int runs = 0;
-        pool.giveBack(pool.conn(0));
-        pool.giveBack(pool.conn(0));
-        while (old.stream().anyMatch(pool.conns::contains) && runs++ < 50) {
-            // HikariCP's adder: one replacement at a time; each lets one more old connection go.
-            pool.refill(1);
-            loop.connectionCreated(pool.nanos);
-            pool.advanceMillis(20);
-            run(loop, pool);
-            assertTrue(usable(pool) >= inUse(pool) + DrainLoop.spare(2) - 1, "never below the load");
+        int creations = simulate(loop, pool, minIdle, load, destination, 3000, open);
+        if (destination == Destination.HEALTHY && !suspended) {
+            assertTrue(old.stream().noneMatch(pool.conns::contains), "drained");
+            assertFalse(loop.stalled());
+            assertEquals(0, loop.replacementFailures());
+            return;
         }
-        assertTrue(old.stream().noneMatch(pool.conns::contains), "drained");
-        assertEquals(3, runs, "each of the last 3 went as a replacement arrived");
+        if (suspended) {
+            assertTrue(pool.closed.isEmpty(), "a suspended pool opens no replacement: nothing goes");
+        } else {
+            assertTrue(loop.stalled(), "stalled, and says so");
+            assertEquals(destination != Destination.NEVER, loop.replacementFailures() > 0);
+        }
+        // 30 s at connection-setup speed would be hundreds; backing off from connectionTimeout (1 s) to a minute,
+        // the pool's own growth towards minimumIdle as raised, and a handful of probes.
+        assertTrue(creations <= size - open + 6, creations + " connections made: no churn at connection-setup speed");
+        // The fault is fixed (the pool resumed): the drain resumes on its own and completes.
+        pool.suspended = false;
+        simulate(loop, pool, minIdle, load, Destination.HEALTHY, 12000, open);
+        assertTrue(old.stream().noneMatch(pool.conns::contains), "drained once the fault is fixed");
+        assertFalse(loop.stalled());
+        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it again");
+    }
+
+    /** @return connections HikariCP made */
+    private static int simulate(DrainLoop loop, FakePool pool, int minIdle, int load, Destination destination,
+            int steps, int plain) {
+        int creations = 0;
+        for (int step = 0; step < steps; step++) {
+            if (!pool.suspended) {
+                for (Conn c : List.copyOf(pool.conns)) {
+                    if (c.slot == Slot.IN_USE) {
+                        pool.giveBack(c);
+                    }
+                }
+                int borrowed = 0;
+                for (Conn c : pool.conns) {
+                    if (borrowed < load && c.slot == Slot.IDLE && !c.reserved) {
+                        pool.borrow(c);
+                        borrowed++;
+                    }
+                }
+                pool.waiting = load - borrowed;
+            }
+            long idle = pool.conns.stream().filter(c -> c.slot == Slot.IDLE).count();
+            int target = Math.max(minIdle, pool.requestedSize);
+            if (!pool.suspended && pool.conns.size() < pool.size && (idle < target || pool.waiting > idle)) {
+                switch (destination) {
+                    case HEALTHY, GOAWAY_AGAIN -> {
+                        pool.refill(1);
+                        creations++;
+                        if (destination == Destination.GOAWAY_AGAIN) {
+                            pool.hear(SignalKind.GOAWAY, pool.conns.size() - 1, pool.conns.size());
+                        }
+                        loop.connectionCreated(pool.nanos);
+                    }
+                    case REFUSING -> pool.creationFailure = new SQLException(
+                            "FATAL: the database system is shutting down", "57P03");
+                    case NEVER -> { }
+                }
+            }
+            run(loop, pool);
+            long usable = pool.conns.stream().filter(c -> !c.closeOnReturn).count();
+            assertTrue(usable >= Math.min(plain, pool.size) - 1, "step " + step + ": " + usable + " usable, plain "
+                    + "HikariCP keeps " + plain);
+            pool.advanceMillis(10);
+        }
+        return creations;
+    }
+
+    @Test
+    void noReplacementEverArrivesOneGoesAndTheDrainStallsAfterConnectionTimeout() {
+        FakePool pool = new FakePool(10);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.hear(SignalKind.GOAWAY, 0, 10);
+        run(loop, pool);
+        assertEquals(1, pool.closed.size(), "one goes first, to prove the new destination");
+        pool.advanceMillis(pool.connectionTimeoutMillis - 1);
+        run(loop, pool);
+        assertFalse(loop.stalled());
+        pool.advanceMillis(1);
+        run(loop, pool);
+        assertTrue(loop.stalled());
+        assertEquals(1, pool.closed.size(), "nothing more");
+        assertTrue(loop.lastReplacementFailure().isEmpty());
+        int asked = pool.requests;
+        pool.advanceMillis(pool.connectionTimeoutMillis);
+        run(loop, pool);
+        assertEquals(asked + 1, pool.requests, "asked again after the backoff");
+    }
+
+    @Test
+    void aFailedReplacementStallsAtOnceAndNamesTheServersAnswer() {
+        FakePool pool = new FakePool(10);
+        DrainLoop loop = loop(pool, bound(3), 0);
+        pool.hear(SignalKind.GOAWAY, 0, 10);
+        run(loop, pool);
+        assertEquals(3, pool.closed.size(), "the bound");
+        pool.creationFailure = new SQLException("sorry, too many clients already", "53300");
+        run(loop, pool);
+        assertTrue(loop.stalled());
+        assertEquals(1, loop.replacementFailures());
+        assertEquals("53300: sorry, too many clients already", loop.lastReplacementFailure().orElseThrow());
+        assertTrue(events.contains("replacement:failed"));
+        pool.refill(1);
+        pool.creationFailure = null;
+        run(loop, pool);
+        assertFalse(loop.stalled(), "resumes with the first replacement made");
+        assertEquals(4, pool.closed.size(), "and one more goes");
+        assertTrue(events.contains("replacement:made"));
     }
 
     @Test
@@ -186,37 +319,6 @@ class DrainLoopTest {
     }
 
     @Test
-    void theLoadOfTheLastSecondIsKeptNotJustWhatIsInUseAtThisInstant() {
-        FakePool pool = new FakePool(10);
-        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
-        pool.conns.subList(0, 6).forEach(pool::borrow);
-        run(loop, pool);
-        pool.conns.subList(0, 6).forEach(pool::giveBack);
-        pool.advanceMillis(100);
-        pool.waiting = 1;
-        pool.hear(SignalKind.GOAWAY, 0, 10);
-        run(loop, pool);
-        assertEquals(2, DrainLoop.spare(6));
-        assertEquals(10 - 6 - 2, pool.closed.size(), "6 used a moment ago (1 waiting now), 2 spare");
-        pool.waiting = 0;
-        pool.advanceMillis(TimeUnit.NANOSECONDS.toMillis(2 * DrainLoop.DEMAND_NANOS));
-        run(loop, pool);
-        assertEquals(10 - DrainLoop.spare(0), pool.closed.size(), "the burst is forgotten after two seconds");
-    }
-
-    @Test
-    void borrowersWaitingAreDemandToo() {
-        FakePool pool = new FakePool(10);
-        DrainLoop loop = loop(pool, EvictorSettings.builder().drainWindow(Duration.ZERO).build(), 0);
-        pool.conns.subList(0, 3).forEach(pool::borrow);
-        pool.waiting = 4;
-        pool.hear(SignalKind.GOAWAY, 0, 10);
-        run(loop, pool);
-        assertEquals(10 - (3 + 4) - 2, pool.closed.size() + pool.markedInUse(),
-                "3 in use and 4 waiting: 7 needed, 2 spare");
-    }
-
-    @Test
     void eachConnectionGoesAtItsOwnDueTimeAndTheLoopRunsThen() {
         FakePool pool = new FakePool(6);
         DrainLoop loop = loop(pool, DEFAULTS, new long[] {30, 10, 70, 50});
@@ -227,6 +329,8 @@ class DrainLoopTest {
             pool.nanos = TimeUnit.SECONDS.toNanos(1000) + TimeUnit.MILLISECONDS.toNanos(due);
             run(loop, pool);
             assertEquals(List.of(10L, 30L, 50L, 70L).indexOf(due) + 1, pool.closed.size(), "at " + due + " ms");
+            pool.refill(1);
+            run(loop, pool);
         }
     }
 
@@ -268,11 +372,11 @@ class DrainLoopTest {
         assertTrue(run(loop, pool) > DrainLoop.CREATION_RECHECK_NANOS, "found: back to the passes");
     }
 
-    @ParameterizedTest(name = "{0} idle, shortfall at the bound: evicted = {1}")
+    @ParameterizedTest(name = "{0} idle, pool suspended: evicted = {1}")
     @CsvSource({"ADMIN_TERMINATED, true", "SERVER_CLOSED, true", "GOAWAY, false", "DISCONNECT_REQUESTED, false"})
-    void deadConnectionsGoAtOnceWhateverTheBound(SignalKind kind, boolean evicted) {
+    void deadConnectionsGoAtOnceEvenFromASuspendedPool(SignalKind kind, boolean evicted) {
         FakePool pool = new FakePool(4);
-        pool.shortfall = 2;
+        pool.suspended = true;
         DrainLoop loop = loop(pool, bound(2), 0);
         Conn c = pool.conn(0);
         pool.hear(kind, 0, 1);
@@ -306,8 +410,12 @@ class DrainLoopTest {
         FakePool pool = new FakePool(3);
         DrainLoop loop = loop(pool, DEFAULTS, 0);
         java.time.Instant signal = pool.clock().instant();
-        pool.hear(SignalKind.GOAWAY, 0, 2);
+        pool.hear(SignalKind.GOAWAY, 0, 1);
         pool.advanceMillis(30);   // the wire layer saw the signal 30 ms before the loop's pass
+        run(loop, pool);
+        assertTrue(loop.draining(), "until the pool is whole again");
+        pool.refill(1);
+        pool.advanceMillis(5);
         run(loop, pool);
         DrainEpisode drain = loop.lastDrain().orElseThrow();
         assertEquals(signal, drain.startedAt(), "from the server's first signal, not from the pass that found it");
@@ -395,38 +503,27 @@ class DrainLoopTest {
         assertEquals(1, first.connections());
         pool.hear(SignalKind.GOAWAY, 1, 2);
         run(loop, pool);
+        pool.refill(1);
+        run(loop, pool);
         DrainEpisode second = loop.lastDrain().orElseThrow();
         assertTrue(second != first && second.startedAt().isAfter(first.endedAt().minusNanos(1)), "a new drain");
         assertEquals(1, second.connections(), "not merged into the first");
-        assertEquals(List.of("episode", "signal:goaway", "episode", "signal:goaway", "evicted:idle"), events);
+        assertEquals(List.of("episode", "signal:goaway", "episode", "signal:goaway", "evicted:idle",
+                "replacement:made"), events);
     }
 
     @Test
-    void publicApiSoftEvictsAgainForEveryConnectionAskedToLeaveThatTheLastOneDidNotCover() {
+    void thePublicApiFallbackLeavesThePoolWholeAndReportsTheDrainStalled() {
         FakePool pool = new FakePool(3);
         pool.publicApi = true;
         DrainLoop loop = loop(pool, DEFAULTS, 0);
-        Conn held = pool.conn(0);
-        pool.borrow(held);
+        pool.borrow(pool.conn(0));
         pool.hear(SignalKind.GOAWAY, 0, 3);
         run(loop, pool);
-        assertEquals(1, pool.softEvicts);
-        pool.refill(2);
-        run(loop, pool);
-        assertEquals(1, pool.softEvicts, "the replacements are not evicted again");
-        // A replacement is asked to leave while the old connection is still in use: before, it was never evicted.
-        Conn replacement = pool.conns.get(1);
-        replacement.heard = new PoolView.Heard(SignalKind.GOAWAY, pool.clock().instant(), null, null);
-        run(loop, pool);
-        assertEquals(2, pool.softEvicts);
-        assertFalse(pool.conns.contains(replacement));
-        pool.giveBack(held);
-        run(loop, pool);
-        assertFalse(loop.draining(), "the episode ends");
-        pool.refill(3);
-        pool.hear(SignalKind.GOAWAY, 0, 1);
-        run(loop, pool);
-        assertEquals(3, pool.softEvicts, "a later drain is not ignored");
+        assertEquals(3, pool.conns.size(), "softEvictConnections would empty the pool: nothing is evicted");
+        assertTrue(pool.conns.stream().noneMatch(c -> c.closeOnReturn));
+        assertTrue(loop.stalled());
+        assertTrue(loop.draining());
     }
 
     @Test

@@ -83,7 +83,12 @@ class FakePool implements PoolView {
     boolean shutDown;
     boolean started = true;
     boolean publicApi;
-    int softEvicts;
+    boolean suspended;
+    Throwable creationFailure;
+    long connectionTimeoutMillis = 1000;
+    /** The size the loop asked HikariCP to refill to, while it asks; -1 otherwise. */
+    int requestedSize = -1;
+    int requests;
     long nanos = TimeUnit.SECONDS.toNanos(1000);
     private int nextPid = 100;
 
@@ -214,10 +219,6 @@ class FakePool implements PoolView {
         evict(c, "aborted");
     }
 
-    @Override
-    public int shortfall() {
-        return shortfall;
-    }
 
     @Override
     public int waiting() {
@@ -245,13 +246,33 @@ class FakePool implements PoolView {
     }
 
     @Override
-    public void softEvictAll() {
-        softEvicts++;
-        for (Conn c : List.copyOf(conns)) {
-            c.closeOnReturn = true;
-            if (c.slot == Slot.IDLE) {
-                remove(c);
-            }
-        }
+    public void requestReplacements(int size) {
+        requestedSize = size;
+        requests++;
+    }
+
+    @Override
+    public void endReplacements() {
+        requestedSize = -1;
+    }
+
+    @Override
+    public int totalConnections() {
+        return conns.size();
+    }
+
+    @Override
+    public Throwable lastCreationFailure() {
+        return creationFailure;
+    }
+
+    @Override
+    public boolean suspended() {
+        return suspended;
+    }
+
+    @Override
+    public long connectionTimeoutMillis() {
+        return connectionTimeoutMillis;
     }
 }

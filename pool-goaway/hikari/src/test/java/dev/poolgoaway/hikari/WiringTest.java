@@ -124,6 +124,23 @@ class WiringTest {
     }
 
     @Test
+    void aConfigurationWhoseMetricsTrackerFactoryIsSetAfterInstallIsReportedAtThePoolsFirstConnection() {
+        // Was: install(config), config.setMetricsTrackerFactory(...), new HikariDataSource(config): not drained,
+        // and not one line, since the evictor was installed into the configuration, not the running pool.
+        HikariConfig config = config("late-tracker", 2);
+        GoAwayEvictor evictor = PoolGoAway.install(config);
+        config.setMetricsTrackerFactory(new MicrometerMetricsTrackerFactory(new SimpleMeterRegistry()));
+        start(config);
+        // Within seconds of the first connection (HikariCP attaches the evictor right after making it, or never).
+        await().atMost(Duration.ofSeconds(5)).until(() -> evictor.problem().isPresent());
+        String problem = evictor.problem().orElseThrow();
+        assertTrue(problem.startsWith("late-tracker - "), problem);
+        assertTrue(problem.contains("metricsTrackerFactory was replaced after PoolGoAway.install"), problem);
+        assertTrue(problem.contains("Fix: set the metricsTrackerFactory before PoolGoAway.install"), problem);
+        assertFalse(evictor.running());
+    }
+
+    @Test
     void aMetricsTrackerFactorySetAfterInstallIsChainedBehindTheHookAgainAndThePoolDrains() throws Exception {
         // What Spring's installer does once every bean is initialized (a @PostConstruct set the factory).
         HikariDataSource ds = lazyPool("rehooked", 3);
@@ -245,39 +262,6 @@ class WiringTest {
 
     private static List<Meter> poolGoAwayMeters(SimpleMeterRegistry meters) {
         return meters.getMeters().stream().filter(m -> m.getId().getName().startsWith("poolgoaway.")).toList();
-    }
-
-    @Test
-    void theFallbackEvictsAReplacementAskedToLeaveWhileAnOldConnectionIsStillInUse() throws Exception {
-        // Was: soft-evicted once per episode; the replacement stayed, the episode never ended, later GoAways ignored.
-        System.setProperty(PoolGoAway.INTERNALS_PROPERTY, "false");
-        GoAwayEvictor evictor;
-        HikariDataSource ds;
-        try {
-            HikariConfig config = config("fallback", 3);
-            evictor = PoolGoAway.install(config);
-            ds = start(config);
-        } finally {
-            System.clearProperty(PoolGoAway.INTERNALS_PROPERTY);
-        }
-        assertTrue(evictor.publicApiFallback());
-        proxy.retarget(green);
-        try (Connection old = ds.getConnection()) {
-            proxy.goAway(c -> c.upstream() != null && c.upstream().getPort() == blue.port());
-            assertEquals(blue.port(), serverPort(old));
-            await().atMost(WAIT).until(() -> openPidsOn(proxy, green).size() == 2);
-            Set<Integer> replacements = openPidsOn(proxy, green);
-            proxy.goAway(c -> c.upstream() != null && c.upstream().getPort() == green.port());
-            try (Connection replacement = ds.getConnection()) {
-                assertEquals(green.port(), serverPort(replacement), "reads its GoAway");
-            }
-            await().atMost(WAIT).until(() -> !openPidsOn(proxy, green).containsAll(replacements));
-            assertEquals(blue.port(), serverPort(old), "the old one is still in use meanwhile");
-        }
-        // HikariCP 7 closes the returned old connection at once, 5.1 when it next finds it idle: borrow them all.
-        PoolFixture.borrowAllFrom(ds, 3, green);
-        await().atMost(WAIT).until(() -> openPidsOn(proxy, blue).isEmpty() && !evictor.draining());
-        assertTrue(evictor.lastDrain().isPresent(), "the episode ended");
     }
 
     @Test

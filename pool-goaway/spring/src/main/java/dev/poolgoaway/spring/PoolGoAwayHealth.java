@@ -32,6 +32,10 @@ final class PoolGoAwayHealth {
         pool.put("dnsLeave", evictor.settings().dnsLeave());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
+        // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.
+        pool.put("stalled", evictor.stalled());
+        pool.put("replacementFailures", evictor.replacementFailures());
+        evictor.lastReplacementFailure().ifPresent(failure -> pool.put("lastReplacementFailure", failure));
         // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.
         evictor.problem().ifPresent(problem -> pool.put("problem", problem));
         evictor.lastDrain().ifPresent(drain -> pool.put("lastDrain", details(drain)));

@@ -291,7 +291,9 @@ class PoolGoAwayAutoConfigurationTest {
             assertThat(health.details()).containsOnlyKeys("dataSource");
             assertThat(health.pool("dataSource")).containsEntry("pool", "app-pool").containsEntry("running", true)
                     .containsEntry("draining", false).containsEntry("flaggedConnections", 0)
-                    .containsEntry("publicApiFallback", false).doesNotContainKey("lastDrain")
+                    .containsEntry("publicApiFallback", false).containsEntry("stalled", false)
+                    .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")
+                    .doesNotContainKey("lastDrain")
                     // The DNS leave-signal is on by default.
                     .containsEntry("dnsLeave", true);
         });

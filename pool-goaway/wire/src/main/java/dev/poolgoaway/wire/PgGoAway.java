@@ -82,6 +82,8 @@ public final class PgGoAway {
     private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
     /** Who hears of a group's refused startups (see {@link #onStartupRefused}). */
     private static final Map<String, Consumer<ConnectionSignals>> REFUSALS = new ConcurrentHashMap<>();
+    /** What to run at a group's first connection ({@link #onFirstConnection}). */
+    private static final Map<String, Runnable> FIRST_CONNECTION = new ConcurrentHashMap<>();
 
     private static final String SOCKET_FACTORY = PGProperty.SOCKET_FACTORY.getName();
     private static final String SSL_FACTORY = PGProperty.SSL_FACTORY.getName();
@@ -235,8 +237,24 @@ public final class PgGoAway {
         }
     }
 
+    /**
+     * Runs {@code action} once, on the connecting thread, when the group's first connection is made (its first
+     * ReadyForQuery): how a pool integration learns that a pool it was installed into connects, whatever started
+     * it. It must be quick.
+     *
+     * @param group  a {@link #GROUP} value
+     * @param action what to run
+     */
+    public static void onFirstConnection(String group, Runnable action) {
+        FIRST_CONNECTION.put(group, action);
+    }
+
     static void joinGroup(String group, ConnectionSignals signals) {
         GROUPS.computeIfAbsent(group, g -> ConcurrentHashMap.newKeySet()).add(signals);
+        Runnable first = FIRST_CONNECTION.remove(group);
+        if (first != null) {
+            first.run();
+        }
     }
 
     static void leaveGroup(String group, ConnectionSignals signals) {
