@@ -81,6 +81,8 @@ final class DrainLoop {
     private final String poolName;
     private final Clock clock;
     private final RandomGenerator random;
+    /** Who says which connections are to leave: the wire layer's signals first, then the deployment's. */
+    private final List<LeaveSource> sources;
     private volatile EvictorEvents events = EvictorEvents.NONE;
 
     private final Map<Object, Tracked> tracked = new IdentityHashMap<>();
@@ -124,6 +126,13 @@ final class DrainLoop {
 
     DrainLoop(PoolView pool, EvictorSettings settings, String poolName, Clock clock, RandomGenerator random,
             Runnable wake) {
+        this(pool, settings, poolName, clock, random, wake, List.of(LeaveSource.wire(settings.signals())));
+    }
+
+    /** @param sources the sources of leave signals, in order: an earlier one's answer wins */
+    DrainLoop(PoolView pool, EvictorSettings settings, String poolName, Clock clock, RandomGenerator random,
+            Runnable wake, List<LeaveSource> sources) {
+        this.sources = List.copyOf(sources);
         this.pool = pool;
         this.wake = wake;
         this.settings = settings;
@@ -209,10 +218,14 @@ final class DrainLoop {
             }
             return START_CHECK_NANOS;
         }
+        long sourcesNext = Long.MAX_VALUE;
+        for (LeaveSource source : sources) {
+            sourcesNext = Math.min(sourcesNext, source.refresh(now));
+        }
         List<Tracked> present = track();
         long next = pool.canReserve() ? decide(present, now) : decidePublic(present, now);
         endEpisodeIfDrained();
-        return next;
+        return Math.min(next, Math.max(0, sourcesNext));
     }
 
     /** Registers new entries and forgets (and counts) those that left the pool since the last call. */
@@ -593,14 +606,27 @@ final class DrainLoop {
         }
     }
 
-    /** Notes what the server said, if anything new: an end of the connection outranks a request to leave. */
+    /**
+     * Notes what the sources say, if anything new: an end of the connection outranks a request to leave, and the
+     * first source to ask wins.
+     */
     private void read(Tracked t, long now) {
         if (t.kind != null && t.kind.ended()) {
             return;
         }
-        Optional<PoolView.Heard> heard = t.signals.heard(settings.signals());
-        if (heard.isPresent() && (t.kind == null || heard.get().kind().ended())) {
-            record(t, heard.get(), now);
+        for (LeaveSource source : sources) {
+            Optional<PoolView.Heard> heard = source.heard(t.signals);
+            if (heard.isPresent() && (t.kind == null || heard.get().kind().ended())) {
+                record(t, heard.get(), now);
+                return;
+            }
+        }
+    }
+
+    /** The evictor stopped: the sources let go of what they registered. */
+    void close() {
+        for (LeaveSource source : sources) {
+            source.close();
         }
     }
 

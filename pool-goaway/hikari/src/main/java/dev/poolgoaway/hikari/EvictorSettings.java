@@ -23,6 +23,12 @@ public final class EvictorSettings {
      * in {@code docs/runbook.md}.
      */
     public static final Duration DEFAULT_DRAIN_WINDOW = Duration.ofMillis(100);
+    /**
+     * Default {@link Builder#dnsLeaveInterval}: how often the hosts of the pool's connections are looked up. The
+     * JVM's DNS cache answers most lookups ({@code networkaddress.cache.ttl}, 30 s by default): detection takes
+     * about that TTL, plus this interval, plus the window.
+     */
+    public static final Duration DEFAULT_DNS_LEAVE_INTERVAL = Duration.ofSeconds(1);
 
     private final Duration tick;
     private final Duration drainWindow;
@@ -31,8 +37,14 @@ public final class EvictorSettings {
     private final boolean abortStragglers;
     private final boolean enabled;
     private final Set<LeaveSignal> signals;
+    private final boolean dnsLeave;
+    private final Duration dnsLeaveInterval;
+    private final Duration dnsLeaveWindow;
 
     private EvictorSettings(Builder b) {
+        this.dnsLeave = b.dnsLeave;
+        this.dnsLeaveInterval = b.dnsLeaveInterval;
+        this.dnsLeaveWindow = b.dnsLeaveWindow;
         this.signals = Collections.unmodifiableSet(EnumSet.copyOf(b.signals));
         this.tick = b.tick;
         this.drainWindow = b.drainWindow;
@@ -86,6 +98,27 @@ public final class EvictorSettings {
         return signals;
     }
 
+    /**
+     * @return whether a connection whose host name no longer resolves to its address is asked to leave (on by
+     *         default; hosts that are IP literals and unix sockets are never looked up)
+     */
+    public boolean dnsLeave() {
+        return dnsLeave;
+    }
+
+    /** @return how often the hosts of the pool's connections are looked up (through the JVM's DNS cache) */
+    public Duration dnsLeaveInterval() {
+        return dnsLeaveInterval;
+    }
+
+    /**
+     * @return how long an address must be absent from every lookup before its connections are asked to leave, if
+     *         set; empty by default: twice the JVM's DNS cache time
+     */
+    public Optional<Duration> dnsLeaveWindow() {
+        return Optional.ofNullable(dnsLeaveWindow);
+    }
+
     /** @return false to install nothing at all */
     public boolean enabled() {
         return enabled;
@@ -96,21 +129,23 @@ public final class EvictorSettings {
         return o instanceof EvictorSettings s && tick.equals(s.tick) && drainWindow.equals(s.drainWindow)
                 && maxReplacementsInFlight == s.maxReplacementsInFlight
                 && Objects.equals(stragglerDeadline, s.stragglerDeadline) && abortStragglers == s.abortStragglers
-                && enabled == s.enabled && signals.equals(s.signals);
+                && enabled == s.enabled && signals.equals(s.signals) && dnsLeave == s.dnsLeave
+                && dnsLeaveInterval.equals(s.dnsLeaveInterval) && Objects.equals(dnsLeaveWindow, s.dnsLeaveWindow);
     }
 
     @Override
     public int hashCode() {
         return Objects.hash(tick, drainWindow, maxReplacementsInFlight, stragglerDeadline, abortStragglers, enabled,
-                signals);
+                signals, dnsLeave, dnsLeaveInterval, dnsLeaveWindow);
     }
 
     @Override
     public String toString() {
         return "EvictorSettings{tick=" + tick + ", drainWindow=" + drainWindow + ", maxReplacementsInFlight="
                 + (maxReplacementsInFlight > 0 ? maxReplacementsInFlight : "auto") + ", stragglerDeadline="
-                + stragglerDeadline + ", abortStragglers=" + abortStragglers + ", signals=" + signals + ", enabled="
-                + enabled + '}';
+                + stragglerDeadline + ", abortStragglers=" + abortStragglers + ", signals=" + signals + ", dnsLeave="
+                + dnsLeave + (dnsLeave ? ", dnsLeaveInterval=" + dnsLeaveInterval + ", dnsLeaveWindow="
+                        + (dnsLeaveWindow != null ? dnsLeaveWindow : "auto") : "") + ", enabled=" + enabled + '}';
     }
 
     /** Builds {@link EvictorSettings}; every setter checks its argument. */
@@ -122,8 +157,45 @@ public final class EvictorSettings {
         private boolean abortStragglers;
         private boolean enabled = true;
         private Set<LeaveSignal> signals = EnumSet.allOf(LeaveSignal.class);
+        private boolean dnsLeave = true;
+        private Duration dnsLeaveInterval = DEFAULT_DNS_LEAVE_INTERVAL;
+        private Duration dnsLeaveWindow;
 
         private Builder() {
+        }
+
+        /**
+         * @param on whether a connection whose host name no longer resolves to its address (a DNS name re-pointed
+         *           at a switchover) is asked to leave, like a GoAway (default on)
+         * @return this
+         */
+        public Builder dnsLeave(boolean on) {
+            this.dnsLeave = on;
+            return this;
+        }
+
+        /**
+         * @param interval how often the hosts of the pool's connections are looked up, through the JVM's DNS
+         *                 cache; 100 ms to 10 minutes (default 1 s)
+         * @return this
+         */
+        public Builder dnsLeaveInterval(Duration interval) {
+            this.dnsLeaveInterval = within("dnsLeaveInterval", interval, Duration.ofMillis(100),
+                    Duration.ofMinutes(10));
+            return this;
+        }
+
+        /**
+         * @param window an address must be absent from every lookup over this long (and from two lookups at least a
+         *               second apart) before its connections are asked to leave, so that a name answering with
+         *               changing subsets of its addresses does not churn the pool; 1 s to 1 hour, or null for the
+         *               default: twice the JVM's DNS cache time ({@code networkaddress.cache.ttl})
+         * @return this
+         */
+        public Builder dnsLeaveWindow(Duration window) {
+            this.dnsLeaveWindow = window == null ? null
+                    : within("dnsLeaveWindow", window, Duration.ofSeconds(1), Duration.ofHours(1));
+            return this;
         }
 
         /**

@@ -21,6 +21,8 @@ import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 import com.zaxxer.hikari.metrics.MetricsTrackerFactory;
 
+import dev.poolgoaway.wire.PgGoAway;
+
 /**
  * Drains one HikariCP pool of the connections the server asked to leave.
  *
@@ -99,7 +101,8 @@ public final class GoAwayEvictor implements AutoCloseable {
                     "call PoolGoAway.install on a configuration of its own for each pool");
             return false;
         }
-        DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current(), this::wake);
+        DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current(), this::wake,
+                sources(name, config));
         l.events(events);
         this.poolName = name;
         this.publicApi = !view.canReserve();
@@ -114,6 +117,25 @@ public final class GoAwayEvictor implements AutoCloseable {
         log.debug("{} - pool-goaway evictor attached ({}, HikariCP {})", name, settings,
                 HikariAccess.hikariVersion());
         return true;
+    }
+
+    /**
+     * What the server says on each connection, then what the deployment says: the DNS name moved (unless turned
+     * off), the server refused a new connection of the pool as shutting down (a {@code jdbcUrl} pool: the wire
+     * layer knows its group).
+     */
+    private List<LeaveSource> sources(String name, HikariConfig config) {
+        List<LeaveSource> sources = new ArrayList<>();
+        sources.add(LeaveSource.wire(settings.signals()));
+        if (settings.dnsLeave()) {
+            sources.add(new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
+                    settings.dnsLeaveWindow().orElse(null), Clock.systemUTC()));
+        }
+        String group = config == null ? null : config.getDataSourceProperties().getProperty(PgGoAway.GROUP);
+        if (group != null) {
+            sources.add(new ShutdownRefusals(name, group, this::wake));
+        }
+        return sources;
     }
 
     /**
@@ -220,6 +242,7 @@ public final class GoAwayEvictor implements AutoCloseable {
             stopped = true;
             // A run under way finishes on its own; what it reports from now on goes nowhere.
             loop.events(EvictorEvents.NONE);
+            loop.close();
             try {
                 events.stopped();
             } catch (RuntimeException e) {

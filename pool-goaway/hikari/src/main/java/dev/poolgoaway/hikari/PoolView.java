@@ -1,6 +1,7 @@
 package dev.poolgoaway.hikari;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.time.Instant;
 import java.util.List;
 import java.util.Optional;
@@ -122,6 +123,14 @@ interface PoolView {
         int backendPid();
 
         /**
+         * @return the IP address the connection is connected to; empty for a unix socket or one through a SOCKS
+         *         proxy, which no DNS watch can judge
+         */
+        default Optional<InetAddress> peerAddress() {
+            return Optional.empty();
+        }
+
+        /**
          * Has {@code onChange} run as soon as the server asks the connection to leave or ends it, or its socket
          * closes, on whatever thread saw it; it must be quick.
          */
@@ -164,6 +173,11 @@ interface PoolView {
                 @Override
                 public int backendPid() {
                     return s.backendPid().orElse(0);
+                }
+
+                @Override
+                public Optional<InetAddress> peerAddress() {
+                    return s.peerAddress();
                 }
 
                 @Override

@@ -1,6 +1,7 @@
 package dev.poolgoaway.hikari;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.time.Clock;
 import java.time.Instant;
 import java.time.ZoneId;
@@ -32,6 +33,8 @@ class FakePool implements PoolView {
         boolean aborted;
         String evictedFor;
         Runnable listener;
+        String server = "blue:5432";
+        InetAddress peer;
 
         Conn(int pid) {
             this.pid = pid;
@@ -53,7 +56,12 @@ class FakePool implements PoolView {
 
         @Override
         public String server() {
-            return "blue:5432";
+            return server;
+        }
+
+        @Override
+        public Optional<InetAddress> peerAddress() {
+            return Optional.ofNullable(peer);
         }
 
         @Override

@@ -28,6 +28,8 @@ final class PoolGoAwayHealth {
         pool.put("pool", evictor.poolName());
         pool.put("running", evictor.running());
         pool.put("draining", evictor.draining());
+        // Which leave signals besides the server's own this pool listens for.
+        pool.put("dnsLeave", evictor.settings().dnsLeave());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
         // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.

@@ -64,6 +64,26 @@ public class PoolGoAwayProperties {
      */
     private Set<LeaveSignal> signals = EnumSet.allOf(LeaveSignal.class);
 
+    /**
+     * Whether a connection whose host name no longer resolves to its address (the DNS name re-pointed at a
+     * switchover) is asked to leave, like a GoAway. Hosts that are IP literals and unix sockets are never looked
+     * up.
+     */
+    private boolean dnsLeave = true;
+
+    /**
+     * How often the hosts of the pool's connections are looked up, through the JVM's DNS cache
+     * (networkaddress.cache.ttl bounds how soon a move is seen). 100ms to 10m.
+     */
+    private Duration dnsLeaveInterval = Duration.ofSeconds(1);
+
+    /**
+     * How long an address must be absent from every lookup before its connections are asked to leave, so that a
+     * name answering with changing subsets of its addresses does not churn the pool. Unset: twice the JVM's DNS
+     * cache time. 1s to 1h.
+     */
+    private Duration dnsLeaveWindow;
+
     public boolean isEnabled() {
         return enabled;
     }
@@ -112,6 +132,30 @@ public class PoolGoAwayProperties {
         this.abortStragglers = abortStragglers;
     }
 
+    public boolean isDnsLeave() {
+        return dnsLeave;
+    }
+
+    public void setDnsLeave(boolean dnsLeave) {
+        this.dnsLeave = dnsLeave;
+    }
+
+    public Duration getDnsLeaveInterval() {
+        return dnsLeaveInterval;
+    }
+
+    public void setDnsLeaveInterval(Duration dnsLeaveInterval) {
+        this.dnsLeaveInterval = dnsLeaveInterval;
+    }
+
+    public Duration getDnsLeaveWindow() {
+        return dnsLeaveWindow;
+    }
+
+    public void setDnsLeaveWindow(Duration dnsLeaveWindow) {
+        this.dnsLeaveWindow = dnsLeaveWindow;
+    }
+
     public Set<LeaveSignal> getSignals() {
         return signals;
     }
@@ -134,6 +178,9 @@ public class PoolGoAwayProperties {
         check("straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
         check("signals", signals, builder::signals);
         check("abort-stragglers", abortStragglers, builder::abortStragglers);
+        check("dns-leave", dnsLeave, builder::dnsLeave);
+        check("dns-leave-interval", dnsLeaveInterval, builder::dnsLeaveInterval);
+        check("dns-leave-window", dnsLeaveWindow, builder::dnsLeaveWindow);
         try {
             return builder.build();
         } catch (IllegalStateException e) {

@@ -179,8 +179,9 @@ class PoolGoAwayAutoConfigurationTest {
             EvictorSettings expected = EvictorSettings.builder().tick(Duration.ofMillis(100))
                     .drainWindow(Duration.ofSeconds(2)).maxReplacementsInFlight(4)
                     .stragglerDeadline(Duration.ofSeconds(30)).abortStragglers(true)
-                    .signals(EnumSet.of(LeaveSignal.GOAWAY)).build();
-            assertThat(context.getBean(EvictorSettings.class)).hasToString(expected.toString());
+                    .signals(EnumSet.of(LeaveSignal.GOAWAY)).dnsLeave(false).dnsLeaveInterval(Duration.ofSeconds(5))
+                    .dnsLeaveWindow(Duration.ofSeconds(20)).build();
+            assertThat(context.getBean(EvictorSettings.class)).isEqualTo(expected);
             assertThat(context.getBean(PoolGoAwayInstaller.class).evictors().get("dataSource").settings())
                     .isSameAs(context.getBean(EvictorSettings.class));
         });
@@ -273,6 +274,9 @@ class PoolGoAwayAutoConfigurationTest {
         runner.withPropertyValues("poolgoaway.signals=").run(context -> assertThat(context).getFailure()
                 .rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
                 .hasMessageContaining("poolgoaway.signals"));
+        runner.withPropertyValues("poolgoaway.dns-leave-interval=1ms").run(context -> assertThat(context)
+                .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.dns-leave-interval"));
         runner.withPropertyValues("poolgoaway.max-replacements-in-flight=-2").run(context -> assertThat(context)
                 .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
                 .hasMessageContaining("poolgoaway.max-replacements-in-flight"));
@@ -289,7 +293,9 @@ class PoolGoAwayAutoConfigurationTest {
                     .containsEntry("draining", false).containsEntry("flaggedConnections", 0)
                     .containsEntry("publicApiFallback", false).containsEntry("stalled", false)
                     .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")
-                    .doesNotContainKey("lastDrain");
+                    .doesNotContainKey("lastDrain")
+                    // The DNS leave-signal is on by default.
+                    .containsEntry("dnsLeave", true);
         });
     }
 

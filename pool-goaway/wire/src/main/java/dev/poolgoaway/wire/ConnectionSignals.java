@@ -1,6 +1,7 @@
 package dev.poolgoaway.wire;
 
 import java.io.IOException;
+import java.net.InetAddress;
 import java.time.Clock;
 import java.time.Instant;
 import java.util.Optional;
@@ -46,6 +47,12 @@ public final class ConnectionSignals {
     private volatile Poller poller;
     private volatile boolean blind;
     private volatile String server = "";
+    /** The address the socket is connected to, when it is an IP socket the layer saw connected. */
+    private volatile InetAddress peerAddress;
+    /** The session reached its first ReadyForQuery: an error after it is not a refused startup. */
+    private volatile boolean sessionReady;
+    /** Runs once, if the server ends the connection during its startup (a pool's evictor hears of it). */
+    private volatile Runnable onRefused;
     /** Runs once, when the session is ready (joins a pool's group, for one). */
     private volatile Runnable onReady;
     /** The 4-byte cancel key pgjdbc was given in place of the server's long one, if it was (see CancelKeys). */
@@ -101,6 +108,15 @@ public final class ConnectionSignals {
     /** @return the server this connection talks to, as {@code host:port} the way pgjdbc named it */
     public String server() {
         return server;
+    }
+
+    /**
+     * @return the IP address the connection's socket is connected to (what {@link #server()}'s host resolved to
+     *         when pgjdbc connected); empty for a socket that is not an IP socket (a unix socket) or not connected
+     *         by its own address (a SOCKS proxy resolves the name itself)
+     */
+    public Optional<InetAddress> peerAddress() {
+        return Optional.ofNullable(peerAddress);
     }
 
     /** @return the backend process id from BackendKeyData, once startup got that far */
@@ -203,6 +219,12 @@ public final class ConnectionSignals {
             termination = new Termination(Termination.Kind.SERVER_ERROR, severity, sqlState, kept(message),
                     kept(detail), clock.instant());
             changed();
+            Runnable refused = onRefused;
+            if (!sessionReady && refused != null) {
+                // The server refused a new connection (57P03 "shutting down", 53300 "too many clients", ...):
+                // what it says about its other connections is for the pool to judge.
+                refused.run();
+            }
         }
     }
 
@@ -228,6 +250,7 @@ public final class ConnectionSignals {
 
     /** The session's first ReadyForQuery: the connection is one pgjdbc can use. */
     void ready() {
+        sessionReady = true;
         Runnable r = onReady;
         if (r != null) {
             r.run();
@@ -236,6 +259,10 @@ public final class ConnectionSignals {
 
     void onReady(Runnable r) {
         onReady = r;
+    }
+
+    void onRefused(Runnable r) {
+        onRefused = r;
     }
 
     void cancelStandIn(int key) {
@@ -258,6 +285,13 @@ public final class ConnectionSignals {
 
     void server(String hostAndPort) {
         server = hostAndPort;
+    }
+
+    /** The first address recorded stays: a replayed startup reconnects to the same one. */
+    void peerAddress(InetAddress address) {
+        if (peerAddress == null && address != null) {
+            peerAddress = address;
+        }
     }
 
     void blind() {

@@ -34,6 +34,7 @@ record FilteredStreams(BackendInputStream in, FrontendOutputStream out) {
         FrontendOutputStream out = new FrontendOutputStream(socket.getOutputStream(), filter, upgrade, peer, request);
         signals.poller(in);
         signals.server(peer);
+        signals.peerAddress(socket.getInetAddress());
         return new FilteredStreams(in, out);
     }
 }

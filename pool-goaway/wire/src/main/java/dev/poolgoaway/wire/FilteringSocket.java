@@ -43,6 +43,7 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
         if (group != null) {
             // Only sessions join: not cancel requests, not startups that fail, which would look like connections.
             signals.onReady(() -> PgGoAway.joinGroup(group, signals));
+            signals.onRefused(() -> PgGoAway.startupRefused(group, signals));
         }
     }
 

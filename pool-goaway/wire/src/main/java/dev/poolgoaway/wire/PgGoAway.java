@@ -13,6 +13,7 @@ import java.util.Optional;
 import java.util.Properties;
 import java.util.Set;
 import java.util.concurrent.ConcurrentHashMap;
+import java.util.function.Consumer;
 
 import org.postgresql.PGConnection;
 import org.postgresql.PGProperty;
@@ -79,6 +80,8 @@ public final class PgGoAway {
 
     /** Open connections by {@link #GROUP}; a connection leaves its group when its socket closes. */
     private static final Map<String, Set<ConnectionSignals>> GROUPS = new ConcurrentHashMap<>();
+    /** Who hears of a group's refused startups (see {@link #onStartupRefused}). */
+    private static final Map<String, Consumer<ConnectionSignals>> REFUSALS = new ConcurrentHashMap<>();
     /** What to run at a group's first connection ({@link #onFirstConnection}). */
     private static final Map<String, Runnable> FIRST_CONNECTION = new ConcurrentHashMap<>();
 
@@ -205,6 +208,33 @@ public final class PgGoAway {
     public static List<ConnectionSignals> group(String group) {
         Set<ConnectionSignals> members = GROUPS.get(group);
         return members == null ? List.of() : List.copyOf(members);
+    }
+
+    /**
+     * Has {@code listener} told, on the connecting thread, of every new connection of the group that the server
+     * ended during its startup (a FATAL error before the session was ready: {@link ConnectionSignals#termination()}
+     * says which), with the address that refused it ({@link ConnectionSignals#peerAddress()}). A server in smart
+     * shutdown refuses new connections with 57P03 while its open ones go on: a pool hears of it this way. One
+     * listener per group; it must be quick.
+     *
+     * @param group    a {@link #GROUP} value
+     * @param listener the listener
+     * @return closing it removes the listener
+     */
+    public static AutoCloseable onStartupRefused(String group, Consumer<ConnectionSignals> listener) {
+        REFUSALS.put(group, listener);
+        return () -> REFUSALS.remove(group, listener);
+    }
+
+    static void startupRefused(String group, ConnectionSignals signals) {
+        Consumer<ConnectionSignals> l = REFUSALS.get(group);
+        if (l != null) {
+            try {
+                l.accept(signals);
+            } catch (RuntimeException e) {
+                // Never in pgjdbc's way: the refusal reaches pgjdbc as it would have anyway.
+            }
+        }
     }
 
     /**
