@@ -523,9 +523,9 @@ final class DrainLoop {
         for (Tracked t : present) {
             flagged += t.flagged() ? 1 : 0;
         }
-        log.warn("{} - drain {}stalled for {} ms: {} connection{} asked to leave kept open, {} replacement{} owed, "
+        log.warn("{} - drain {}stalled{}: {} connection{} asked to leave kept open, {} replacement{} owed, "
                 + "{} replacement{} failed{}; {}", poolName, still,
-                TimeUnit.NANOSECONDS.toMillis(now - stalledSince), flagged, flagged == 1 ? "" : "s", unmatched,
+                still.isEmpty() ? "" : " for " + TimeUnit.NANOSECONDS.toMillis(now - stalledSince) + " ms", flagged, flagged == 1 ? "" : "s", unmatched,
                 unmatched == 1 ? "" : "s", replacementFailures, replacementFailures == 1 ? "" : "s",
                 lastReplacementFailure == null ? " (none came within connectionTimeout)"
                         : " (last: " + lastReplacementFailure + ")",
