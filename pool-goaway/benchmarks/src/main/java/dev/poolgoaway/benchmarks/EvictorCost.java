@@ -63,8 +63,8 @@ public final class EvictorCost {
     }
 
     /** One measured window. {@code tick} is null for the pool without pool-goaway. */
-    private record Row(int size, String load, Duration tick, long evictorNanos, long hikariNanos, long processNanos,
-            long queries, Duration window) {
+    private record Row(int size, String load, Duration tick, boolean dns, long evictorNanos, long hikariNanos,
+            long processNanos, long queries, Duration window) {
     }
 
     /**
@@ -100,7 +100,9 @@ public final class EvictorCost {
             for (int size : sizes) {
                 rows.addAll(bench.measure("bench", size, null, window));
                 for (int tick : ticks) {
+                    // The default (the DNS leave-signal on: the server is named localhost) beside it turned off.
                     rows.addAll(bench.measure("bench", size, Duration.ofMillis(tick), window));
+                    rows.addAll(bench.measure("bench-nodns", size, Duration.ofMillis(tick), window));
                 }
             }
         }
@@ -123,8 +125,9 @@ public final class EvictorCost {
         config.setPassword(pg.password());
         config.setMaximumPoolSize(size);
         config.setMinimumIdle(size);
+        boolean dns = !label.endsWith("-nodns");
         GoAwayEvictor evictor = tick == null ? null
-                : PoolGoAway.install(config, EvictorSettings.builder().tick(tick).build());
+                : PoolGoAway.install(config, EvictorSettings.builder().tick(tick).dnsLeave(dns).build());
         try (HikariDataSource ds = new HikariDataSource(config)) {
             waitForFullPool(ds, size);
             if (evictor != null && !evictor.running()) {
@@ -132,13 +135,13 @@ public final class EvictorCost {
             }
             Thread.sleep(SETTLE.toMillis());
             List<Row> rows = new ArrayList<>();
-            rows.add(window(size, "idle", tick, name, window, 0, () -> 0L));
+            rows.add(window(size, "idle", tick, dns, name, window, 0, () -> 0L));
             AtomicLong queries = new AtomicLong();
             ScheduledExecutorService load = Executors.newSingleThreadScheduledExecutor(r -> new Thread(r,
                     LOAD_THREAD));
             try {
                 load.scheduleAtFixedRate(() -> query(ds, queries), 0, 1_000_000 / rate, TimeUnit.MICROSECONDS);
-                rows.add(window(size, "light", tick, name, window, rate, queries::get));
+                rows.add(window(size, "light", tick, dns, name, window, rate, queries::get));
             } finally {
                 load.shutdownNow();
                 load.awaitTermination(10, TimeUnit.SECONDS);
@@ -160,8 +163,8 @@ public final class EvictorCost {
     }
 
     /** The window: CPU of every thread of interest and of the process, before and after. */
-    private Row window(int size, String load, Duration tick, String pool, Duration window, int expectedRate,
-            LongSupplier queries) throws InterruptedException {
+    private Row window(int size, String load, Duration tick, boolean dns, String pool, Duration window,
+            int expectedRate, LongSupplier queries) throws InterruptedException {
         Map<Long, ThreadInfo> before = threadsNamed(pool);
         Map<Long, Long> cpuBefore = cpu(before.keySet());
         long processBefore = os.getProcessCpuTime();
@@ -179,7 +182,7 @@ public final class EvictorCost {
             throw new IllegalStateException(pool + ": the load ran " + done + " queries, not about "
                     + expectedRate * window.toSeconds());
         }
-        Row row = new Row(size, load, tick, evictor, hikari, processNanos, done, Duration.ofNanos(elapsed));
+        Row row = new Row(size, load, tick, dns, evictor, hikari, processNanos, done, Duration.ofNanos(elapsed));
         System.out.printf(Locale.ROOT, "%s %s: evictor %.1f ms, hikari %.1f ms, process %.1f ms CPU in %.1f s%n",
                 pool, load, evictor / 1e6, hikari / 1e6, processNanos / 1e6, elapsed / 1e9);
         return row;
@@ -264,11 +267,13 @@ public final class EvictorCost {
             }
             sb.append(String.format(Locale.ROOT, "| %d | %s | %s | %s | %s | %.3f | %.1f | %s |%n", r.size,
                     "idle".equals(r.load) ? "idle" : r.load + " (" + Math.round(r.queries / seconds) + " q/s)",
-                    r.tick == null ? "without pool-goaway" : "pool-goaway, tick " + r.tick.toMillis() + " ms",
+                    r.tick == null ? "without pool-goaway" : "pool-goaway, tick " + r.tick.toMillis() + " ms"
+                            + (r.dns ? "" : ", dnsLeave off"),
                     evictorPerTick, evictorPerSecond, r.hikariNanos / 1e6 / seconds, processPerSecond, delta));
         }
         sb.append(String.format(Locale.ROOT, "%nLight load: one thread, %d queries/s (`select 1`, borrow and "
-                + "return). Ticks are nominal (window / tick).%n", rate));
+                + "return). Ticks are nominal (window / tick). With dnsLeave on (the default), one lookup of the "
+                + "pool's one host a second (dnsLeaveInterval), answered by the JVM's DNS cache.%n", rate));
         return sb.toString();
     }
 
