@@ -204,8 +204,9 @@ class HostileServerTest {
                         message('v', new byte[] {0, 3, 0, 7, 0, 0, 0, 0}), "NegotiateProtocolVersion offering 3.7"),
                 Arguments.of("NegotiateProtocolVersion with a malformed option list", false,
                         message('v', new byte[] {0, 3, 0, 2, 0, 0, 0, 3, 'x', 0}), "option list is malformed"),
-                Arguments.of("GoAway with a payload", false, message('g', new byte[] {0}),
-                        "'g' message with length 5"),
+                // The first answer does not frame as PostgreSQL's: the layer steps aside and pgjdbc refuses it.
+                Arguments.of("GoAway with a payload as the first answer", false, message('g', new byte[] {0}),
+                        "Protocol error.  Session setup failed."),
                 Arguments.of("TLS garbage instead of a handshake", true, new byte[] {'H', 'T', 'T', 'P', '/', '1'},
                         null));
     }

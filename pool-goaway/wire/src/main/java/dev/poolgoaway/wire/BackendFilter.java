@@ -161,8 +161,9 @@ final class BackendFilter {
 
     /** The client sent SSLRequest or GSSENCRequest: one unframed answer byte comes next. */
     void expectAnswer() {
-        state = State.ANSWER;
+        // Before the volatile write of state, which publishes it to the reading thread.
         firstAnswer = true;
+        state = State.ANSWER;
     }
 
     /** The client sent a StartupMessage; its first reply may be a NegotiateProtocolVersion to translate. */
@@ -172,8 +173,8 @@ final class BackendFilter {
         committed = false;
         holdingSession = false;
         pendingLength = 0;
-        state = State.TYPE;
         firstAnswer = true;
+        state = State.TYPE;
     }
 
     /** Back to the first byte of a new connection: the owner reconnected. */
