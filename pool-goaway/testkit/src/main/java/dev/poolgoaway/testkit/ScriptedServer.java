@@ -48,7 +48,13 @@ public final class ScriptedServer implements AutoCloseable {
          */
         REJECTS_ABOVE_3_0,
         /** The same refusal in German ({@code lc_messages = de_DE}): no English text to match. */
-        REJECTS_ABOVE_3_0_IN_GERMAN
+        REJECTS_ABOVE_3_0_IN_GERMAN,
+        /**
+         * A peer that closes without a word when asked above 3.2: a middlebox that drops a startup it cannot parse.
+         * No installable peer here does so for the version alone; PostgreSQL itself closes without an answer on a
+         * StartupMessage over its size limit, which is what the raised request must never cause.
+         */
+        CLOSES_SILENTLY_ABOVE_3_2
     }
 
     private final ServerSocket listener;
@@ -280,6 +286,9 @@ public final class ScriptedServer implements AutoCloseable {
             }
         }
         if (session.requestedMinor > 2) {
+            if (startup == Startup.CLOSES_SILENTLY_ABOVE_3_2) {
+                return false;
+            }
             if (startup == Startup.REJECTS_ABOVE_3_2) {
                 session.send(Wire.error("FATAL", "0A000", "unsupported frontend protocol 3."
                         + session.requestedMinor + ": server supports 3.0 to 3.2"));

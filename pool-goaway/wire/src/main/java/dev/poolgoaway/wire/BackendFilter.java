@@ -463,6 +463,11 @@ final class BackendFilter {
         return true;
     }
 
+    /** @return true if the connection ending now would be a raised attempt's failure, to be replayed */
+    boolean replayableFailure() {
+        return atMessageBoundary() && replayable();
+    }
+
     /** @return true while a failure of the startup could still be replayed unseen by pgjdbc */
     private boolean replayable() {
         return startup != null && startup.raised() && canRetry && !committed;
@@ -675,6 +680,8 @@ final class BackendFilter {
             holdingSession = false;
             committed = true;
             emit(copyOf(hold, held));
+        } else if (startup != null && committed) {
+            startup.failedAfterChallenge(error.sqlState(), error.toString());
         }
         if ("FATAL".equals(error.severity()) || "PANIC".equals(error.severity())) {
             signals.terminated(error.severity(), error.sqlState(), error.message(), error.detail());

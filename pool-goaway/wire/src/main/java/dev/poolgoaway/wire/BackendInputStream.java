@@ -3,6 +3,7 @@ package dev.poolgoaway.wire;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
+import java.net.SocketException;
 import java.util.Objects;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -122,7 +123,16 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
             if (!carry.isEmpty()) {
                 n = carry.take(b, off, len);
             } else {
-                n = raw.read(b, off, len);
+                try {
+                    n = raw.read(b, off, len);
+                } catch (SocketException e) {
+                    // A reset before any challenge is a failed raised attempt like an end of stream (PostgreSQL
+                    // resets a connection whose StartupMessage it refuses unread); otherwise it is pgjdbc's.
+                    if (!filter.replayableFailure()) {
+                        throw e;
+                    }
+                    n = -1;
+                }
                 if (n < 0) {
                     endOfStream();
                     if (retried()) {
@@ -163,6 +173,9 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
         }
         ProtocolUpgrade.Attempt failed = filter.failedAttempt();
         raw = reconnector.reconnect(failed);
+        // The failed connection's end is not the new one's (a TLS stream's own flag included).
+        eof = false;
+        carry.clear();
         return true;
     }
 

@@ -4,11 +4,14 @@ import java.io.Closeable;
 import java.io.IOException;
 import java.io.InputStream;
 import java.io.OutputStream;
-import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.net.SocketAddress;
+import java.net.SocketException;
+import java.net.SocketOption;
 import java.time.Clock;
+import java.util.LinkedHashMap;
+import java.util.Map;
 
 import javax.net.SocketFactory;
 
@@ -24,8 +27,19 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
     private final SocketFactory factory;
     private volatile Socket inner;
     private int connectTimeout;
+    /**
+     * The very address pgjdbc connected to, for a reconnect to connect to again: unresolved where pgjdbc left it
+     * unresolved (a SOCKS proxy resolves it), which the connected socket's remote address would not tell. Null if
+     * pgjdbc never called connect (the delegate's sockets come connected, as connector-style factories' do).
+     */
+    private volatile SocketAddress endpoint;
     /** The local address pgjdbc bound to ({@code localSocketAddress}), for a reconnect to bind to as well. */
-    private InetAddress boundTo;
+    private SocketAddress boundTo;
+    /**
+     * The options pgjdbc set, in order, the last value of each: a reconnect sets these and no others, so that what
+     * pgjdbc left alone (buffer sizes: Linux autotunes them unless set) stays the system's.
+     */
+    private final Map<String, SocketSetting> settings = new LinkedHashMap<>();
     private final ProtocolUpgrade upgrade;
     private final ConnectionSignals signals;
     private final String group;
@@ -52,9 +66,29 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
         return signals;
     }
 
-    /** @return the server as {@code host:port}, as pgjdbc named it */
+    /** One socket option as pgjdbc set it, to be set again on a reconnect. */
+    @FunctionalInterface
+    private interface SocketSetting {
+        void apply(Socket s) throws IOException;
+    }
+
+    private void record(String option, SocketSetting setting) throws SocketException {
+        try {
+            setting.apply(inner);
+        } catch (SocketException e) {
+            throw e;
+        } catch (IOException e) {
+            throw new SocketException(e.getMessage());
+        }
+        synchronized (settings) {
+            settings.remove(option);
+            settings.put(option, setting);
+        }
+    }
+
+    /** @return the server as {@code host:port}, as pgjdbc named it (the address it connected to, if it did) */
     String peer() {
-        SocketAddress a = inner.getRemoteSocketAddress();
+        SocketAddress a = endpoint != null ? endpoint : inner.getRemoteSocketAddress();
         return a instanceof InetSocketAddress isa ? isa.getHostString() + ":" + isa.getPort() : String.valueOf(a);
     }
 
@@ -72,8 +106,10 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
     }
 
     /**
-     * Replaces the connection with a new one to the same server, with the same options: the filters start over
-     * as on a new socket. For a peer that failed on the raised protocol version.
+     * Replaces the connection with a new one made the way pgjdbc made this one: a new socket from the same
+     * factory, the options pgjdbc set (and no others), bound where pgjdbc bound, connected only if the factory's
+     * socket is not connected already, to the very address pgjdbc passed, within pgjdbc's connectTimeout. The
+     * filters start over as on a new socket. For a peer that failed on the raised protocol version.
      *
      * @param layeredOver what runs over this socket and must be closed first (the TLS socket), or null
      * @throws IOException if the new connection cannot be made
@@ -81,12 +117,6 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
     void reopen(Closeable layeredOver) throws IOException {
         FilteredStreams filtered = streams();
         Socket old = inner;
-        boolean noDelay = old.getTcpNoDelay();
-        boolean keepAlive = old.getKeepAlive();
-        int soTimeout = old.getSoTimeout();
-        int receiveBuffer = old.getReceiveBufferSize();
-        int sendBuffer = old.getSendBufferSize();
-        SocketAddress remote = old.getRemoteSocketAddress();
         if (layeredOver != null) {
             layeredOver.close();
         }
@@ -94,16 +124,23 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
         signals.socketClosed();
         Socket fresh = factory.createSocket();
         try {
-            fresh.setTcpNoDelay(noDelay);
-            fresh.setKeepAlive(keepAlive);
-            fresh.setSoTimeout(soTimeout);
-            fresh.setReceiveBufferSize(receiveBuffer);
-            fresh.setSendBufferSize(sendBuffer);
-            if (boundTo != null) {
-                fresh.bind(new InetSocketAddress(boundTo, 0));
+            SocketSetting[] replay;
+            synchronized (settings) {
+                replay = settings.values().toArray(SocketSetting[]::new);
             }
-            // pgjdbc's connectTimeout bounds the new connection as it bounded the first.
-            fresh.connect(remote, connectTimeout);
+            for (SocketSetting setting : replay) {
+                setting.apply(fresh);
+            }
+            if (boundTo != null && !fresh.isBound()) {
+                fresh.bind(boundTo);
+            }
+            if (!fresh.isConnected()) {
+                if (endpoint == null) {
+                    throw new SocketException("pool-goaway cannot reconnect to " + peer() + ": the socket factory's "
+                            + "first socket came connected and its second did not");
+                }
+                fresh.connect(endpoint, connectTimeout);
+            }
         } catch (IOException e) {
             fresh.close();
             throw e;
@@ -142,15 +179,72 @@ final class FilteringSocket extends DelegatingSocket implements SignalSource {
     // ---- what the delegation base does not just hand on ----------------------------------------
 
     @Override
+    public void connect(SocketAddress endpoint) throws IOException {
+        connect(endpoint, 0);
+    }
+
+    @Override
     public void connect(SocketAddress endpoint, int timeout) throws IOException {
         connectTimeout = timeout;
+        this.endpoint = endpoint;
         inner.connect(endpoint, timeout);
     }
 
     @Override
     public void bind(SocketAddress bindpoint) throws IOException {
         inner.bind(bindpoint);
-        boundTo = bindpoint instanceof InetSocketAddress local ? local.getAddress() : null;
+        boundTo = bindpoint;
+    }
+
+    @Override
+    public void setTcpNoDelay(boolean on) throws SocketException {
+        record("TCP_NODELAY", s -> s.setTcpNoDelay(on));
+    }
+
+    @Override
+    public void setKeepAlive(boolean on) throws SocketException {
+        record("SO_KEEPALIVE", s -> s.setKeepAlive(on));
+    }
+
+    @Override
+    public void setSoTimeout(int timeout) throws SocketException {
+        record("SO_TIMEOUT", s -> s.setSoTimeout(timeout));
+    }
+
+    @Override
+    public void setReceiveBufferSize(int size) throws SocketException {
+        record("SO_RCVBUF", s -> s.setReceiveBufferSize(size));
+    }
+
+    @Override
+    public void setSendBufferSize(int size) throws SocketException {
+        record("SO_SNDBUF", s -> s.setSendBufferSize(size));
+    }
+
+    @Override
+    public void setSoLinger(boolean on, int linger) throws SocketException {
+        record("SO_LINGER", s -> s.setSoLinger(on, linger));
+    }
+
+    @Override
+    public void setTrafficClass(int tc) throws SocketException {
+        record("IP_TOS", s -> s.setTrafficClass(tc));
+    }
+
+    @Override
+    public void setReuseAddress(boolean on) throws SocketException {
+        record("SO_REUSEADDR", s -> s.setReuseAddress(on));
+    }
+
+    @Override
+    public void setOOBInline(boolean on) throws SocketException {
+        record("SO_OOBINLINE", s -> s.setOOBInline(on));
+    }
+
+    @Override
+    public <T> Socket setOption(SocketOption<T> name, T value) throws IOException {
+        record(name.name(), s -> s.setOption(name, value));
+        return this;
     }
 
     @Override

@@ -6,12 +6,9 @@ import java.io.OutputStream;
 import java.net.Socket;
 import java.net.SocketException;
 import java.net.SocketTimeoutException;
-import java.security.cert.Certificate;
-import java.util.Arrays;
 
 import javax.net.ssl.SSLException;
 import javax.net.ssl.SSLParameters;
-import javax.net.ssl.SSLPeerUnverifiedException;
 import javax.net.ssl.SSLSocket;
 import javax.net.ssl.SSLSocketFactory;
 
@@ -39,6 +36,17 @@ final class FilteringSslSocket extends DelegatingSslSocket
         void afterHandshake() throws IOException;
     }
 
+    /**
+     * What pgjdbc does around a TLS handshake, for a replay to do the same: how long it waits for the answer and
+     * handshake ({@code sslResponseTimeout}), and its check of the new session (hostname verification for
+     * {@code verify-full}; trust is the delegate factory's, checked during the handshake itself).
+     */
+    interface PgjdbcTls {
+        int sslResponseTimeout();
+
+        void verifyPeer(String host, SSLSocket socket) throws IOException;
+    }
+
     private volatile SSLSocket inner;
     private final Socket transport;
     private final SSLSocketFactory factory;
@@ -48,6 +56,7 @@ final class FilteringSslSocket extends DelegatingSslSocket
     private final ProtocolUpgrade upgrade;
     private final GoAwayRequest request;
     private final HandshakeCheck handshakeCheck;
+    private final PgjdbcTls pgjdbc;
     /**
      * pgjdbc's socket timeout, kept here because an idle poll shortens the real one for a moment: a timeout pgjdbc
      * sets meanwhile must not be lost or overwritten by the poll's restore.
@@ -58,8 +67,9 @@ final class FilteringSslSocket extends DelegatingSslSocket
     private FilteredStreams streams;
 
     FilteringSslSocket(SSLSocketFactory factory, Socket transport, String host, int port, boolean autoClose,
-            ConnectionSignals signals, ProtocolUpgrade upgrade, GoAwayRequest request, HandshakeCheck handshakeCheck)
-            throws IOException {
+            ConnectionSignals signals, ProtocolUpgrade upgrade, GoAwayRequest request, HandshakeCheck handshakeCheck,
+            PgjdbcTls pgjdbc) throws IOException {
+        this.pgjdbc = pgjdbc;
         this.request = request;
         this.inner = (SSLSocket) factory.createSocket(transport, host, port, autoClose);
         this.factory = factory;
@@ -97,20 +107,21 @@ final class FilteringSslSocket extends DelegatingSslSocket
     }
 
     /**
-     * For a peer that failed on the raised protocol version: a new TCP connection, TLS again (the server must show
-     * the certificate pgjdbc already verified), then pgjdbc's StartupMessage as pgjdbc wrote it. The TLS answer and
-     * handshake wait no longer than pgjdbc's socket timeout, or else its connect timeout: a peer that stalls now
-     * fails the connection as it would have failed pgjdbc's own.
+     * For a peer that failed on the raised protocol version: the new connection is made as pgjdbc made this one
+     * (see {@link FilteringSocket#reopen}), TLS through the same factory call with pgjdbc's host, the answer and
+     * handshake within pgjdbc's {@code sslResponseTimeout}, and the new session checked as pgjdbc checks one
+     * (the factory's trust during the handshake, then hostname verification for {@code verify-full}): behind one
+     * address another node with its own valid certificate may answer, as it may answer pgjdbc itself. Then
+     * pgjdbc's StartupMessage as pgjdbc wrote it.
      */
     private InputStream reconnectAndReplay(ProtocolUpgrade.Attempt failed) throws IOException {
         FilteringSocket plain = (FilteringSocket) transport;
         SSLSocket old = inner;
         SSLParameters parameters = old.getSSLParameters();
-        Certificate[] verified = old.getSession().getPeerCertificates();
         boolean direct = plain.directTls();
         int timeout = getSoTimeout();
         plain.reopen(old);
-        plain.setSoTimeout(timeout > 0 ? timeout : plain.connectTimeout());
+        plain.setSoTimeout(pgjdbc.sslResponseTimeout());
         if (!direct) {
             OutputStream request = plain.getOutputStream();
             request.write(SSL_REQUEST);
@@ -123,19 +134,17 @@ final class FilteringSslSocket extends DelegatingSslSocket
         }
         SSLSocket fresh = (SSLSocket) factory.createSocket(plain, host, port, true);
         try {
+            fresh.setSoTimeout(pgjdbc.sslResponseTimeout());
             fresh.setSSLParameters(parameters);
             fresh.setUseClientMode(true);
             fresh.startHandshake();
             handshakeCheck.afterHandshake();
-            if (!Arrays.equals(verified, fresh.getSession().getPeerCertificates())) {
-                throw new SSLPeerUnverifiedException(host + ":" + port
-                        + " presented a different certificate on reconnect");
-            }
+            pgjdbc.verifyPeer(host, fresh);
+            fresh.setSoTimeout(timeout);
         } catch (IOException e) {
             fresh.close();
             throw e;
         }
-        fresh.setSoTimeout(timeout);
         inner = fresh;
         streams().out().replayStartup(fresh.getOutputStream(), failed);
         return fresh.getInputStream();

@@ -184,8 +184,15 @@ final class FrontendOutputStream extends OutputStream {
                 wellFormed && !names(startupCopy, request.extension()), request);
         byte[] sent = startupCopy;
         String extension = attempt.extension();
+        byte[] parameter = extension == null ? new byte[0]
+                : (extension + '\0' + request.extensionValue() + '\0').getBytes(StandardCharsets.UTF_8);
+        if (startupCopy.length + parameter.length > MAX_STARTUP_LENGTH) {
+            // The added option would push the message past the server's limit: pgjdbc's own, for this connection
+            // only; nothing is learned about the peer.
+            attempt = upgrade.begin(peer, readInt(startupCopy, 4) & 0xffff, false, request);
+            extension = null;
+        }
         if (extension != null) {
-            byte[] parameter = (extension + '\0' + request.extensionValue() + '\0').getBytes(StandardCharsets.UTF_8);
             sent = new byte[startupCopy.length + parameter.length];
             System.arraycopy(startupCopy, 0, sent, 0, startupCopy.length - 1);
             System.arraycopy(parameter, 0, sent, startupCopy.length - 1, parameter.length);

@@ -7,10 +7,15 @@ import java.net.SocketException;
 import java.time.Clock;
 import java.util.Properties;
 
+import javax.net.ssl.HostnameVerifier;
 import javax.net.ssl.SSLException;
+import javax.net.ssl.SSLPeerUnverifiedException;
+import javax.net.ssl.SSLSocket;
 import javax.net.ssl.SSLSocketFactory;
 
 import org.postgresql.PGProperty;
+import org.postgresql.jdbc.SslMode;
+import org.postgresql.ssl.PGjdbcHostnameVerifier;
 import org.postgresql.ssl.LibPQFactory;
 import org.postgresql.util.ObjectFactory;
 import org.postgresql.util.PSQLException;
@@ -30,6 +35,7 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
 
     private final SSLSocketFactory delegate;
     private final GoAwayRequest request;
+    private final Properties info;
 
     /**
      * Called by pgjdbc with the connection's properties.
@@ -39,6 +45,7 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
      */
     public GoAwaySslSocketFactory(Properties info) throws IOException {
         request = GoAwaySocketFactory.requestOf(info);
+        this.info = info;
         String name = info.getProperty(PgGoAway.DELEGATE_SSL_FACTORY);
         try {
             if (name == null || name.isBlank() || LIBPQ_FACTORY.equals(name.trim())
@@ -60,7 +67,39 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
                 ? source.signals()
                 : new ConnectionSignals(Clock.systemUTC());
         return new FilteringSslSocket(delegate, s, host, port, autoClose, signals, ProtocolUpgrade.SHARED, request,
-                this::afterHandshake);
+                this::afterHandshake, new PgjdbcChecks());
+    }
+
+    /** What pgjdbc's MakeSSL does around its handshake, with the connection's properties. */
+    private final class PgjdbcChecks implements FilteringSslSocket.PgjdbcTls {
+        @Override
+        public int sslResponseTimeout() {
+            try {
+                return PGProperty.SSL_RESPONSE_TIMEOUT.getInt(info);
+            } catch (PSQLException e) {
+                return Integer.parseInt(PGProperty.SSL_RESPONSE_TIMEOUT.getDefaultValue());
+            }
+        }
+
+        @Override
+        public void verifyPeer(String host, SSLSocket socket) throws IOException {
+            HostnameVerifier verifier;
+            try {
+                if (!SslMode.of(info).verifyPeerName()) {
+                    return;
+                }
+                String name = PGProperty.SSL_HOSTNAME_VERIFIER.getOrDefault(info);
+                verifier = name == null || name.isBlank() ? PGjdbcHostnameVerifier.INSTANCE
+                        : ObjectFactory.instantiate(HostnameVerifier.class, name, info, false, null);
+            } catch (Exception e) {
+                throw new SSLException("pool-goaway could not verify the server's name as pgjdbc would: " + e, e);
+            }
+            if (!verifier.verify(host, socket.getSession())) {
+                throw new SSLPeerUnverifiedException("The hostname " + host
+                        + " could not be verified by hostnameverifier " + verifier.getClass().getName()
+                        + " (on the connection pool-goaway reopened for pgjdbc's own startup request)");
+            }
+        }
     }
 
     /**

@@ -249,6 +249,15 @@ public final class PgGoAway {
         FIRST_CONNECTION.put(group, action);
     }
 
+    /**
+     * @return how many servers this process remembers as failing on the raised startup request (protocol 3.3 or
+     *         the GoAway extension): connections to them use pgjdbc's own request and cannot receive GoAway. The
+     *         memory is bounded (oldest evicted) and forgets each server an hour after it learned it.
+     */
+    public static int serversRefusingGoAway() {
+        return ProtocolUpgrade.SHARED.rememberedPeers();
+    }
+
     static void joinGroup(String group, ConnectionSignals signals) {
         GROUPS.computeIfAbsent(group, g -> ConcurrentHashMap.newKeySet()).add(signals);
         Runnable first = FIRST_CONNECTION.remove(group);

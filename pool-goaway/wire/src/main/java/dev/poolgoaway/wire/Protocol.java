@@ -52,8 +52,11 @@ final class Protocol {
     static final int PROTOCOL_MAJOR = 3;
     /** Length word and code: the header of every startup-phase request. */
     static final int REQUEST_HEADER_LENGTH = 8;
-    /** PostgreSQL's own limit on a StartupMessage (MAX_STARTUP_PACKET_LENGTH); larger ones it refuses. */
-    static final int MAX_STARTUP_LENGTH = 10_000;
+    /**
+     * PostgreSQL's own limit on a StartupMessage: MAX_STARTUP_PACKET_LENGTH (10,000) bytes after the length word;
+     * larger ones it refuses. The largest whole message, length word included.
+     */
+    static final int MAX_STARTUP_LENGTH = 10_000 + 4;
     /** A TLS record's first byte: a client that starts with TLS at once ({@code sslnegotiation=direct}). */
     static final int DIRECT_TLS_FIRST_BYTE = 0x16;
 

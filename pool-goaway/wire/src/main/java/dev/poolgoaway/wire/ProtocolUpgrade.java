@@ -1,9 +1,9 @@
 package dev.poolgoaway.wire;
 
 import java.time.Duration;
+import java.util.HashMap;
 import java.util.Map;
 import java.util.Set;
-import java.util.concurrent.ConcurrentHashMap;
 
 import org.slf4j.Logger;
 import org.slf4j.LoggerFactory;
@@ -56,7 +56,7 @@ final class ProtocolUpgrade {
     private final Map<String, Long> refusingPeers;
 
     /** The process-wide instance: what one connection learned about a peer spares the next. */
-    static final ProtocolUpgrade SHARED = new ProtocolUpgrade(new ConcurrentHashMap<>());
+    static final ProtocolUpgrade SHARED = new ProtocolUpgrade(new HashMap<>());
 
     ProtocolUpgrade(Map<String, Long> refusingPeers) {
         this.refusingPeers = refusingPeers;
@@ -98,15 +98,17 @@ final class ProtocolUpgrade {
 
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
     boolean refuses(String peer) {
-        Long until = refusingPeers.get(peer);
-        if (until == null) {
+        synchronized (refusingPeers) {
+            Long until = refusingPeers.get(peer);
+            if (until == null) {
+                return false;
+            }
+            if (System.nanoTime() - until < 0) {
+                return true;
+            }
+            refusingPeers.remove(peer, until);
             return false;
         }
-        if (System.nanoTime() - until < 0) {
-            return true;
-        }
-        refusingPeers.remove(peer, until);
-        return false;
     }
 
     /**
@@ -117,13 +119,33 @@ final class ProtocolUpgrade {
         return sqlState.startsWith("28") || NOT_ABOUT_THE_VERSION.contains(sqlState);
     }
 
+    /** @return how many peers are remembered as refusing 3.3 (expired ones included until the next insert) */
+    int rememberedPeers() {
+        synchronized (refusingPeers) {
+            return refusingPeers.size();
+        }
+    }
+
     private void remember(Attempt failed) {
-        if (refusingPeers.size() < MAX_REMEMBERED_PEERS
-                && refusingPeers.put(failed.peer, System.nanoTime() + REMEMBER_REFUSAL.toNanos()) == null) {
-            log.warn("{} failed on protocol 3.{} ({}) but accepts pgjdbc's own 3.{} request: for the next {} "
-                    + "minutes connections to it use pgjdbc's request unchanged, and cannot receive GoAway there "
-                    + "(a pooler or an old server in between? see pool-goaway's docs/compatibility.md)",
-                    failed.peer, failed.sentMinor, failed.failure, failed.requestedMinor,
+        long now = System.nanoTime();
+        Long previous;
+        synchronized (refusingPeers) {
+            // Self-cleaning: expired refusals go on every insert, and at the bound the oldest makes room.
+            refusingPeers.values().removeIf(until -> now - until >= 0);
+            if (!refusingPeers.containsKey(failed.peer) && refusingPeers.size() >= MAX_REMEMBERED_PEERS) {
+                refusingPeers.entrySet().stream().min(Map.Entry.comparingByValue())
+                        .ifPresent(oldest -> refusingPeers.remove(oldest.getKey()));
+            }
+            previous = refusingPeers.put(failed.peer, now + REMEMBER_REFUSAL.toNanos());
+        }
+        if (previous == null) {
+            log.warn("{} failed on protocol 3.{} ({}){}: for the next {} minutes connections to it use pgjdbc's "
+                    + "request unchanged, and cannot receive GoAway there (a pooler or an old server in between? "
+                    + "see pool-goaway's docs/compatibility.md)",
+                    failed.peer, failed.sentMinor, failed.failure, failed.afterChallenge
+                            ? " after pgjdbc answered its authentication challenge, so that connection attempt "
+                                    + "failed"
+                            : " but accepts pgjdbc's own 3." + failed.requestedMinor + " request",
                     REMEMBER_REFUSAL.toMinutes());
         }
     }
@@ -140,6 +162,9 @@ final class ProtocolUpgrade {
         private volatile boolean replySeen;
         /** What went wrong, for the log: set when the attempt fails. */
         private volatile String failure;
+        /** Whether it failed after pgjdbc answered a challenge: no replay was possible. */
+        private volatile boolean afterChallenge;
+        private volatile boolean ready;
 
         private Attempt(String peer, int requestedMinor, int sentMinor, String extension, Attempt replayOf) {
             this.peer = peer;
@@ -204,6 +229,7 @@ final class ProtocolUpgrade {
 
         /** The session is ready (its first ReadyForQuery). */
         void ready() {
+            ready = true;
             if (replayOf != null) {
                 // pgjdbc's own request got all the way where the raised one failed: the version was the cause.
                 remember(replayOf);
@@ -218,6 +244,24 @@ final class ProtocolUpgrade {
          * @param what     what it said, for the log
          * @return true if the failure may be the raised version's: the owner should replay pgjdbc's own request
          */
+        /**
+         * An error after pgjdbc answered an authentication challenge of a raised startup, before the session was
+         * ready: no replay can repeat pgjdbc's answer. Outside class 28 it is taken for the raised version's
+         * failure (pgpool-II 4.3 fails so on the long cancel key of a server that granted 3.3 without
+         * NegotiateProtocolVersion) and the peer is remembered at once, so that one attempt per peer fails.
+         *
+         * @param sqlState the error's SQLSTATE
+         * @param what     what it said, for the log
+         */
+        void failedAfterChallenge(String sqlState, String what) {
+            if (ready || !raised() || replayOf != null || sqlState == null || notAboutTheVersion(sqlState)) {
+                return;
+            }
+            failure = LogText.sanitize(what);
+            afterChallenge = true;
+            remember(this);
+        }
+
         boolean failed(String sqlState, String what) {
             replySeen = true;
             if (!raised() || (sqlState != null && notAboutTheVersion(sqlState))) {

@@ -195,6 +195,39 @@ class CompatibilityTest {
         assertThrows(IllegalArgumentException.class, () -> PgGoAway.install("jdbc:mysql://h/db", new Properties()));
     }
 
+    /**
+     * A connector-style factory (connected sockets, the URL's address never dialled) in front of real PgBouncer
+     * 1.18, which fails on the raised request: the replay takes a new connected socket from the factory as pgjdbc
+     * would, instead of connecting it again ("already connected"). Compared with plain pgjdbc over the same factory.
+     */
+    @Test
+    void aConnectorStyleFactoryWhoseSocketsComeConnectedIsReplayedAsPgjdbcUsesIt() throws Exception {
+        Optional<String> missing = Pooler.missing(Pooler.Kind.PGBOUNCER);
+        assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
+        try (Pooler pooler = Pooler.start(Pooler.Kind.PGBOUNCER, pg.upstream, false)) {
+            // The URL names a port nothing listens on: only the factory's sockets can reach the pooler.
+            PostgresUpstream unreachable = PostgresUpstream.at("127.0.0.1", 1, pooler.user(), pooler.password(),
+                    pooler.database());
+            String target = pooler.host() + ":" + pooler.port();
+            Properties plainProps = props(unreachable, "sslmode", "disable", "socketFactory",
+                    ConnectorSocketFactory.class.getName(), "socketFactoryArg", target);
+            Session plain;
+            try (Connection c = DriverManager.getConnection(unreachable.jdbcUrl(), plainProps)) {
+                plain = session(c);
+                work(c);
+            }
+            Properties ours = props(unreachable, "sslmode", "disable", "socketFactory",
+                    ConnectorSocketFactory.class.getName(), "socketFactoryArg", target);
+            try (Connection c = DriverManager.getConnection(unreachable.jdbcUrl(), PgGoAway.install(ours))) {
+                assertEquals(plain, session(c), "pgjdbc's session is the one it has without pool-goaway");
+                work(c);
+            } catch (SQLException | AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\n--- " + pooler.version() + " log:\n" + pooler.logText(),
+                        e);
+            }
+        }
+    }
+
     // ---- helpers ----------------------------------------------------------------------------------------------
 
     private static PostgresUpstream upstreamAt(GoAwayProxy proxy) {

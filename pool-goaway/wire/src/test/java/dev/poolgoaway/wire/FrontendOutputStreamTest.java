@@ -1,6 +1,7 @@
 package dev.poolgoaway.wire;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -158,5 +159,28 @@ class FrontendOutputStreamTest {
             assertArrayEquals(Messages.concat(first, startup(2)), sink.toByteArray());
             assertTrue(backend.passingThrough());
         }
+    }
+
+    /** A StartupMessage of {@code total} bytes, a long {@code options} filling it as pgjdbc would. */
+    private static byte[] startupOf(int total) {
+        byte[] fixed = startup(2);
+        String options = "x".repeat(total - fixed.length - "options".length() - 2);
+        return request((3 << 16) | 2, Messages.cstrings("user", "app", "database", "db", "options", options, ""));
+    }
+
+    @Test
+    void aStartupTheAddedOptionWouldPushPastPostgresLimitGoesOutUnchanged() throws IOException {
+        for (int total : new int[] {9_988, 9_995, 10_004}) {
+            byte[] in = startupOf(total);
+            assertEquals(total, in.length);
+            ByteArrayOutputStream sink = new ByteArrayOutputStream();
+            BackendFilter backend = new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p");
+            assertArrayEquals(in, write(fresh(sink, backend), sink, in, 3), total + " bytes");
+        }
+        byte[] fits = startupOf(9_900);
+        ByteArrayOutputStream sink = new ByteArrayOutputStream();
+        byte[] sent = write(fresh(sink, new BackendFilter(new ConnectionSignals(Clock.systemUTC()), "p")), sink, fits,
+                3);
+        assertTrue(sent.length > fits.length && sent.length - 4 <= 10_000, "raised within the limit");
     }
 }

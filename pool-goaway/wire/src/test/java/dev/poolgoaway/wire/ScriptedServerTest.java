@@ -177,7 +177,8 @@ class ScriptedServerTest {
 
     @ParameterizedTest(name = "{0}, tls={1}")
     @CsvSource({"REJECTS_ABOVE_3_2, false", "REJECTS_ABOVE_3_2, true", "REJECTS_ABOVE_3_0, false",
-        "REJECTS_ABOVE_3_0, true", "REJECTS_ABOVE_3_0_IN_GERMAN, false", "REJECTS_ABOVE_3_0_IN_GERMAN, true"})
+        "REJECTS_ABOVE_3_0, true", "REJECTS_ABOVE_3_0_IN_GERMAN, false", "REJECTS_ABOVE_3_0_IN_GERMAN, true", "CLOSES_SILENTLY_ABOVE_3_2, false",
+        "CLOSES_SILENTLY_ABOVE_3_2, true"})
     void aPeerThatRefusesThreeThreeCostsNoConnection(ScriptedServer.Startup refusal, boolean tls) throws Exception {
         start(refusal, tls);
         try (Connection c = connect(tls)) {
