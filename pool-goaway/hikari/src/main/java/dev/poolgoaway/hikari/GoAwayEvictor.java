@@ -69,6 +69,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile boolean closed;
     private volatile boolean stopped;
     private volatile String problem;
+    /** The problem is {@link #startedBeforeInstall}'s, which an attach proves wrong. */
+    private boolean startedBeforeInstall;
     /** The start hook install put into the configuration. */
     private PoolStartHook hook;
     /** Runs failed in a row (evictor thread): the first is logged with its stack trace, the rest counted. */
@@ -100,6 +102,12 @@ public final class GoAwayEvictor implements AutoCloseable {
             fail(name, "its configuration was used for a second pool, '" + poolName + "' has this evictor already",
                     "call PoolGoAway.install on a configuration of its own for each pool");
             return false;
+        }
+        if (startedBeforeInstall) {
+            // A pool of the same name was running at install, but this configuration did start one now.
+            startedBeforeInstall = false;
+            problem = null;
+            log.info("{} - pool-goaway is installed after all: this configuration started a pool of its own", name);
         }
         DrainLoop l = new DrainLoop(view, settings, name, Clock.systemUTC(), ThreadLocalRandom.current(), this::wake,
                 sources(name, config));
@@ -462,6 +470,18 @@ public final class GoAwayEvictor implements AutoCloseable {
         fail(pool, "the pool started without pool-goaway's start hook (its metricsTrackerFactory was replaced after "
                 + "PoolGoAway.install)", "set the metricsTrackerFactory before PoolGoAway.install (pool-goaway hands "
                 + "Hikari's metrics on to it), or call GoAwayEvictor.ensureHooked() after setting it");
+    }
+
+    /**
+     * {@link PoolGoAway#install} found a pool of the configuration's name running already: most likely
+     * {@code new HikariDataSource(config)} ran before the install, which the running pool never sees.
+     */
+    synchronized void startedBeforeInstall(String pool) {
+        fail(pool, "a pool of this name was already running when PoolGoAway.install was called (new "
+                + "HikariDataSource(config) copies the configuration: an install afterwards changes nothing the "
+                + "running pool sees)", "call PoolGoAway.install(config) before new HikariDataSource(config), or "
+                + "install into the HikariDataSource before its first getConnection()");
+        startedBeforeInstall = true;
     }
 
     /** A {@link HikariDataSource} installed into that is running without ever having attached this evictor. */

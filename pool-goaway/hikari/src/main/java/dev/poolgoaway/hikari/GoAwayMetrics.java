@@ -1,7 +1,9 @@
 package dev.poolgoaway.hikari;
 
 import java.time.Duration;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 import io.micrometer.core.instrument.Counter;
@@ -25,7 +27,8 @@ import io.micrometer.core.instrument.Timer;
  *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain.</li>
  * </ul>
  *
- * <p>The meters go when the pool shuts down (or the evictor is closed), as HikariCP's own do.
+ * <p>Every counter is registered at 0 for each of its tags when the pool starts, so the first drain shows on a
+ * rate panel. The meters go when the pool shuts down (or the evictor is closed), as HikariCP's own do.
  */
 public final class GoAwayMetrics {
 
@@ -57,6 +60,11 @@ public final class GoAwayMetrics {
         evictor.onAttach(poolName -> bind(evictor, poolName, registry));
     }
 
+    private static Counter replacements(String poolName, String result, MeterRegistry registry) {
+        return Counter.builder(REPLACEMENTS).tag("pool", poolName).tag("result", result)
+                .description("Replacements for connections let go during a drain, by result").register(registry);
+    }
+
     private static void bind(GoAwayEvictor evictor, String poolName, MeterRegistry registry) {
         // Every meter of this pool, to remove when the evictor stops: Micrometer hands an existing meter back, so a
         // pool started again under the same name would otherwise get the dead evictor's gauge.
@@ -69,40 +77,51 @@ public final class GoAwayMetrics {
                 .description("Drains begun").register(registry);
         meters.add(signalToClose);
         meters.add(episodes);
+        // Every counter registered at 0 for its known tags now, not at its first increment: a rate panel then sees
+        // a process's first drain (Micrometer's convention for known tag values).
+        Map<SignalKind, Counter> signals = new EnumMap<>(SignalKind.class);
+        for (SignalKind kind : SignalKind.values()) {
+            signals.put(kind, Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind.tag())
+                    .description("Connections the server asked to leave, or ended").register(registry));
+        }
+        Map<EvictionState, Counter> evictions = new EnumMap<>(EvictionState.class);
+        for (EvictionState state : EvictionState.values()) {
+            evictions.put(state, Counter.builder(EVICTIONS).tag("pool", poolName).tag("state", state.tag())
+                    .description("Connections closed because the server asked them to leave").register(registry));
+        }
+        Counter made = replacements(poolName, "made", registry);
+        Counter failed = replacements(poolName, "failed", registry);
+        meters.addAll(signals.values());
+        meters.addAll(evictions.values());
+        meters.add(made);
+        meters.add(failed);
         evictor.events(new EvictorEvents() {
             /**
              * Set once the evictor stopped and its meters were removed. A run of the loop that was under way when
-             * the pool shut down (a socket's close wakes it) may still report: it must not register meters again.
+             * the pool shut down (a socket's close wakes it) may still report: it must not count into a removed
+             * meter that a pool started again under the same name would not see.
              */
             private boolean stopped;
 
             @Override
             public void signal(SignalKind kind) {
-                count(Counter.builder(SIGNALS).tag("pool", poolName).tag("kind", kind.tag())
-                        .description("Connections the server asked to leave, or ended"));
+                count(signals.get(kind));
             }
 
             @Override
             public void evicted(EvictionState state) {
-                count(Counter.builder(EVICTIONS).tag("pool", poolName).tag("state", state.tag())
-                        .description("Connections closed because the server asked them to leave"));
-            }
-
-            private synchronized void count(Counter.Builder counter) {
-                if (stopped) {
-                    return;
-                }
-                Counter c = counter.register(registry);
-                if (!meters.contains(c)) {
-                    meters.add(c);
-                }
-                c.increment();
+                count(evictions.get(state));
             }
 
             @Override
-            public void replacement(boolean made) {
-                count(Counter.builder(REPLACEMENTS).tag("pool", poolName).tag("result", made ? "made" : "failed")
-                        .description("Replacements for connections let go during a drain, by result"));
+            public void replacement(boolean wasMade) {
+                count(wasMade ? made : failed);
+            }
+
+            private synchronized void count(Counter counter) {
+                if (!stopped) {
+                    counter.increment();
+                }
             }
 
             @Override

@@ -1,6 +1,8 @@
 package dev.poolgoaway.hikari;
 
+
 import java.util.Properties;
+import java.util.Set;
 import java.util.UUID;
 
 import javax.sql.DataSource;
@@ -95,7 +97,24 @@ public final class PoolGoAway {
             throw new IllegalStateException(name + " is already running (its configuration is sealed): install "
                     + "pool-goaway before the pool starts", sealed);
         }
+        if (config.getPoolName() != null && poolRunning(config.getPoolName())) {
+            // new HikariDataSource(config) copies the configuration and leaves it unsealed: an install into it
+            // afterwards changes nothing the running pool sees. Said at once; the evictor takes it back if a pool
+            // does start from this configuration.
+            evictor.startedBeforeInstall(config.getPoolName());
+        }
         return evictor;
+    }
+
+    /**
+     * Whether a HikariCP pool of this name runs in this JVM: its housekeeper thread ({@code <name>:housekeeper} in
+     * HikariCP 7, {@code <name> housekeeper} before; HikariCP's own names when no threadFactory is set) is alive. {@code new HikariDataSource(config)} names
+     * the configuration it copies ({@code HikariPool-N}) when it has no name, so that case is always seen.
+     */
+    private static boolean poolRunning(String poolName) {
+        Set<String> housekeeper = Set.of(poolName + ":housekeeper", poolName + " housekeeper");
+        return Thread.getAllStackTraces().keySet().stream()
+                .anyMatch(t -> t.isAlive() && housekeeper.contains(t.getName()));
     }
 
     /**

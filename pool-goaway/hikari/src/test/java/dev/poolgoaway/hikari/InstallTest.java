@@ -59,8 +59,46 @@ class InstallTest {
                 assertTrue(evictor.lastDrain().isEmpty());
                 assertEquals(0.0, meters.find(GoAwayMetrics.SIGNALS).counters().stream()
                         .mapToDouble(c -> c.count()).sum());
+                // Registered at 0 for every known tag once the pool started, before any signal: a rate panel sees
+                // the first drain.
+                for (SignalKind kind : SignalKind.values()) {
+                    assertEquals(0.0, meters.get(GoAwayMetrics.SIGNALS).tag("kind", kind.tag()).counter().count());
+                }
+                for (EvictionState state : EvictionState.values()) {
+                    assertEquals(0.0, meters.get(GoAwayMetrics.EVICTIONS).tag("state", state.tag()).counter()
+                            .count());
+                }
+                for (String result : new String[] {"made", "failed"}) {
+                    assertEquals(0.0, meters.get(GoAwayMetrics.REPLACEMENTS).tag("result", result).counter()
+                            .count());
+                }
                 assertEquals(4, ds.getHikariPoolMXBean().getTotalConnections());
             }
+        }
+    }
+
+    @Test
+    void installAfterNewHikariDataSourceStartedThePoolIsReportedWithTheFix() {
+        HikariConfig config = new HikariConfig();
+        config.setJdbcUrl("jdbc:postgresql://" + pg.host() + ":" + pg.port() + "/postgres");
+        config.setUsername(pg.user());
+        config.setMaximumPoolSize(1);
+        try (HikariDataSource ds = new HikariDataSource(config)) {
+            GoAwayEvictor late = PoolGoAway.install(config);
+            String problem = late.problem().orElseThrow(() -> new AssertionError("no problem() for a late install"));
+            assertTrue(problem.contains(config.getPoolName()), problem);
+            assertTrue(problem.contains("before new HikariDataSource(config)"), problem);
+            assertFalse(late.running());
+        }
+        // The same configuration, installed before its pool starts: no problem, drained.
+        HikariConfig fresh = new HikariConfig();
+        fresh.setJdbcUrl("jdbc:postgresql://" + pg.host() + ":" + pg.port() + "/postgres");
+        fresh.setUsername(pg.user());
+        fresh.setMaximumPoolSize(1);
+        GoAwayEvictor early = PoolGoAway.install(fresh);
+        try (HikariDataSource ds = new HikariDataSource(fresh)) {
+            await().until(early::running);
+            assertTrue(early.problem().isEmpty(), () -> early.problem().orElse(""));
         }
     }
 

@@ -17,6 +17,6 @@ class Boot3HealthConfiguration {
     @Bean
     @ConditionalOnMissingBean(name = "poolGoAwayHealthIndicator")
     HealthIndicator poolGoAwayHealthIndicator(PoolGoAwayInstaller installer) {
-        return () -> Health.up().withDetails(PoolGoAwayHealth.details(installer.evictors())).build();
+        return () -> Health.up().withDetails(PoolGoAwayHealth.details(installer)).build();
     }
 }

@@ -2,6 +2,7 @@ package dev.poolgoaway.spring;
 
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.TreeMap;
 
 import dev.poolgoaway.hikari.DrainEpisode;
 import dev.poolgoaway.hikari.GoAwayEvictor;
@@ -17,14 +18,21 @@ final class PoolGoAwayHealth {
     private PoolGoAwayHealth() {
     }
 
-    static Map<String, Object> details(Map<String, GoAwayEvictor> evictors) {
-        Map<String, Object> details = new LinkedHashMap<>();
-        evictors.forEach((beanName, evictor) -> details.put(beanName, details(evictor)));
+    /**
+     * Every {@code HikariDataSource} bean, installed or not: a pre-check before a switchover finds each pool here,
+     * and a pool pool-goaway left alone shows {@code installed: false} with its {@code reason}.
+     */
+    static Map<String, Object> details(PoolGoAwayInstaller installer) {
+        Map<String, Object> details = new TreeMap<>();
+        installer.evictors().forEach((beanName, evictor) -> details.put(beanName, details(evictor)));
+        installer.notInstalled().forEach((beanName, reason) -> details.put(beanName,
+                Map.of("installed", false, "reason", reason)));
         return details;
     }
 
     private static Map<String, Object> details(GoAwayEvictor evictor) {
         Map<String, Object> pool = new LinkedHashMap<>();
+        pool.put("installed", true);
         pool.put("pool", evictor.poolName());
         pool.put("running", evictor.running());
         pool.put("draining", evictor.draining());

@@ -40,6 +40,8 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
     private final ObjectProvider<EvictorSettings> settings;
     private final ObjectProvider<PoolGoAwayMeters> meters;
     private final SortedMap<String, GoAwayEvictor> evictors = new ConcurrentSkipListMap<>();
+    /** The pools it did not install into, with the reason: health lists them beside the installed ones. */
+    private final SortedMap<String, String> notInstalled = new ConcurrentSkipListMap<>();
 
     /**
      * Both are looked up at the first pool: a post-processor is created before the beans it could depend on.
@@ -62,8 +64,11 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
 
     private void install(HikariDataSource pool, String beanName) {
         if (pool.getHikariPoolMXBean() != null || pool.isClosed()) {
-            log.warn("{} - the pool started before pool-goaway could install itself (was it created with "
-                    + "new HikariDataSource(config)?); it runs without pool-goaway", beanName);
+            String reason = "the pool started before pool-goaway could install itself (was it created with "
+                    + "new HikariDataSource(config)? create it with new HikariDataSource() and set its properties, "
+                    + "or let Spring Boot create it); it runs without pool-goaway";
+            notInstalled.put(beanName, reason);
+            log.warn("{} - {}", beanName, reason);
             return;
         }
         try {
@@ -78,8 +83,10 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
             evictors.put(beanName, evictor);
             log.info("{} - pool-goaway installed", beanName);
         } catch (IllegalArgumentException notPostgres) {
+            notInstalled.put(beanName, notPostgres.getMessage());
             log.info("{} - pool-goaway leaves this pool alone: {}", beanName, notPostgres.getMessage());
         } catch (IllegalStateException cannot) {
+            notInstalled.put(beanName, cannot.getMessage());
             log.warn("{} - pool-goaway is not installed: {}", beanName, cannot.getMessage());
         }
     }
@@ -92,6 +99,11 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
     /** @return the evictors installed, by the name of their data source bean */
     public Map<String, GoAwayEvictor> evictors() {
         return Collections.unmodifiableSortedMap(evictors);
+    }
+
+    /** @return the data source beans it did not install into, by bean name, with the reason */
+    public Map<String, String> notInstalled() {
+        return Collections.unmodifiableSortedMap(notInstalled);
     }
 
     @Override

@@ -137,6 +137,10 @@ class PoolGoAwayAutoConfigurationTest {
             assertThat(context).hasNotFailed();
             assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
             query(context.getBean(HikariDataSource.class));
+            // Shown as not installed, with the reason and the fix: a pre-check finds every pool in health.
+            assertThat(BootHealth.report(context).pool("dataSource")).containsEntry("installed", false)
+                    .hasEntrySatisfying("reason", reason -> assertThat((String) reason)
+                            .contains("new HikariDataSource(config)"));
         });
     }
 
@@ -289,7 +293,8 @@ class PoolGoAwayAutoConfigurationTest {
             HealthReport health = BootHealth.report(context);
             assertThat(health.status()).isEqualTo("UP");
             assertThat(health.details()).containsOnlyKeys("dataSource");
-            assertThat(health.pool("dataSource")).containsEntry("pool", "app-pool").containsEntry("running", true)
+            assertThat(health.pool("dataSource")).containsEntry("installed", true).containsEntry("pool", "app-pool")
+                    .containsEntry("running", true)
                     .containsEntry("draining", false).containsEntry("flaggedConnections", 0)
                     .containsEntry("publicApiFallback", false).containsEntry("stalled", false)
                     .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")

@@ -5,6 +5,7 @@ import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
 import java.net.Socket;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.ArrayDeque;
 import java.util.ArrayList;
@@ -14,6 +15,9 @@ import java.util.Map;
 import java.util.Objects;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.concurrent.ExecutionException;
+import java.util.concurrent.TimeUnit;
+import java.util.concurrent.TimeoutException;
 import java.util.concurrent.atomic.AtomicLong;
 import java.util.concurrent.atomic.AtomicReference;
 import java.util.function.Predicate;
@@ -351,6 +355,40 @@ public final class GoAwayProxy implements AutoCloseable {
      */
     public CompletableFuture<ShutdownCompletion> smartShutdown(PostgresUpstream server) {
         return smartShutdown(server.host(), server.port());
+    }
+
+    /**
+     * Smart shutdown of one server, waiting until its last client connection has ended: a recipe's switchover in
+     * one call. A failure says what it saw, so a pool that does not drain (pool-goaway not installed, or the
+     * new server refusing the pool's replacements, for example green without the application's schema) is told
+     * apart from a slow one.
+     *
+     * @param server  the server
+     * @param timeout how long to wait
+     * @return how the shutdown went
+     * @throws AssertionError if connections are still open to the server after the timeout:
+     *                        "20 of 20 connections still on host:port after 30 s"
+     */
+    public ShutdownCompletion awaitSmartShutdown(PostgresUpstream server, Duration timeout) {
+        CompletableFuture<ShutdownCompletion> done = smartShutdown(server);
+        try {
+            return done.get(timeout.toMillis(), TimeUnit.MILLISECONDS);
+        } catch (TimeoutException e) {
+            InetSocketAddress target = InetSocketAddress.createUnresolved(server.host(), server.port());
+            long still = sessions.stream().filter(s -> s.isOpen() && target.equals(s.target())).count();
+            int atRequest;
+            synchronized (shutdowns) {
+                atRequest = shutdowns.get(target).connections;
+            }
+            throw new AssertionError(still + " of " + atRequest + " connections still on " + server.host() + ":"
+                    + server.port() + " after " + timeout.toSeconds() + " s (is pool-goaway installed in the "
+                    + "pool, and does the new server accept its connections?)", e);
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            throw new AssertionError("interrupted waiting for the smart shutdown of " + server, e);
+        } catch (ExecutionException e) {
+            throw new AssertionError("the smart shutdown of " + server + " failed", e.getCause());
+        }
     }
 
     /**

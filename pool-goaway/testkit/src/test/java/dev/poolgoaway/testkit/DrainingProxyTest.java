@@ -88,6 +88,21 @@ class DrainingProxyTest {
     }
 
     @Test
+    void aSmartShutdownThatDoesNotDrainSaysWhatItSaw() throws Exception {
+        // Plain pgjdbc ignores GoAway: its two connections stay on blue, as a pool without pool-goaway would.
+        try (Connection a = connect(); Connection b = connect()) {
+            AssertionError failure = assertThrows(AssertionError.class,
+                    () -> proxy.awaitSmartShutdown(blue, Duration.ofMillis(300)));
+            assertEquals("2 of 2 connections still on " + blue.host() + ":" + blue.port() + " after 0 s (is "
+                    + "pool-goaway installed in the pool, and does the new server accept its connections?)",
+                    failure.getMessage());
+            a.close();
+            b.close();
+            assertEquals(2, proxy.awaitSmartShutdown(blue, WAIT).connectionsAtRequest());
+        }
+    }
+
+    @Test
     void goAwayReachesThreeThreeClientsAtOnceAndNobodyElse() throws Exception {
         try (RawClient v30 = new RawClient(proxy.port(), 0); RawClient v32 = new RawClient(proxy.port(), 2);
              RawClient v33 = new RawClient(proxy.port(), 3)) {

@@ -4,7 +4,7 @@ package dev.poolgoaway.spring.recipe;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.util.concurrent.TimeUnit;
+import java.time.Duration;
 
 import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.BeforeAll;
@@ -72,7 +72,7 @@ class SpringBootTestRecipeTest {
         assertEquals(blue.port(), jdbc.queryForObject("select inet_server_port()", Integer.class));
 
         proxy.retarget(green);
-        ShutdownCompletion done = proxy.smartShutdown(blue).get(30, TimeUnit.SECONDS);
+        ShutdownCompletion done = proxy.awaitSmartShutdown(blue, Duration.ofSeconds(30));
 
         assertTrue(done.connectionsAtRequest() > 0, "the pool was on blue");
         assertEquals(green.port(), jdbc.queryForObject("select inet_server_port()", Integer.class));
