@@ -10,19 +10,28 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
+import java.io.DataInputStream;
+import java.io.IOException;
 import java.io.StringReader;
+import java.io.UncheckedIOException;
+import java.net.InetAddress;
+import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.Properties;
 import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
 
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
 import org.postgresql.PGConnection;
 import org.postgresql.PGNotification;
@@ -76,6 +85,64 @@ class RealPostgresTest {
             }
             assertFalse(signals.goAwayReceived());
             assertTrue(signals.termination().isEmpty());
+        }
+    }
+
+    /**
+     * PostgreSQL refuses a StartupMessage longer than 10,004 bytes (its length word and MAX_STARTUP_PACKET_LENGTH)
+     * by closing the connection. Where adding the GoAway option would pass that, pgjdbc's message goes out
+     * unchanged (and the server is not remembered as refusing); one that still fits is raised as usual. Each
+     * size is compared with plain pgjdbc.
+     */
+    @ParameterizedTest(name = "pgjdbc StartupMessage of {0} bytes, tls={1}")
+    @CsvSource({"9987, false", "9988, false", "9995, false", "10004, false", "9995, true"})
+    void aStartupMessageNearTheServersLimitIsRaisedOnlyIfItStillFits(int size, boolean tls) throws Exception {
+        String name = applicationNameFor(size);
+        Properties plainProps = longStartup(pg.clientProperties(tls), name);
+        try (Connection plain = DriverManager.getConnection(pg.url("localhost"), plainProps);
+                Statement s = plain.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+            assertTrue(rs.next(), "plain pgjdbc connects with a " + size + "-byte StartupMessage");
+        }
+        Properties layeredProps = longStartup(pg.clientProperties(tls), name);
+        try (Connection layered = DriverManager.getConnection(pg.url("localhost"), PgGoAway.install(layeredProps));
+                Statement s = layered.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
+            assertTrue(rs.next());
+            boolean fits = size + "_pq_.goaway\0true\0".length() <= 10_004;
+            assertEquals(fits ? 2 : 0, signalsOf(layered).protocolMinor(),
+                    fits ? "raised: PostgreSQL 18 negotiated 3.2" : "pgjdbc's own 3.0 request, unchanged");
+        }
+        assertFalse(ProtocolUpgrade.SHARED.refuses("localhost:" + pg.port()), "nothing remembered about the server");
+        try (Connection usual = pg.connect()) {
+            assertEquals(2, signalsOf(usual).protocolMinor(), "the next usual connection is raised again");
+        }
+    }
+
+    /** pgjdbc puts ApplicationName into the StartupMessage when it may assume a 9.0 server or later. */
+    private static Properties longStartup(Properties p, String applicationName) {
+        p.setProperty("assumeMinServerVersion", "9.0");
+        p.setProperty("ApplicationName", applicationName);
+        return p;
+    }
+
+    /**
+     * @return an ApplicationName that makes pgjdbc's StartupMessage (its other parameters are this machine's:
+     *         the time zone) exactly {@code size} bytes long, measured on a listener that reads the length word
+     */
+    private String applicationNameFor(int size) throws Exception {
+        String probe = "x".repeat(1000);
+        try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
+            CompletableFuture<Integer> length = CompletableFuture.supplyAsync(() -> {
+                try (Socket client = listener.accept()) {
+                    return new DataInputStream(client.getInputStream()).readInt();
+                } catch (IOException e) {
+                    throw new UncheckedIOException(e);
+                }
+            });
+            Properties p = longStartup(pg.clientProperties(false), probe);
+            p.setProperty("connectTimeout", "10");
+            assertThrows(SQLException.class, () -> DriverManager.getConnection(
+                    "jdbc:postgresql://127.0.0.1:" + listener.getLocalPort() + "/" + pg.upstream.database(), p));
+            return "x".repeat(probe.length() + size - length.get(10, TimeUnit.SECONDS));
         }
     }
 
