@@ -43,7 +43,8 @@ public final class GoAwayBalancerMain {
 
               --upstream=LIST   PostgreSQL servers you run, in switchover order (required)
               --listen=ADDR     loopback address and port to listen on (default 127.0.0.1:6432; ::1 as [::1]:6432)
-              --dialect=NAME    protocol-3.3 (default), extension or none: which GoAway design the proxy plays
+              --dialect=NAME    protocol-3.3 (default), extension or none: which GoAway design the proxy plays;
+                                keep the default in front of a real GoAway server (it passes _pq_.goaway on)
               --help            this text
 
             Commands on standard input: next (new connections to the next upstream), goaway (the proxy's own
