@@ -70,6 +70,7 @@ public final class GoAwayProxy implements AutoCloseable {
     private final AdminMessageFormat adminMessages;
     private final String extension;
     private final ServerSocket listener;
+    private final String host;
     private final AtomicReference<InetSocketAddress> upstream;
     private final AtomicLong ids = new AtomicLong();
     private final List<ProxySession> sessions = new CopyOnWriteArrayList<>();
@@ -88,7 +89,10 @@ public final class GoAwayProxy implements AutoCloseable {
         this.adminMessages = b.adminMessages;
         this.extension = b.extension;
         this.upstream = new AtomicReference<>(Objects.requireNonNull(b.upstream, "upstream"));
-        this.listener = new ServerSocket(b.port, 128, InetAddress.getLoopbackAddress());
+        this.listener = new ServerSocket(b.port, 128, b.address);
+        this.host = b.address.equals(InetAddress.getLoopbackAddress()) ? "localhost"
+                : b.address.getHostAddress().contains(":") ? "[" + b.address.getHostAddress() + "]"
+                : b.address.getHostAddress();
         this.acceptor = newThread(this::acceptLoop, "accept");
         acceptor.start();
         log.info("{} listening on {}:{}, forwarding to {}:{}{}, GoAway by {}, admin messages {}", name, host(), port(),
@@ -150,6 +154,7 @@ public final class GoAwayProxy implements AutoCloseable {
         private InetSocketAddress upstream;
         private SSLContext tls;
         private int port;
+        private InetAddress address = InetAddress.getLoopbackAddress();
         private String name = "goaway-proxy";
         private Dialect dialect = Dialect.PROTOCOL_3_3;
         private AdminMessageFormat adminMessages = AdminMessageFormat.APPENDED;
@@ -233,6 +238,22 @@ public final class GoAwayProxy implements AutoCloseable {
         }
 
         /**
+         * @param address the loopback address to listen on ({@code 127.0.0.1}, {@code 127.0.0.2}, {@code ::1});
+         *                the JVM's loopback address by default. The proxy is a drill tool for one host, not a
+         *                balancer for a network: other addresses are refused.
+         * @return this
+         * @throws IllegalArgumentException if the address is not a loopback address
+         */
+        public Builder listen(InetAddress address) {
+            if (!address.isLoopbackAddress()) {
+                throw new IllegalArgumentException("the proxy listens on a loopback address only (127.0.0.0/8, ::1), not "
+                        + address.getHostAddress());
+            }
+            this.address = address;
+            return this;
+        }
+
+        /**
          * @param name a name for threads and log lines
          * @return this
          */
@@ -242,7 +263,7 @@ public final class GoAwayProxy implements AutoCloseable {
         }
 
         /**
-         * Starts listening on localhost.
+         * Starts listening on localhost (or the {@link #listen(InetAddress) loopback address} given).
          *
          * @return the running proxy
          * @throws IOException if it cannot listen
@@ -257,7 +278,7 @@ public final class GoAwayProxy implements AutoCloseable {
 
     /** @return the host clients connect to */
     public String host() {
-        return "localhost";
+        return host;
     }
 
     /** @return the port clients connect to */
