@@ -70,16 +70,20 @@ class PoolGoAwayMetadataTest {
     @Test
     void everyPropertyIsDescribedWithItsDefault() throws Exception {
         Map<String, ConfigurationMetadataProperty> metadata = metadata();
-        assertThat(names()).hasSize(7);
+        assertThat(names()).hasSize(10);
         assertThat(metadata).containsOnlyKeys(Stream.concat(names().stream(), conditionNames().stream())
                 .distinct().toList());
         metadata.forEach((name, property) -> {
             assertThat(property.getDescription()).as(name).isNotBlank();
-            if (!name.equals("poolgoaway.straggler-deadline")) {   // its default is none
+            // straggler-deadline has none; dns-leave-window's is derived from the JVM's DNS cache TTL at run time
+            if (!name.equals("poolgoaway.straggler-deadline") && !name.equals("poolgoaway.dns-leave-window")) {
                 assertThat(property.getDefaultValue()).as(name).isNotNull();
             }
         });
         assertThat(metadata.get("poolgoaway.tick").getDefaultValue()).isEqualTo("250ms");
+        assertThat(metadata.get("poolgoaway.dns-leave").getDefaultValue()).isEqualTo(true);
+        assertThat(metadata.get("poolgoaway.dns-leave-interval").getDefaultValue()).isEqualTo("1s");
+        assertThat(metadata.get("poolgoaway.dns-leave-window").getDescription()).contains("DNS cache");
         assertThat((Object[]) metadata.get("poolgoaway.signals").getDefaultValue())
                 .containsExactly("goaway", "disconnect-requested");
     }
