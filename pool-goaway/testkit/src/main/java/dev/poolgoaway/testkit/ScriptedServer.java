@@ -73,9 +73,7 @@ public final class ScriptedServer implements AutoCloseable {
         this.tls = tls;
         behave();
         this.listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-        Thread acceptor = new Thread(this::acceptLoop, "scripted-server-accept");
-        acceptor.setDaemon(true);
-        acceptor.start();
+        Wire.serveEach(listener, "scripted-server", this::serve);
     }
 
     /**
@@ -174,19 +172,6 @@ public final class ScriptedServer implements AutoCloseable {
     private static final byte[] READY_FOR_QUERY = Wire.message('Z', new byte[] {'I'});
 
     // ---- serving ----------------------------------------------------------------------------------------------
-
-    private void acceptLoop() {
-        while (!listener.isClosed()) {
-            try {
-                Socket s = listener.accept();
-                Thread t = new Thread(() -> serve(s), "scripted-server-conn");
-                t.setDaemon(true);
-                t.start();
-            } catch (IOException e) {
-                return;
-            }
-        }
-    }
 
     private void serve(Socket plain) {
         Socket s = plain;

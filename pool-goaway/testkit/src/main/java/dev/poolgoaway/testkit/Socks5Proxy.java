@@ -28,7 +28,6 @@ public final class Socks5Proxy implements AutoCloseable {
     private final Map<String, InetSocketAddress> routes;
     private final List<String> requests = new CopyOnWriteArrayList<>();
     private final List<Socket> sockets = new CopyOnWriteArrayList<>();
-    private volatile boolean closed;
 
     private Socks5Proxy(Map<String, InetSocketAddress> routes) throws IOException {
         this.routes = new ConcurrentHashMap<>(routes);
@@ -38,9 +37,10 @@ public final class Socks5Proxy implements AutoCloseable {
             }
         }
         this.listener = new ServerSocket(0, 50, InetAddress.getLoopbackAddress());
-        Thread acceptor = new Thread(this::acceptLoop, "socks5-accept");
-        acceptor.setDaemon(true);
-        acceptor.start();
+        Wire.serveEach(listener, "socks5", client -> {
+            sockets.add(client);
+            serve(client);
+        });
     }
 
     /**
@@ -60,20 +60,6 @@ public final class Socks5Proxy implements AutoCloseable {
     /** @return every CONNECT destination asked for, in order */
     public List<String> requests() {
         return List.copyOf(requests);
-    }
-
-    private void acceptLoop() {
-        while (!closed) {
-            try {
-                Socket client = listener.accept();
-                sockets.add(client);
-                Thread t = new Thread(() -> serve(client), "socks5-session");
-                t.setDaemon(true);
-                t.start();
-            } catch (IOException e) {
-                return;
-            }
-        }
     }
 
     private void serve(Socket client) {
@@ -152,7 +138,6 @@ public final class Socks5Proxy implements AutoCloseable {
 
     @Override
     public void close() throws IOException {
-        closed = true;
         listener.close();
         for (Socket s : sockets) {
             closeQuietly(s);

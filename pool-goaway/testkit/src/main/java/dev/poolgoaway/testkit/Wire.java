@@ -3,11 +3,14 @@ package dev.poolgoaway.testkit;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
+import java.net.ServerSocket;
+import java.net.Socket;
 import java.nio.ByteBuffer;
 import java.nio.charset.StandardCharsets;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Map;
+import java.util.function.Consumer;
 
 /** The few backend messages the proxy writes itself, and the integers it reads and writes. */
 final class Wire {
@@ -23,6 +26,31 @@ final class Wire {
     static final byte[] GO_AWAY = {'g', 0, 0, 0, 4};
 
     private Wire() {
+    }
+
+    /**
+     * Serves every connection the listener accepts, each on a daemon thread of its own, from a daemon acceptor
+     * thread that ends when the listener is closed: the test kit's peers all serve this way.
+     *
+     * @param listener the listening socket
+     * @param name     the threads' name prefix
+     * @param serve    what to do with one accepted connection
+     */
+    static void serveEach(ServerSocket listener, String name, Consumer<Socket> serve) {
+        Thread acceptor = new Thread(() -> {
+            while (!listener.isClosed()) {
+                try {
+                    Socket s = listener.accept();
+                    Thread t = new Thread(() -> serve.accept(s), name + "-conn");
+                    t.setDaemon(true);
+                    t.start();
+                } catch (IOException e) {
+                    return;
+                }
+            }
+        }, name + "-accept");
+        acceptor.setDaemon(true);
+        acceptor.start();
     }
 
     /** An ErrorResponse the way PostgreSQL formats it: S and V severity, SQLSTATE, message. */
