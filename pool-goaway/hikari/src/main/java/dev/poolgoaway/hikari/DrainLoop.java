@@ -737,6 +737,10 @@ final class DrainLoop {
             return;
         }
         Episode e = episode;
+        DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
+                List.copyOf(e.grants), e.firstSignalAt, e.lastCloseAt, Optional.ofNullable(e.adminMessage));
+        // lastDrain before draining goes false: a reader that sees neither would think no drain ever happened.
+        lastDrain = done;
         episode = null;
         draining = false;
         unmatched = 0;
@@ -745,9 +749,6 @@ final class DrainLoop {
         sizeAtDrain = -1;
         publicApiWarned = false;
         pool.endReplacements();
-        DrainEpisode done = new DrainEpisode(List.copyOf(e.servers), e.connections, Map.copyOf(e.kinds),
-                List.copyOf(e.grants), e.firstSignalAt, e.lastCloseAt, Optional.ofNullable(e.adminMessage));
-        lastDrain = done;
         log.info("{} - drained {} connection{} from {} in {} ms ({}{}){}{}", poolName, done.connections(),
                 done.connections() == 1 ? "" : "s", String.join(", ", done.servers()), done.duration().toMillis(),
                 done.kinds(), done.goAwayGrants().isEmpty() ? "" : "; GoAway by " + String.join(", ",
