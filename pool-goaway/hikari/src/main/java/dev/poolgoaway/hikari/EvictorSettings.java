@@ -64,6 +64,25 @@ public final class EvictorSettings {
         return new Builder();
     }
 
+    /**
+     * @return a builder holding these settings, to derive settings that differ in a few (the Spring Boot module's
+     *         per-pool properties over the application's settings)
+     */
+    public Builder toBuilder() {
+        Builder b = new Builder();
+        b.tick = tick;
+        b.drainWindow = drainWindow;
+        b.maxReplacementsInFlight = maxReplacementsInFlight;
+        b.stragglerDeadline = stragglerDeadline;
+        b.abortStragglers = abortStragglers;
+        b.enabled = enabled;
+        b.signals = EnumSet.copyOf(signals);
+        b.dnsLeave = dnsLeave;
+        b.dnsLeaveInterval = dnsLeaveInterval;
+        b.dnsLeaveWindow = dnsLeaveWindow;
+        return b;
+    }
+
     /** @return how often the evictor looks at every pooled connection */
     public Duration tick() {
         return tick;

@@ -2,11 +2,11 @@ package dev.poolgoaway.spring;
 
 import org.springframework.beans.factory.ObjectProvider;
 import org.springframework.boot.autoconfigure.AutoConfiguration;
-import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnClass;
 import org.springframework.boot.autoconfigure.condition.ConditionalOnMissingBean;
 import org.springframework.boot.context.properties.EnableConfigurationProperties;
 import org.springframework.context.annotation.Bean;
+import org.springframework.context.annotation.Conditional;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.context.annotation.Import;
 
@@ -18,11 +18,12 @@ import io.micrometer.core.instrument.MeterRegistry;
 /**
  * Auto-configuration of pool-goaway for the application's PostgreSQL HikariCP pools: installs it into each before
  * the pool starts, binds its meters to the application's {@link MeterRegistry} and contributes a health indicator
- * (see {@code docs/spring-boot.md}). Off with {@code poolgoaway.enabled=false}.
+ * (see {@code docs/spring-boot.md}). Off with {@code poolgoaway.enabled=false}, unless a pool's own
+ * {@code poolgoaway.pools.<pool>.enabled=true} turns it on for that pool.
  */
 @AutoConfiguration
 @ConditionalOnClass({HikariDataSource.class, org.postgresql.Driver.class})
-@ConditionalOnBooleanProperty(name = PoolGoAwayProperties.PREFIX + ".enabled", matchIfMissing = true)
+@Conditional(PoolGoAwayEnabledCondition.class)
 @EnableConfigurationProperties(PoolGoAwayProperties.class)
 @Import({Boot4HealthConfiguration.class, Boot3HealthConfiguration.class})
 public class PoolGoAwayAutoConfiguration {
@@ -39,8 +40,8 @@ public class PoolGoAwayAutoConfiguration {
 
     @Bean
     static PoolGoAwayInstaller poolGoAwayInstaller(ObjectProvider<EvictorSettings> settings,
-            ObjectProvider<PoolGoAwayMeters> meters) {
-        return new PoolGoAwayInstaller(settings, meters);
+            ObjectProvider<PoolGoAwayProperties> properties, ObjectProvider<PoolGoAwayMeters> meters) {
+        return new PoolGoAwayInstaller(settings, properties, meters);
     }
 
     @Configuration(proxyBeanMethods = false)

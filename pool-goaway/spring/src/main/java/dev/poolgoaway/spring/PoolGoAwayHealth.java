@@ -1,10 +1,14 @@
 package dev.poolgoaway.spring;
 
+import java.time.Duration;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.TreeMap;
 
+import org.springframework.boot.convert.DurationStyle;
+
 import dev.poolgoaway.hikari.DrainEpisode;
+import dev.poolgoaway.hikari.EvictorSettings;
 import dev.poolgoaway.hikari.GoAwayEvictor;
 import dev.poolgoaway.wire.LogText;
 
@@ -47,7 +51,28 @@ final class PoolGoAwayHealth {
         // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.
         evictor.problem().ifPresent(problem -> pool.put("problem", problem));
         evictor.lastDrain().ifPresent(drain -> pool.put("lastDrain", details(drain)));
+        pool.put("settings", details(evictor.settings()));
         return pool;
+    }
+
+    /** The pool's effective settings (its own {@code poolgoaway.pools} entry over the application's), as properties. */
+    private static Map<String, Object> details(EvictorSettings settings) {
+        Map<String, Object> effective = new LinkedHashMap<>();
+        effective.put("tick", text(settings.tick()));
+        effective.put("drain-window", text(settings.drainWindow()));
+        effective.put("max-replacements-in-flight", settings.maxReplacementsInFlight().orElse(0));
+        settings.stragglerDeadline().ifPresent(d -> effective.put("straggler-deadline", text(d)));
+        effective.put("abort-stragglers", settings.abortStragglers());
+        effective.put("signals", settings.signals().stream()
+                .map(s -> s.name().toLowerCase().replace('_', '-')).toList());
+        effective.put("dns-leave", settings.dnsLeave());
+        effective.put("dns-leave-interval", text(settings.dnsLeaveInterval()));
+        settings.dnsLeaveWindow().ifPresent(w -> effective.put("dns-leave-window", text(w)));
+        return effective;
+    }
+
+    private static String text(Duration duration) {
+        return DurationStyle.SIMPLE.print(duration);
     }
 
     private static Map<String, Object> details(DrainEpisode drain) {

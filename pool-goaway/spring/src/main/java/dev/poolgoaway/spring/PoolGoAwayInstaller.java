@@ -1,8 +1,11 @@
 package dev.poolgoaway.spring;
 
 import java.util.Collections;
+import java.util.LinkedHashSet;
 import java.util.Map;
+import java.util.Set;
 import java.util.SortedMap;
+import java.util.concurrent.ConcurrentHashMap;
 import java.util.concurrent.ConcurrentSkipListMap;
 
 import org.slf4j.Logger;
@@ -32,25 +35,36 @@ import dev.poolgoaway.hikari.PoolGoAway;
  * {@code @PostConstruct} wiring of Micrometer) replaced pool-goaway's start hook; the hook is put back in front of
  * that factory, so the pool still starts with its evictor. A pool that started without it meanwhile is reported
  * (an ERROR, and {@code problem} in the health details).
+ *
+ * <p>A pool's settings are the application's ({@code poolgoaway.*}, or its own {@link EvictorSettings} bean) with
+ * what its entry under {@code poolgoaway.pools} sets, the entry found by HikariCP pool name, or by bean name for a
+ * pool without one. An entry that matches no pool is logged once every bean is initialized: a misspelt name must
+ * not pass for a setting.
  */
 public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitializingSingleton, Ordered {
 
     private static final Logger log = LoggerFactory.getLogger(PoolGoAwayInstaller.class);
 
     private final ObjectProvider<EvictorSettings> settings;
+    private final ObjectProvider<PoolGoAwayProperties> properties;
     private final ObjectProvider<PoolGoAwayMeters> meters;
     private final SortedMap<String, GoAwayEvictor> evictors = new ConcurrentSkipListMap<>();
     /** The pools it did not install into, with the reason: health lists them beside the installed ones. */
     private final SortedMap<String, String> notInstalled = new ConcurrentSkipListMap<>();
+    /** The keys of {@code poolgoaway.pools} that named a pool. */
+    private final Set<String> matched = ConcurrentHashMap.newKeySet();
 
     /**
-     * Both are looked up at the first pool: a post-processor is created before the beans it could depend on.
+     * All are looked up at the first pool: a post-processor is created before the beans it could depend on.
      *
-     * @param settings how to drain
-     * @param meters   Micrometer glue, if Micrometer is there
+     * @param settings   how to drain, the application's settings
+     * @param properties the {@code poolgoaway.*} properties, for the pools' own
+     * @param meters     Micrometer glue, if Micrometer is there
      */
-    PoolGoAwayInstaller(ObjectProvider<EvictorSettings> settings, ObjectProvider<PoolGoAwayMeters> meters) {
+    PoolGoAwayInstaller(ObjectProvider<EvictorSettings> settings, ObjectProvider<PoolGoAwayProperties> properties,
+            ObjectProvider<PoolGoAwayMeters> meters) {
         this.settings = settings;
+        this.properties = properties;
         this.meters = meters;
     }
 
@@ -71,12 +85,30 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
             log.warn("{} - {}", beanName, reason);
             return;
         }
+        PoolGoAwayProperties props = properties.getObject();
+        String key = pool.getPoolName() != null && props.getPools().containsKey(pool.getPoolName())
+                ? pool.getPoolName() : beanName;
+        PoolGoAwayProperties.Pool entry = props.getPools().get(key);
+        EvictorSettings poolSettings = settings.getObject();
+        if (entry != null) {
+            matched.add(key);
+            poolSettings = entry.over(poolSettings, key);
+        }
+        if (!poolSettings.enabled()) {
+            String reason = "turned off by " + (entry != null && entry.getEnabled() != null
+                    ? PoolGoAwayProperties.PREFIX + ".pools." + key + ".enabled=false"
+                    : props.isEnabled() ? "the application's EvictorSettings bean (enabled false)"
+                    : PoolGoAwayProperties.PREFIX + ".enabled=false");
+            notInstalled.put(beanName, reason);
+            log.info("{} - pool-goaway is {}", beanName, reason);
+            return;
+        }
         try {
             PoolGoAwayMeters glue = meters.getIfAvailable();
             if (glue != null) {
                 glue.beforeInstall(pool);
             }
-            GoAwayEvictor evictor = PoolGoAway.install(pool, settings.getObject());
+            GoAwayEvictor evictor = PoolGoAway.install(pool, poolSettings);
             if (glue != null) {
                 glue.bind(evictor);
             }
@@ -94,6 +126,12 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
     @Override
     public void afterSingletonsInstantiated() {
         evictors.values().forEach(GoAwayEvictor::ensureHooked);
+        Set<String> unmatched = new LinkedHashSet<>(properties.getObject().getPools().keySet());
+        unmatched.removeAll(matched);
+        for (String key : unmatched) {
+            log.warn("{}.pools.{} names no HikariDataSource created at startup (neither its pool "
+                    + "name nor its bean name); its settings apply to no pool", PoolGoAwayProperties.PREFIX, key);
+        }
     }
 
     /** @return the evictors installed, by the name of their data source bean */

@@ -2,6 +2,8 @@ package dev.poolgoaway.spring;
 
 import java.time.Duration;
 import java.util.EnumSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
 import java.util.Set;
 import java.util.function.Consumer;
 
@@ -12,8 +14,9 @@ import dev.poolgoaway.hikari.EvictorSettings;
 import dev.poolgoaway.hikari.LeaveSignal;
 
 /**
- * pool-goaway's settings under {@value #PREFIX}: how every PostgreSQL HikariCP pool of the application is drained
- * (see {@code docs/spring-boot.md}). The defaults are {@link EvictorSettings#defaults()}.
+ * pool-goaway's settings under {@value #PREFIX}: how every PostgreSQL HikariCP pool of the application is drained,
+ * and under {@code poolgoaway.pools.<pool>} what differs for one pool (see {@code docs/spring-boot.md}). The
+ * defaults are {@link EvictorSettings#defaults()}.
  */
 @ConfigurationProperties(PoolGoAwayProperties.PREFIX)
 public class PoolGoAwayProperties {
@@ -83,6 +86,13 @@ public class PoolGoAwayProperties {
      * cache time. 1s to 1h.
      */
     private Duration dnsLeaveWindow;
+
+    /**
+     * Settings of one pool that differ from the ones above, by HikariCP pool name (spring.datasource.hikari.pool-name)
+     * or, for a pool without one, data source bean name: poolgoaway.pools.reporting.enabled=false,
+     * poolgoaway.pools.reporting.drain-window=5s. Each of the settings above; an unset one is the one above.
+     */
+    private final Map<String, Pool> pools = new LinkedHashMap<>();
 
     public boolean isEnabled() {
         return enabled;
@@ -164,6 +174,10 @@ public class PoolGoAwayProperties {
         this.signals = signals;
     }
 
+    public Map<String, Pool> getPools() {
+        return pools;
+    }
+
     /**
      * The settings these properties describe, checked by {@link EvictorSettings.Builder}.
      *
@@ -172,20 +186,25 @@ public class PoolGoAwayProperties {
      */
     public EvictorSettings toSettings() {
         EvictorSettings.Builder builder = EvictorSettings.builder().enabled(enabled);
-        check("tick", tick, builder::tick);
-        check("drain-window", drainWindow, builder::drainWindow);
-        check("max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
-        check("straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
-        check("signals", signals, builder::signals);
-        check("abort-stragglers", abortStragglers, builder::abortStragglers);
-        check("dns-leave", dnsLeave, builder::dnsLeave);
-        check("dns-leave-interval", dnsLeaveInterval, builder::dnsLeaveInterval);
-        check("dns-leave-window", dnsLeaveWindow, builder::dnsLeaveWindow);
+        String at = PREFIX + ".";
+        check(at + "tick", tick, builder::tick);
+        check(at + "drain-window", drainWindow, builder::drainWindow);
+        check(at + "max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+        check(at + "straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
+        check(at + "signals", signals, builder::signals);
+        check(at + "abort-stragglers", abortStragglers, builder::abortStragglers);
+        check(at + "dns-leave", dnsLeave, builder::dnsLeave);
+        check(at + "dns-leave-interval", dnsLeaveInterval, builder::dnsLeaveInterval);
+        check(at + "dns-leave-window", dnsLeaveWindow, builder::dnsLeaveWindow);
+        return build(builder, at, abortStragglers);
+    }
+
+    private static EvictorSettings build(EvictorSettings.Builder builder, String at, Object abortStragglers) {
         try {
             return builder.build();
         } catch (IllegalStateException e) {
-            throw new InvalidConfigurationPropertyValueException(PREFIX + ".abort-stragglers", abortStragglers,
-                    e.getMessage() + " (set " + PREFIX + ".straggler-deadline)");
+            throw new InvalidConfigurationPropertyValueException(at + "abort-stragglers", abortStragglers,
+                    e.getMessage() + " (set " + at + "straggler-deadline)");
         }
     }
 
@@ -193,9 +212,137 @@ public class PoolGoAwayProperties {
         try {
             setter.accept(value);
         } catch (IllegalArgumentException e) {
-            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value, e.getMessage());
+            throw new InvalidConfigurationPropertyValueException(property, value, e.getMessage());
         } catch (NullPointerException e) {
-            throw new InvalidConfigurationPropertyValueException(PREFIX + "." + property, value, "a value is required");
+            throw new InvalidConfigurationPropertyValueException(property, value, "a value is required");
+        }
+    }
+
+    /**
+     * One pool's settings under {@code poolgoaway.pools.<pool>}: each one set replaces the application's, each one
+     * unset (null) keeps it.
+     */
+    public static class Pool {
+
+        private Boolean enabled;
+        private Duration tick;
+        private Duration drainWindow;
+        private Integer maxReplacementsInFlight;
+        private Duration stragglerDeadline;
+        private Boolean abortStragglers;
+        private Set<LeaveSignal> signals;
+        private Boolean dnsLeave;
+        private Duration dnsLeaveInterval;
+        private Duration dnsLeaveWindow;
+
+        public Boolean getEnabled() {
+            return enabled;
+        }
+
+        public void setEnabled(Boolean enabled) {
+            this.enabled = enabled;
+        }
+
+        public Duration getTick() {
+            return tick;
+        }
+
+        public void setTick(Duration tick) {
+            this.tick = tick;
+        }
+
+        public Duration getDrainWindow() {
+            return drainWindow;
+        }
+
+        public void setDrainWindow(Duration drainWindow) {
+            this.drainWindow = drainWindow;
+        }
+
+        public Integer getMaxReplacementsInFlight() {
+            return maxReplacementsInFlight;
+        }
+
+        public void setMaxReplacementsInFlight(Integer maxReplacementsInFlight) {
+            this.maxReplacementsInFlight = maxReplacementsInFlight;
+        }
+
+        public Duration getStragglerDeadline() {
+            return stragglerDeadline;
+        }
+
+        public void setStragglerDeadline(Duration stragglerDeadline) {
+            this.stragglerDeadline = stragglerDeadline;
+        }
+
+        public Boolean getAbortStragglers() {
+            return abortStragglers;
+        }
+
+        public void setAbortStragglers(Boolean abortStragglers) {
+            this.abortStragglers = abortStragglers;
+        }
+
+        public Set<LeaveSignal> getSignals() {
+            return signals;
+        }
+
+        public void setSignals(Set<LeaveSignal> signals) {
+            this.signals = signals;
+        }
+
+        public Boolean getDnsLeave() {
+            return dnsLeave;
+        }
+
+        public void setDnsLeave(Boolean dnsLeave) {
+            this.dnsLeave = dnsLeave;
+        }
+
+        public Duration getDnsLeaveInterval() {
+            return dnsLeaveInterval;
+        }
+
+        public void setDnsLeaveInterval(Duration dnsLeaveInterval) {
+            this.dnsLeaveInterval = dnsLeaveInterval;
+        }
+
+        public Duration getDnsLeaveWindow() {
+            return dnsLeaveWindow;
+        }
+
+        public void setDnsLeaveWindow(Duration dnsLeaveWindow) {
+            this.dnsLeaveWindow = dnsLeaveWindow;
+        }
+
+        /**
+         * The pool's settings: {@code base} (the application's) with what this entry sets.
+         *
+         * @param base the application's settings
+         * @param key  the entry's key under {@code poolgoaway.pools}, to name a refused property
+         * @return the settings
+         * @throws InvalidConfigurationPropertyValueException naming the property whose value the builder refused
+         */
+        EvictorSettings over(EvictorSettings base, String key) {
+            EvictorSettings.Builder builder = base.toBuilder();
+            String at = PREFIX + ".pools." + key + ".";
+            override(at + "enabled", enabled, builder::enabled);
+            override(at + "tick", tick, builder::tick);
+            override(at + "drain-window", drainWindow, builder::drainWindow);
+            override(at + "max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+            override(at + "straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
+            override(at + "signals", signals, builder::signals);
+            override(at + "abort-stragglers", abortStragglers, builder::abortStragglers);
+            override(at + "dns-leave", dnsLeave, builder::dnsLeave);
+            override(at + "dns-leave-interval", dnsLeaveInterval, builder::dnsLeaveInterval);
+            override(at + "dns-leave-window", dnsLeaveWindow, builder::dnsLeaveWindow);
+            return build(builder, at, abortStragglers != null ? abortStragglers : base.abortStragglers());
+        }
+
+        private static <T> void override(String property, T value, Consumer<T> setter) {
+            if (value != null) {
+                check(property, value, setter);
+            }
         }
     }
 }

@@ -1,13 +1,18 @@
 package dev.poolgoaway.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
+import static org.assertj.core.api.InstanceOfAssertFactories.MAP;
 
+import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.InputStream;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.SQLException;
 import java.time.Duration;
 import java.util.EnumSet;
+import java.util.List;
 import java.util.Properties;
 import java.util.function.Consumer;
 
@@ -19,6 +24,7 @@ import org.springframework.boot.autoconfigure.EnableAutoConfiguration;
 import org.springframework.boot.context.properties.source.InvalidConfigurationPropertyValueException;
 import org.springframework.boot.test.context.FilteredClassLoader;
 import org.springframework.boot.test.context.runner.ApplicationContextRunner;
+import org.springframework.context.ApplicationContext;
 import org.springframework.context.annotation.Bean;
 import org.springframework.context.annotation.Configuration;
 import org.springframework.jdbc.datasource.DelegatingDataSource;
@@ -171,15 +177,145 @@ class PoolGoAwayAutoConfigurationTest {
                 });
     }
 
+    /** Two pools of the application's own: {@code orders} (pool name {@code orders-pool}) and {@code reporting}. */
+    private ApplicationContextRunner withTwoPools() {
+        return runner.withBean("orders", HikariDataSource.class, () -> pool("orders-pool"))
+                .withBean("reporting", HikariDataSource.class, () -> pool(null));
+    }
+
+    private static HikariDataSource pool(String poolName) {
+        HikariDataSource pool = new HikariDataSource();
+        pool.setJdbcUrl(url());
+        pool.setUsername("postgres");
+        pool.setPoolName(poolName);
+        return pool;
+    }
+
+    private static GoAwayEvictor evictor(ApplicationContext context, String bean) {
+        return context.getBean(PoolGoAwayInstaller.class).evictors().get(bean);
+    }
+
     @Test
-    void bindsEveryProperty() throws IOException {
+    void aPoolsOwnSettingsOverrideTheApplicationsByPoolNameOrBeanName() {
+        withTwoPools().withPropertyValues("poolgoaway.drain-window=2s", "poolgoaway.tick=100ms",
+                "poolgoaway.pools.orders-pool.drain-window=5s", "poolgoaway.pools.orders-pool.signals=goaway",
+                "poolgoaway.pools.reporting.dns-leave=false", "poolgoaway.pools.reporting.straggler-deadline=30s",
+                "poolgoaway.pools.reporting.abort-stragglers=true").run(context -> {
+                    EvictorSettings application = context.getBean(EvictorSettings.class);
+                    assertThat(evictor(context, "orders").settings()).isEqualTo(application.toBuilder()
+                            .drainWindow(Duration.ofSeconds(5)).signals(EnumSet.of(LeaveSignal.GOAWAY)).build());
+                    assertThat(evictor(context, "reporting").settings()).isEqualTo(application.toBuilder()
+                            .dnsLeave(false).stragglerDeadline(Duration.ofSeconds(30)).abortStragglers(true)
+                            .build());
+                    // Health shows each pool's effective settings, as properties.
+                    HealthReport health = BootHealth.report(context);
+                    assertThat(health.pool("orders")).extractingByKey("settings").asInstanceOf(MAP)
+                            .containsEntry("tick", "100ms").containsEntry("drain-window", "5000ms")
+                            .containsEntry("signals", List.of("goaway")).containsEntry("dns-leave", true)
+                            .doesNotContainKey("straggler-deadline");
+                    assertThat(health.pool("reporting")).extractingByKey("settings").asInstanceOf(MAP)
+                            .containsEntry("drain-window", "2000ms").containsEntry("dns-leave", false)
+                            .containsEntry("straggler-deadline", "30000ms").containsEntry("abort-stragglers", true)
+                            .containsEntry("signals", List.of("goaway", "disconnect-requested"));
+                });
+    }
+
+    @Test
+    void aPoolsOwnSettingsApplyOverTheApplicationsOwnSettingsBean() {
+        EvictorSettings own = EvictorSettings.builder().tick(Duration.ofSeconds(1)).build();
+        withTwoPools().withBean(EvictorSettings.class, () -> own)
+                .withPropertyValues("poolgoaway.pools.reporting.drain-window=5s").run(context -> {
+                    assertThat(evictor(context, "orders").settings()).isSameAs(own);
+                    assertThat(evictor(context, "reporting").settings())
+                            .isEqualTo(own.toBuilder().drainWindow(Duration.ofSeconds(5)).build());
+                });
+    }
+
+    @Test
+    void aPoolTurnedOffIsLeftAloneAndShownSo() {
+        withTwoPools().withPropertyValues("poolgoaway.pools.reporting.enabled=false").run(context -> {
+            assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).containsOnlyKeys("orders");
+            HikariDataSource reporting = context.getBean("reporting", HikariDataSource.class);
+            assertThat(hasWireLayer(reporting)).isFalse();
+            query(reporting);
+            assertThat(BootHealth.report(context).pool("reporting")).containsEntry("installed", false)
+                    .containsEntry("reason", "turned off by poolgoaway.pools.reporting.enabled=false");
+        });
+    }
+
+    @Test
+    void offForTheApplicationOnForOnePool() {
+        withTwoPools().withPropertyValues("poolgoaway.enabled=false", "poolgoaway.pools.orders-pool.enabled=true")
+                .run(context -> {
+                    assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).containsOnlyKeys("orders");
+                    assertThat(evictor(context, "orders").settings().enabled()).isTrue();
+                    assertThat(hasWireLayer(context.getBean("orders", HikariDataSource.class))).isTrue();
+                    assertThat(hasWireLayer(context.getBean("reporting", HikariDataSource.class))).isFalse();
+                    assertThat(BootHealth.report(context).pool("reporting")).containsEntry("installed", false)
+                            .containsEntry("reason", "turned off by poolgoaway.enabled=false");
+                });
+        // Off for the application and for every pool that says anything: nothing at all, as without entries.
+        withTwoPools().withPropertyValues("poolgoaway.enabled=false", "poolgoaway.pools.orders-pool.enabled=false",
+                "poolgoaway.pools.reporting.tick=1s").run(context -> assertThat(context)
+                        .doesNotHaveBean(PoolGoAwayInstaller.class).doesNotHaveBean("poolGoAwayHealthIndicator"));
+    }
+
+    @Test
+    void aBadValueOfAPoolStopsTheApplicationNamingThePoolsProperty() {
+        withTwoPools().withPropertyValues("poolgoaway.pools.reporting.tick=-1s").run(context -> assertThat(context)
+                .getFailure().rootCause().isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                .hasMessageContaining("poolgoaway.pools.reporting.tick").hasMessageContaining("-1"));
+        withTwoPools().withPropertyValues("poolgoaway.pools.orders-pool.abort-stragglers=true").run(context ->
+                assertThat(context).getFailure().rootCause()
+                        .isInstanceOf(InvalidConfigurationPropertyValueException.class)
+                        .hasMessageContaining("poolgoaway.pools.orders-pool.abort-stragglers")
+                        .hasMessageContaining("poolgoaway.pools.orders-pool.straggler-deadline"));
+    }
+
+    @Test
+    void anEntryThatNamesNoPoolIsLogged() {
+        ByteArrayOutputStream captured = new ByteArrayOutputStream();
+        PrintStream err = System.err;
+        System.setErr(new PrintStream(captured, true, StandardCharsets.UTF_8));
+        try {
+            withTwoPools().withPropertyValues("poolgoaway.pools.reportng.enabled=false",
+                    "poolgoaway.pools.orders-pool.tick=1s").run(context -> assertThat(
+                            context.getBean(PoolGoAwayInstaller.class).evictors()).containsOnlyKeys("orders",
+                            "reporting"));
+        } finally {
+            System.setErr(err);
+        }
+        List<String> warned = captured.toString(StandardCharsets.UTF_8).lines()
+                .filter(l -> l.contains("WARN") && l.contains("names no HikariDataSource")).toList();
+        assertThat(warned).singleElement().asString().contains("poolgoaway.pools.reportng ");
+    }
+
+    /** The pairs of an example properties file the docs show. */
+    private static String[] example(String resource) throws IOException {
         Properties example = new Properties();
-        try (InputStream in = getClass().getResourceAsStream("/poolgoaway-example.properties")) {
+        try (InputStream in = PoolGoAwayAutoConfigurationTest.class.getResourceAsStream(resource)) {
             example.load(in);
         }
-        String[] pairs = example.stringPropertyNames().stream().map(k -> k + "=" + example.getProperty(k))
+        return example.stringPropertyNames().stream().map(k -> k + "=" + example.getProperty(k))
                 .toArray(String[]::new);
-        withBootDataSource().withPropertyValues(pairs).run(context -> {
+    }
+
+    @Test
+    void thePerPoolExampleDoesWhatItSays() throws IOException {
+        runner.withBean("orders", HikariDataSource.class, () -> pool("orders-pool"))
+                .withBean("reportingDataSource", HikariDataSource.class, () -> pool(null))
+                .withPropertyValues(example("/poolgoaway-pools-example.properties")).run(context -> {
+                    assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).containsOnlyKeys("orders");
+                    assertThat(evictor(context, "orders").settings()).isEqualTo(EvictorSettings.builder()
+                            .drainWindow(Duration.ofSeconds(10)).build());
+                    assertThat(context.getBean(EvictorSettings.class).drainWindow()).isEqualTo(Duration.ofSeconds(2));
+                    assertThat(hasWireLayer(context.getBean("reportingDataSource", HikariDataSource.class))).isFalse();
+                });
+    }
+
+    @Test
+    void bindsEveryProperty() throws IOException {
+        withBootDataSource().withPropertyValues(example("/poolgoaway-example.properties")).run(context -> {
             EvictorSettings expected = EvictorSettings.builder().tick(Duration.ofMillis(100))
                     .drainWindow(Duration.ofSeconds(2)).maxReplacementsInFlight(4)
                     .stragglerDeadline(Duration.ofSeconds(30)).abortStragglers(true)

@@ -12,9 +12,9 @@ import java.util.stream.Stream;
 
 import org.junit.jupiter.api.Test;
 import org.springframework.beans.BeanUtils;
-import org.springframework.boot.autoconfigure.condition.ConditionalOnBooleanProperty;
 import org.springframework.boot.configurationmetadata.ConfigurationMetadataProperty;
 import org.springframework.boot.configurationmetadata.ConfigurationMetadataRepositoryJsonBuilder;
+import org.springframework.context.annotation.Conditional;
 
 /**
  * The configuration metadata the configuration processor generated, read the way IDEs read it: what they show for
@@ -30,22 +30,29 @@ class PoolGoAwayMetadataTest {
         }
     }
 
-    /** Every bean property of {@link PoolGoAwayProperties}, in the kebab case of the metadata. */
+    /**
+     * Every bean property of {@link PoolGoAwayProperties} (a map is bound through its getter), in the kebab case of
+     * the metadata.
+     */
     private static List<String> names() {
         return Arrays.stream(BeanUtils.getPropertyDescriptors(PoolGoAwayProperties.class))
-                .filter(d -> d.getWriteMethod() != null)
+                .filter(d -> d.getWriteMethod() != null || Map.class.equals(d.getPropertyType()))
                 .map(d -> PoolGoAwayProperties.PREFIX + "." + d.getName().replaceAll("([A-Z])", "-$1").toLowerCase())
                 .toList();
     }
 
     /**
-     * The properties the auto-configuration's conditions read: {@code poolgoaway.enabled} and the Actuator's
-     * {@code management.health.<indicator>.enabled}, from the annotations themselves. Each health configuration
-     * carries the annotation of its own Boot generation; the one whose class is missing is invisible to reflection.
+     * The properties the auto-configuration's conditions read: {@code poolgoaway.enabled} and
+     * {@code poolgoaway.pools.<pool>.enabled} ({@link PoolGoAwayEnabledCondition}, whose are properties of
+     * {@link PoolGoAwayProperties}), and the Actuator's {@code management.health.<indicator>.enabled}, from the
+     * annotations themselves. Each health configuration carries the annotation of its own Boot generation; the one
+     * whose class is missing is invisible to reflection.
      */
     private static List<String> conditionNames() throws ReflectiveOperationException {
         Stream.Builder<String> names = Stream.builder();
-        names.add(PoolGoAwayAutoConfiguration.class.getAnnotation(ConditionalOnBooleanProperty.class).name()[0]);
+        assertThat(PoolGoAwayAutoConfiguration.class.getAnnotation(Conditional.class).value())
+                .containsExactly(PoolGoAwayEnabledCondition.class);
+        names.add(PoolGoAwayProperties.PREFIX + ".enabled");
         for (String config : List.of("Boot3HealthConfiguration", "Boot4HealthConfiguration")) {
             for (Annotation a : Class.forName("dev.poolgoaway.spring." + config).getAnnotations()) {
                 if (a.annotationType().getSimpleName().equals("ConditionalOnEnabledHealthIndicator")) {
@@ -70,13 +77,15 @@ class PoolGoAwayMetadataTest {
     @Test
     void everyPropertyIsDescribedWithItsDefault() throws Exception {
         Map<String, ConfigurationMetadataProperty> metadata = metadata();
-        assertThat(names()).hasSize(10);
+        assertThat(names()).hasSize(11);
         assertThat(metadata).containsOnlyKeys(Stream.concat(names().stream(), conditionNames().stream())
                 .distinct().toList());
         metadata.forEach((name, property) -> {
             assertThat(property.getDescription()).as(name).isNotBlank();
-            // straggler-deadline has none; dns-leave-window's is derived from the JVM's DNS cache TTL at run time
-            if (!name.equals("poolgoaway.straggler-deadline") && !name.equals("poolgoaway.dns-leave-window")) {
+            // straggler-deadline has none; dns-leave-window's is derived from the JVM's DNS cache TTL at run time;
+            // pools is empty
+            if (!List.of("poolgoaway.straggler-deadline", "poolgoaway.dns-leave-window", "poolgoaway.pools")
+                    .contains(name)) {
                 assertThat(property.getDefaultValue()).as(name).isNotNull();
             }
         });
@@ -86,5 +95,14 @@ class PoolGoAwayMetadataTest {
         assertThat(metadata.get("poolgoaway.dns-leave-window").getDescription()).contains("DNS cache");
         assertThat((Object[]) metadata.get("poolgoaway.signals").getDefaultValue())
                 .containsExactly("goaway", "disconnect-requested");
+        // One pool's settings: a map by pool name, whose values have every setting above.
+        ConfigurationMetadataProperty pools = metadata.get("poolgoaway.pools");
+        assertThat(pools.getType()).isEqualTo("java.util.Map<java.lang.String,"
+                + PoolGoAwayProperties.Pool.class.getName() + ">");
+        assertThat(pools.getDescription()).contains("poolgoaway.pools.reporting.enabled=false");
+        assertThat(Arrays.stream(BeanUtils.getPropertyDescriptors(PoolGoAwayProperties.Pool.class))
+                .filter(d -> d.getWriteMethod() != null).map(d -> d.getName()).sorted())
+                .containsExactlyElementsOf(Arrays.stream(BeanUtils.getPropertyDescriptors(PoolGoAwayProperties.class))
+                        .filter(d -> d.getWriteMethod() != null).map(d -> d.getName()).sorted().toList());
     }
 }
