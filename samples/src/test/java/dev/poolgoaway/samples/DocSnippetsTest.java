@@ -4,15 +4,23 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
+import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
+import java.io.File;
 import java.io.IOException;
+import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.Statement;
 import java.util.ArrayList;
+import java.util.EnumMap;
 import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Optional;
+import java.util.concurrent.TimeUnit;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import java.util.stream.Stream;
@@ -23,6 +31,7 @@ import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.TestFactory;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
+import dev.poolgoaway.testkit.Pooler;
 
 /**
  * Every code snippet in README.md and docs/ is code that the build compiles or runs.
@@ -34,10 +43,14 @@ import dev.poolgoaway.testkit.EmbeddedUpstream;
  *       are sources, test resources or configuration the build compiles or loads.</li>
  *   <li>An {@code xml} block without a marker is a Maven dependency on one of this build's modules.</li>
  *   <li>A {@code sh} block's {@code ./mvnw} commands name profiles and modules that exist.</li>
- *   <li>A {@code sql} block runs on a real PostgreSQL 18 (the admin-message patch's three-argument
- *       {@code pg_terminate_backend} is defined there as the terminate-with-message patch declares it, over the
- *       server's two-argument
- *       one).</li>
+ *   <li>A {@code sql} block runs on a real PostgreSQL 18, statement by statement (the admin-message patch's
+ *       three-argument {@code pg_terminate_backend} is defined there as the terminate-with-message patch declares
+ *       it, over the server's two-argument one; the {@code disconnect_requested} patch's
+ *       {@code pg_request_disconnect_backend(pid)} as that patch describes it, answering whether the pid is a client
+ *       backend, since the released server has no such setting to turn on). Preceded by
+ *       {@code <!-- run on: pgbouncer -->} it runs on a real PgBouncer's admin console, by
+ *       {@code <!-- run on: pgpool -->} through a real pgpool-II, each in front of that PostgreSQL, with psql
+ *       (skipped where the pooler or psql is not installed: CI installs them).</li>
  *   <li>Blocks without a language are diagrams.</li>
  * </ul>
  */
@@ -46,9 +59,10 @@ class DocSnippetsTest {
     private static final Path ROOT = Path.of("..").toAbsolutePath().normalize();
     private static final Pattern FENCE = Pattern.compile("^\\s*```(\\w*)\\s*$");
     private static final Pattern MARKER = Pattern.compile("^<!-- snippet: ([^#\\s]+)(?:#([\\w-]+))? -->$");
+    private static final Pattern RUN_ON = Pattern.compile("^<!-- run on: (pgbouncer|pgpool) -->$");
     private static final List<String> QUOTED = List.of("java", "properties", "yaml", "json");
 
-    private record Snippet(Path doc, int line, String language, String marker, String text) {
+    private record Snippet(Path doc, int line, String language, String marker, String runOn, String text) {
         @Override
         public String toString() {
             return ROOT.relativize(doc) + ":" + line + " (" + language + ")";
@@ -94,9 +108,11 @@ class DocSnippetsTest {
             for (i++; i < lines.size() && !lines.get(i).strip().startsWith("```"); i++) {
                 text.append(lines.get(i)).append('\n');
             }
-            String marker = start > 0 && MARKER.matcher(lines.get(start - 1).strip()).matches()
-                    ? lines.get(start - 1).strip() : null;
-            found.add(new Snippet(doc, start + 1, open.group(1), marker, text.toString()));
+            String before = start > 0 ? lines.get(start - 1).strip() : "";
+            String marker = MARKER.matcher(before).matches() ? before : null;
+            Matcher runOn = RUN_ON.matcher(before);
+            found.add(new Snippet(doc, start + 1, open.group(1), marker, runOn.matches() ? runOn.group(1) : null,
+                    text.toString()));
         }
         return found;
     }
@@ -123,10 +139,19 @@ class DocSnippetsTest {
             + "pid integer, timeout bigint, message text) returns boolean language sql "
             + "as 'select pg_catalog.pg_terminate_backend(pid, timeout)'";
 
+    /** The disconnect_requested patch's pg_request_disconnect_backend(pid): whether pid is a client backend. */
+    private static final String PATCHED_REQUEST_DISCONNECT = "create or replace function "
+            + "public.pg_request_disconnect_backend(pid integer) returns boolean language sql as 'select exists("
+            + "select 1 from pg_catalog.pg_stat_activity a where a.pid = $1 and a.backend_type = ''client backend'')'";
+
     private static EmbeddedUpstream server;
+    private static final Map<Pooler.Kind, Pooler> poolers = new EnumMap<>(Pooler.Kind.class);
 
     @AfterAll
-    static void stopServer() throws Exception {
+    static void stopServers() throws Exception {
+        for (Pooler pooler : poolers.values()) {
+            pooler.close();
+        }
         if (server != null) {
             server.close();
         }
@@ -136,11 +161,62 @@ class DocSnippetsTest {
         if (server == null) {
             server = EmbeddedUpstream.start();
         }
+        if (s.runOn() != null) {
+            runOnPooler(s, Pooler.Kind.valueOf(s.runOn().toUpperCase(Locale.ROOT)));
+            return;
+        }
         try (Connection c = DriverManager.getConnection("jdbc:postgresql://" + server.host() + ":" + server.port()
                 + "/" + server.database(), server.user(), server.password()); Statement st = c.createStatement()) {
             st.execute(PATCHED_TERMINATE);
-            st.execute(s.text());
+            st.execute(PATCHED_REQUEST_DISCONNECT);
+            for (String statement : statements(s)) {
+                st.execute(statement);
+            }
         }
+    }
+
+    /**
+     * On PgBouncer's admin console, or through pgpool-II, with psql as the runbook says: pgjdbc cannot log in to
+     * PgBouncer's admin console, which refuses the {@code extra_float_digits} pgjdbc always sends.
+     */
+    private static void runOnPooler(Snippet s, Pooler.Kind kind) throws Exception {
+        Optional<String> missing = Pooler.missing(kind).or(() -> psql().isPresent() ? Optional.empty()
+                : Optional.of("psql is not installed (apt-get install -y postgresql-client, as root)"));
+        assumeTrue(missing.isEmpty(), () -> s + " skipped: " + missing.orElseThrow());
+        Pooler pooler = poolers.get(kind);
+        if (pooler == null) {
+            pooler = Pooler.start(kind, server, false);
+            poolers.put(kind, pooler);
+        }
+        Path script = Files.createTempFile("runbook", ".sql");
+        try {
+            Files.writeString(script, s.text());
+            ProcessBuilder psql = new ProcessBuilder(psql().orElseThrow().toString(), "-X", "-v", "ON_ERROR_STOP=1",
+                    "-h", pooler.host(), "-p", String.valueOf(pooler.port()), "-U", pooler.user(),
+                    "-d", kind == Pooler.Kind.PGBOUNCER ? "pgbouncer" : pooler.database(), "-f", script.toString())
+                    .redirectErrorStream(true);
+            psql.environment().put("PGPASSWORD", pooler.password());
+            Process run = psql.start();
+            String output = new String(run.getInputStream().readAllBytes(), StandardCharsets.UTF_8);
+            assertTrue(run.waitFor(1, TimeUnit.MINUTES), s + ": psql did not end");
+            assertEquals(0, run.exitValue(), s + " on " + pooler + ":\n" + output + "\n" + pooler.logText());
+        } finally {
+            Files.delete(script);
+        }
+    }
+
+    private static Optional<Path> psql() {
+        return Stream.concat(Stream.of(System.getenv().getOrDefault("PATH", "").split(File.pathSeparator)),
+                Stream.of("/usr/bin", "/usr/local/bin")).map(dir -> Path.of(dir, "psql")).filter(Files::isExecutable)
+                .findFirst();
+    }
+
+    /** The block's statements, each ending with a semicolon at the end of a line. */
+    private static List<String> statements(Snippet s) {
+        List<String> statements = Pattern.compile(";\\s*(\\n|$)").splitAsStream(s.text()).map(String::strip)
+                .filter(t -> !t.isEmpty()).toList();
+        assertFalse(statements.isEmpty(), s + " has no statement");
+        return statements;
     }
 
     private static String quoted(Snippet s) throws IOException {

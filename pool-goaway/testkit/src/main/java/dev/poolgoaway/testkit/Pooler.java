@@ -31,7 +31,8 @@ import org.slf4j.LoggerFactory;
  *
  * <p>It listens on a free loopback port with trust authentication toward its clients, one upstream database
  * ({@code *} for PgBouncer), session pooling, and optionally TLS toward clients with the {@link TestCertificates}
- * server certificate. Its working directory (configuration, logs, pid file) is a temporary directory deleted on
+ * server certificate. PgBouncer's admin console (database {@code pgbouncer}) is open to the upstream's user. Its
+ * working directory (configuration, logs, pid file) is a temporary directory deleted on
  * {@link #close()}. PgBouncer refuses to run as root: started by root, it is told to become {@code postgres}.
  *
  * <p>Binaries are not downloaded: {@link #missing(Kind)} says when they are absent and how to install them, so a
@@ -247,6 +248,8 @@ public final class Pooler implements PostgresUpstream {
                 .append("unix_socket_dir =\n")
                 .append("auth_type = trust\n")
                 .append("auth_file = ").append(dir.resolve("users.txt")).append('\n')
+                // The admin console (SHOW, RELOAD, RECONNECT, WAIT_CLOSE), as an operator uses it at a switchover.
+                .append("admin_users = ").append(upstream.user()).append('\n')
                 .append("pool_mode = session\n")
                 .append("max_client_conn = 200\n")
                 .append("default_pool_size = 40\n")
