@@ -27,7 +27,7 @@ final class PoolGoAwayEnabledCondition extends SpringBootCondition {
         }
         List<String> on = binder.bind(PoolGoAwayProperties.PREFIX + ".pools",
                         Bindable.mapOf(String.class, PoolGoAwayProperties.Pool.class)).orElse(Map.of())
-                .entrySet().stream().filter(e -> Boolean.TRUE.equals(e.getValue().getEnabled()))
+                .entrySet().stream().filter(e -> Boolean.TRUE.equals(e.getValue().enabled()))
                 .map(Map.Entry::getKey).toList();
         return on.isEmpty()
                 ? ConditionOutcome.noMatch(message.because(PoolGoAwayProperties.PREFIX + ".enabled is false"))

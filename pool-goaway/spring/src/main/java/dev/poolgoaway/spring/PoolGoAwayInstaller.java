@@ -95,7 +95,7 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
             poolSettings = entry.over(poolSettings, key);
         }
         if (!poolSettings.enabled()) {
-            String reason = "turned off by " + (entry != null && entry.getEnabled() != null
+            String reason = "turned off by " + (entry != null && entry.enabled() != null
                     ? PoolGoAwayProperties.PREFIX + ".pools." + key + ".enabled=false"
                     : props.isEnabled() ? "the application's EvictorSettings bean (enabled false)"
                     : PoolGoAwayProperties.PREFIX + ".enabled=false");

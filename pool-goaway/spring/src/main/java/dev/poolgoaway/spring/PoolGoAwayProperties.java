@@ -221,99 +221,21 @@ public class PoolGoAwayProperties {
     /**
      * One pool's settings under {@code poolgoaway.pools.<pool>}: each one set replaces the application's, each one
      * unset (null) keeps it.
+     *
+     * @param enabled                 {@code poolgoaway.enabled}, for this pool
+     * @param tick                    {@code poolgoaway.tick}, for this pool
+     * @param drainWindow             {@code poolgoaway.drain-window}, for this pool
+     * @param maxReplacementsInFlight {@code poolgoaway.max-replacements-in-flight}, for this pool
+     * @param stragglerDeadline       {@code poolgoaway.straggler-deadline}, for this pool
+     * @param abortStragglers         {@code poolgoaway.abort-stragglers}, for this pool
+     * @param signals                 {@code poolgoaway.signals}, for this pool
+     * @param dnsLeave                {@code poolgoaway.dns-leave}, for this pool
+     * @param dnsLeaveInterval        {@code poolgoaway.dns-leave-interval}, for this pool
+     * @param dnsLeaveWindow          {@code poolgoaway.dns-leave-window}, for this pool
      */
-    public static class Pool {
-
-        private Boolean enabled;
-        private Duration tick;
-        private Duration drainWindow;
-        private Integer maxReplacementsInFlight;
-        private Duration stragglerDeadline;
-        private Boolean abortStragglers;
-        private Set<LeaveSignal> signals;
-        private Boolean dnsLeave;
-        private Duration dnsLeaveInterval;
-        private Duration dnsLeaveWindow;
-
-        public Boolean getEnabled() {
-            return enabled;
-        }
-
-        public void setEnabled(Boolean enabled) {
-            this.enabled = enabled;
-        }
-
-        public Duration getTick() {
-            return tick;
-        }
-
-        public void setTick(Duration tick) {
-            this.tick = tick;
-        }
-
-        public Duration getDrainWindow() {
-            return drainWindow;
-        }
-
-        public void setDrainWindow(Duration drainWindow) {
-            this.drainWindow = drainWindow;
-        }
-
-        public Integer getMaxReplacementsInFlight() {
-            return maxReplacementsInFlight;
-        }
-
-        public void setMaxReplacementsInFlight(Integer maxReplacementsInFlight) {
-            this.maxReplacementsInFlight = maxReplacementsInFlight;
-        }
-
-        public Duration getStragglerDeadline() {
-            return stragglerDeadline;
-        }
-
-        public void setStragglerDeadline(Duration stragglerDeadline) {
-            this.stragglerDeadline = stragglerDeadline;
-        }
-
-        public Boolean getAbortStragglers() {
-            return abortStragglers;
-        }
-
-        public void setAbortStragglers(Boolean abortStragglers) {
-            this.abortStragglers = abortStragglers;
-        }
-
-        public Set<LeaveSignal> getSignals() {
-            return signals;
-        }
-
-        public void setSignals(Set<LeaveSignal> signals) {
-            this.signals = signals;
-        }
-
-        public Boolean getDnsLeave() {
-            return dnsLeave;
-        }
-
-        public void setDnsLeave(Boolean dnsLeave) {
-            this.dnsLeave = dnsLeave;
-        }
-
-        public Duration getDnsLeaveInterval() {
-            return dnsLeaveInterval;
-        }
-
-        public void setDnsLeaveInterval(Duration dnsLeaveInterval) {
-            this.dnsLeaveInterval = dnsLeaveInterval;
-        }
-
-        public Duration getDnsLeaveWindow() {
-            return dnsLeaveWindow;
-        }
-
-        public void setDnsLeaveWindow(Duration dnsLeaveWindow) {
-            this.dnsLeaveWindow = dnsLeaveWindow;
-        }
+    public record Pool(Boolean enabled, Duration tick, Duration drainWindow, Integer maxReplacementsInFlight,
+            Duration stragglerDeadline, Boolean abortStragglers, Set<LeaveSignal> signals, Boolean dnsLeave,
+            Duration dnsLeaveInterval, Duration dnsLeaveWindow) {
 
         /**
          * The pool's settings: {@code base} (the application's) with what this entry sets.

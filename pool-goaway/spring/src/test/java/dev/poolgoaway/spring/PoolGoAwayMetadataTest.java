@@ -100,8 +100,8 @@ class PoolGoAwayMetadataTest {
         assertThat(pools.getType()).isEqualTo("java.util.Map<java.lang.String,"
                 + PoolGoAwayProperties.Pool.class.getName() + ">");
         assertThat(pools.getDescription()).contains("poolgoaway.pools.reporting.enabled=false");
-        assertThat(Arrays.stream(BeanUtils.getPropertyDescriptors(PoolGoAwayProperties.Pool.class))
-                .filter(d -> d.getWriteMethod() != null).map(d -> d.getName()).sorted())
+        assertThat(Arrays.stream(PoolGoAwayProperties.Pool.class.getRecordComponents()).map(c -> c.getName())
+                .sorted())
                 .containsExactlyElementsOf(Arrays.stream(BeanUtils.getPropertyDescriptors(PoolGoAwayProperties.class))
                         .filter(d -> d.getWriteMethod() != null).map(d -> d.getName()).sorted().toList());
     }
