@@ -96,7 +96,7 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
         }
         if (!poolSettings.enabled()) {
             String reason = "turned off by " + (entry != null && entry.enabled() != null
-                    ? PoolGoAwayProperties.PREFIX + ".pools." + key + ".enabled=false"
+                    ? PoolGoAwayProperties.poolPrefix(key) + "enabled=false"
                     : props.isEnabled() ? "the application's EvictorSettings bean (enabled false)"
                     : PoolGoAwayProperties.PREFIX + ".enabled=false");
             notInstalled.put(beanName, reason);
@@ -129,8 +129,8 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
         Set<String> unmatched = new LinkedHashSet<>(properties.getObject().getPools().keySet());
         unmatched.removeAll(matched);
         for (String key : unmatched) {
-            log.warn("{}.pools.{} names no HikariDataSource created at startup (neither its pool "
-                    + "name nor its bean name); its settings apply to no pool", PoolGoAwayProperties.PREFIX, key);
+            log.warn("{}* names no HikariDataSource created at startup (neither its pool name nor its bean name); "
+                    + "its settings apply to no pool", PoolGoAwayProperties.poolPrefix(key));
         }
     }
 

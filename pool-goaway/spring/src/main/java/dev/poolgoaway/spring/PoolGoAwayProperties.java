@@ -208,6 +208,15 @@ public class PoolGoAwayProperties {
         }
     }
 
+    /**
+     * @param key a key of {@code poolgoaway.pools}
+     * @return the prefix of that pool's properties, as they are written: {@code poolgoaway.pools.reporting.}, or
+     *         {@code poolgoaway.pools.[orders.pool_1].} for a key that needs Boot's brackets
+     */
+    static String poolPrefix(String key) {
+        return PREFIX + ".pools." + (key.matches("[A-Za-z0-9-]+") ? key : "[" + key + "]") + ".";
+    }
+
     private static <T> void check(String property, T value, Consumer<T> setter) {
         try {
             setter.accept(value);
@@ -247,7 +256,7 @@ public class PoolGoAwayProperties {
          */
         EvictorSettings over(EvictorSettings base, String key) {
             EvictorSettings.Builder builder = base.toBuilder();
-            String at = PREFIX + ".pools." + key + ".";
+            String at = poolPrefix(key);
             override(at + "enabled", enabled, builder::enabled);
             override(at + "tick", tick, builder::tick);
             override(at + "drain-window", drainWindow, builder::drainWindow);

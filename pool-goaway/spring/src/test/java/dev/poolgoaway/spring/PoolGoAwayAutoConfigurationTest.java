@@ -244,6 +244,16 @@ class PoolGoAwayAutoConfigurationTest {
     }
 
     @Test
+    void aPoolNameWithOtherCharactersIsAKeyInBrackets() {
+        runner.withBean("orders", HikariDataSource.class, () -> pool("orders.pool_1"))
+                .withPropertyValues("poolgoaway.pools.[orders.pool_1].enabled=false").run(context -> {
+                    assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
+                    assertThat(BootHealth.report(context).pool("orders")).containsEntry("reason",
+                            "turned off by poolgoaway.pools.[orders.pool_1].enabled=false");
+                });
+    }
+
+    @Test
     void offForTheApplicationOnForOnePool() {
         withTwoPools().withPropertyValues("poolgoaway.enabled=false", "poolgoaway.pools.orders-pool.enabled=true")
                 .run(context -> {
@@ -287,7 +297,7 @@ class PoolGoAwayAutoConfigurationTest {
         }
         List<String> warned = captured.toString(StandardCharsets.UTF_8).lines()
                 .filter(l -> l.contains("WARN") && l.contains("names no HikariDataSource")).toList();
-        assertThat(warned).singleElement().asString().contains("poolgoaway.pools.reportng ");
+        assertThat(warned).singleElement().asString().contains("poolgoaway.pools.reportng.* names no");
     }
 
     /** The pairs of an example properties file the docs show. */
