@@ -11,9 +11,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.UserPrincipal;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -68,16 +71,54 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
+    /**
+     * How the pooler authenticates its clients: {@link #TRUST} (no password), or a password it checks itself, asked
+     * for in clear text or with an MD5 challenge. The server behind it is still reached without a password.
+     *
+     * @param method   {@code trust}, {@code password} or {@code md5}
+     * @param password the password clients must give; empty for {@code trust}
+     */
+    public record ClientAuth(String method, String password) {
+        /** No password asked for. */
+        public static final ClientAuth TRUST = new ClientAuth("trust", "");
+
+        /** Validates. */
+        public ClientAuth {
+            if (!List.of("trust", "password", "md5").contains(method)) {
+                throw new IllegalArgumentException("method must be trust, password or md5: " + method);
+            }
+            if (method.equals("trust") != password.isEmpty()) {
+                throw new IllegalArgumentException("a password for password and md5, none for trust");
+            }
+            if (password.indexOf(':') >= 0 || password.indexOf('\n') >= 0) {
+                throw new IllegalArgumentException("the password cannot contain ':' or a line break");
+            }
+        }
+
+        /** @return clients give {@code password} in clear text (AuthenticationCleartextPassword) */
+        public static ClientAuth password(String password) {
+            return new ClientAuth("password", password);
+        }
+
+        /** @return clients answer an MD5 challenge with {@code password} */
+        public static ClientAuth md5(String password) {
+            return new ClientAuth("md5", password);
+        }
+    }
+
     private final Kind kind;
     private final PostgresUpstream upstream;
+    private final ClientAuth auth;
     private final Path dir;
     private final Process process;
     private final int port;
     private final String version;
 
-    private Pooler(Kind kind, PostgresUpstream upstream, Path dir, Process process, int port, String version) {
+    private Pooler(Kind kind, PostgresUpstream upstream, ClientAuth auth, Path dir, Process process, int port,
+            String version) {
         this.kind = kind;
         this.upstream = upstream;
+        this.auth = auth;
         this.dir = dir;
         this.process = process;
         this.port = port;
@@ -103,27 +144,47 @@ public final class Pooler implements PostgresUpstream {
      * @throws IOException if it is not installed, cannot be configured, or does not start in time
      */
     public static Pooler start(Kind kind, PostgresUpstream upstream, boolean clientTls) throws IOException {
+        return start(kind, upstream, clientTls, ClientAuth.TRUST);
+    }
+
+    /**
+     * Starts a pooler that asks its clients for a password ({@link #password()}), in front of {@code upstream},
+     * which must accept the pooler's connections without one.
+     *
+     * @param kind      which pooler; PgBouncer's {@code password} method is gone from its current releases, so
+     *                  only {@code md5} for it
+     * @param upstream  the server behind it
+     * @param clientTls whether it offers TLS to its clients (they may still connect without)
+     * @param auth      how it authenticates its clients
+     * @return the running pooler, accepting connections
+     * @throws IOException if it is not installed, cannot be configured, or does not start in time
+     */
+    public static Pooler start(Kind kind, PostgresUpstream upstream, boolean clientTls, ClientAuth auth)
+            throws IOException {
+        if (kind == Kind.PGBOUNCER && auth.method().equals("password")) {
+            throw new IllegalArgumentException("PgBouncer's auth_type plain is gone; use md5 or trust");
+        }
         Path binary = binary(kind).orElseThrow(() -> new IOException(missing(kind).orElseThrow()));
         Path dir = Files.createTempDirectory("pool-goaway-" + kind.binary);
         int port = freePort();
         List<String> command = new ArrayList<>();
         command.add(binary.toString());
         if (kind == Kind.PGBOUNCER) {
-            writePgBouncerConfig(dir, upstream, port, clientTls);
+            writePgBouncerConfig(dir, upstream, port, clientTls, auth);
             if (runningAsRoot()) {
                 handTo(dir, RUN_AS);
                 command.addAll(List.of("-u", RUN_AS));
             }
             command.add(dir.resolve("pgbouncer.ini").toString());
         } else {
-            writePgpoolConfig(dir, upstream, port, freePort(), clientTls);
+            writePgpoolConfig(dir, upstream, port, freePort(), clientTls, auth);
             command.addAll(List.of("-n", "-f", dir.resolve("pgpool.conf").toString(),
-                    "-F", dir.resolve("pcp.conf").toString()));
+                    "-F", dir.resolve("pcp.conf").toString(), "-a", dir.resolve("pool_hba.conf").toString()));
         }
         String version = version(binary);
         Process process = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("output.log").toFile()).start();
-        Pooler pooler = new Pooler(kind, upstream, dir, process, port, version);
+        Pooler pooler = new Pooler(kind, upstream, auth, dir, process, port, version);
         try {
             pooler.awaitListening();
         } catch (IOException | RuntimeException e) {
@@ -159,9 +220,10 @@ public final class Pooler implements PostgresUpstream {
         return upstream.user();
     }
 
+    /** @return the password the pooler asks its clients for ({@link ClientAuth}); the upstream's under trust */
     @Override
     public String password() {
-        return upstream.password();
+        return auth.password().isEmpty() ? upstream.password() : auth.password();
     }
 
     @Override
@@ -235,9 +297,9 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
-    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port, boolean clientTls)
-            throws IOException {
-        Files.writeString(dir.resolve("users.txt"), "\"" + upstream.user() + "\" \"\"\n");
+    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port, boolean clientTls,
+            ClientAuth auth) throws IOException {
+        Files.writeString(dir.resolve("users.txt"), "\"" + upstream.user() + "\" \"" + auth.password() + "\"\n");
         StringBuilder ini = new StringBuilder()
                 .append("[databases]\n")
                 .append("* = host=").append(address(upstream)).append(" port=").append(upstream.port()).append('\n')
@@ -245,7 +307,7 @@ public final class Pooler implements PostgresUpstream {
                 .append("listen_addr = 127.0.0.1\n")
                 .append("listen_port = ").append(port).append('\n')
                 .append("unix_socket_dir =\n")
-                .append("auth_type = trust\n")
+                .append("auth_type = ").append(auth.method()).append('\n')
                 .append("auth_file = ").append(dir.resolve("users.txt")).append('\n')
                 .append("pool_mode = session\n")
                 .append("max_client_conn = 200\n")
@@ -264,8 +326,18 @@ public final class Pooler implements PostgresUpstream {
     }
 
     private static void writePgpoolConfig(Path dir, PostgresUpstream upstream, int port, int pcpPort,
-            boolean clientTls) throws IOException {
+            boolean clientTls, ClientAuth auth) throws IOException {
         Files.writeString(dir.resolve("pcp.conf"), "");
+        boolean hba = !auth.method().equals("trust");
+        Files.writeString(dir.resolve("pool_hba.conf"), "");
+        if (hba) {
+            // pgpool-II checks the password itself against pool_passwd, then reaches the server with trust.
+            Files.writeString(dir.resolve("pool_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 "
+                    + auth.method() + "\nhost all all ::1/128 " + auth.method() + "\n");
+            String stored = auth.method().equals("md5") ? "md5" + md5Hex(auth.password() + upstream.user())
+                    : "TEXT" + auth.password();
+            Files.writeString(dir.resolve("pool_passwd"), upstream.user() + ":" + stored + "\n");
+        }
         Files.createDirectories(dir.resolve("oiddir"));
         StringBuilder conf = new StringBuilder()
                 .append("backend_clustering_mode = 'raw'\n")
@@ -279,7 +351,8 @@ public final class Pooler implements PostgresUpstream {
                 .append("backend_port0 = ").append(upstream.port()).append('\n')
                 .append("backend_weight0 = 1\n")
                 .append("backend_flag0 = 'DISALLOW_TO_FAILOVER'\n")
-                .append("enable_pool_hba = off\n")
+                .append("enable_pool_hba = ").append(hba ? "on" : "off").append('\n')
+
                 .append("pid_file_name = '").append(dir.resolve("pgpool.pid")).append("'\n")
                 .append("logdir = '").append(dir).append("'\n")
                 .append("memqcache_oiddir = '").append(dir.resolve("oiddir")).append("'\n")
@@ -291,6 +364,9 @@ public final class Pooler implements PostgresUpstream {
                 .append("failover_on_backend_error = off\n")
                 .append("load_balance_mode = off\n")
                 .append("log_destination = 'stderr'\n");
+        if (hba) {
+            conf.append("pool_passwd = '").append(dir.resolve("pool_passwd")).append("'\n");
+        }
         if (clientTls) {
             writeCertificates(dir);
             conf.append("ssl = on\n")
@@ -298,6 +374,15 @@ public final class Pooler implements PostgresUpstream {
                     .append("ssl_key = '").append(dir.resolve("server.key")).append("'\n");
         }
         Files.writeString(dir.resolve("pgpool.conf"), conf);
+    }
+
+    private static String md5Hex(String text) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("MD5")
+                    .digest(text.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("no MD5 in this JVM", e);
+        }
     }
 
     private static void writeCertificates(Path dir) throws IOException {

@@ -113,6 +113,72 @@ class CompatibilityTest {
         }
     }
 
+    /**
+     * pgpool-II asking for a password, in front of a server that grants 3.3 without NegotiateProtocolVersion (the
+     * test kit's proxy, a stand-in for a PostgreSQL with the GoAway patch, which real 18 is not): pgpool fails on the
+     * server's 32-byte cancel key after pgjdbc answered the challenge, which no replay can repeat. The first
+     * connection to the peer never asks for 3.3 past the challenge: it works as plain pgjdbc's does, at the cost of
+     * one aborted startup. The second asks, fails once, and the peer is remembered: one failed attempt per peer,
+     * never the first; all later connections work. With {@code goAwayRequest=protocol} the server grants exactly
+     * what is asked (pgpool-II: "invalid messages length(40) for BackendKeyData"); with {@code both} it lists the
+     * extension it does not know in a NegotiateProtocolVersion, on which pgpool-II fails after the challenge too.
+     */
+    @ParameterizedTest(name = "pgpool-II, {0} authentication, goAwayRequest={1}")
+    @CsvSource({"password, protocol", "md5, protocol", "md5, both"})
+    void pgpoolAskingForAPasswordInFrontOfAServerGrantingThreeThreeFailsOnceNeverFirst(String method, String request)
+            throws Exception {
+        Optional<String> missing = Pooler.missing(Pooler.Kind.PGPOOL);
+        assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
+        Pooler.ClientAuth auth = new Pooler.ClientAuth(method, "pgpool-" + method + "-secret");
+        try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start();
+                Pooler pooler = Pooler.start(Pooler.Kind.PGPOOL, upstreamAt(server), false, auth)) {
+            String peer = pooler.host() + ":" + pooler.port();
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, "disable")) {
+                plain = session(c);
+                work(c);
+            }
+            // pgpool-II checks the password itself (and reports a wrong one as XX000, not class 28).
+            PostgresUpstream wrong = PostgresUpstream.at(pooler.host(), pooler.port(), pooler.user(), "wrong",
+                    pooler.database());
+            SQLException plainWrong = assertThrows(SQLException.class, () -> plainPgjdbc(wrong, "disable"));
+            SQLException oursWrong = assertThrows(SQLException.class, () -> DriverManager.getConnection(
+                    wrong.jdbcUrl(), PgGoAway.install(props(wrong, "sslmode", "disable",
+                            PgGoAway.GOAWAY_REQUEST, request))));
+            assertEquals(plainWrong.getSQLState() + " " + plainWrong.getMessage(),
+                    oursWrong.getSQLState() + " " + oursWrong.getMessage(), "a wrong password, as plain pgjdbc");
+            assertFalse(ProtocolUpgrade.SHARED.seen(peer), "a failed login completes no startup");
+            assertFalse(ProtocolUpgrade.SHARED.refuses(peer), "nothing learned from a wrong password");
+            String counter = UUID.randomUUID().toString();
+            String[] ours = {"sslmode", "disable", PgGoAway.GOAWAY_REQUEST, request};
+            try (Connection first = withPoolGoAway(pooler, counter, ours)) {
+                assertEquals(2, CountingSocketFactory.count(counter),
+                        "the raised attempt ended at the challenge, pgjdbc answered its own request's");
+                assertEquals(plain, session(first), "pgjdbc's session is the one it has without pool-goaway");
+                assertFalse(PgGoAway.signals(first).orElseThrow().goAwayCapable());
+                assertFalse(ProtocolUpgrade.SHARED.refuses(peer), "a precaution, nothing learned about 3.3");
+                work(first);
+            } catch (SQLException | AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\n--- pgpool log:\n" + pooler.logText(), e);
+            }
+            int refusing = PgGoAway.serversRefusingGoAway();
+            SQLException once = assertThrows(SQLException.class,
+                    () -> withPoolGoAway(pooler, counter, ours).close(),
+                    "the second connection asks for 3.3 past the challenge, and pgpool-II fails");
+            assertFalse(once.getSQLState().startsWith("28"), once.toString());
+            assertEquals(3, CountingSocketFactory.count(counter), "no replay after a challenge");
+            assertTrue(ProtocolUpgrade.SHARED.refuses(peer), "remembered at once, with a WARN");
+            assertEquals(refusing + 1, PgGoAway.serversRefusingGoAway());
+            for (int i = 0; i < 3; i++) {
+                try (Connection c = withPoolGoAway(pooler, counter, ours)) {
+                    assertEquals(4 + i, CountingSocketFactory.count(counter), "pgjdbc's own request at once");
+                    assertEquals(plain, session(c));
+                    work(c);
+                }
+            }
+        }
+    }
+
     @ParameterizedTest(name = "PostgreSQL {0}")
     @ValueSource(strings = {"13", "17"})
     void anOlderServerNegotiatesThreeZeroAtNoCost(String release) throws Exception {
