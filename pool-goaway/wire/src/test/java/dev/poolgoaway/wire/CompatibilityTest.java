@@ -191,6 +191,8 @@ class CompatibilityTest {
         try (EmbeddedUpstream server = EmbeddedUpstream.start(binaries, Map.of("ssl", "on",
                 "ssl_cert_file", dir.resolve("server.crt").toString(),
                 "ssl_key_file", dir.resolve("server.key").toString()))) {
+            // A 9,995-byte StartupMessage: the GoAway option would take it past the server's 10,004-byte limit.
+            String longName = LongStartup.applicationNameFor(9_995, server.database());
             for (String sslmode : new String[] {"disable", "require"}) {
                 Session plain;
                 try (Connection c = plainPgjdbc(server, sslmode)) {
@@ -205,6 +207,19 @@ class CompatibilityTest {
                     work(c);
                     cancel(c, server);
                 }
+                try (Connection c = DriverManager.getConnection(server.jdbcUrl(),
+                        LongStartup.properties(props(server, "sslmode", sslmode), longName))) {
+                    assertEquals(plain, session(c), "plain pgjdbc, 9,995 bytes");
+                }
+                String longCounter = UUID.randomUUID().toString();
+                try (Connection c = withPoolGoAway(server, longCounter, "sslmode", sslmode,
+                        "assumeMinServerVersion", "9.0", "ApplicationName", longName)) {
+                    assertEquals(1, CountingSocketFactory.count(longCounter), "pgjdbc's message, unchanged, at once");
+                    assertEquals(plain, session(c), "9,995 bytes through pool-goaway, sslmode=" + sslmode);
+                    assertEquals(0, PgGoAway.signals(c).orElseThrow().protocolMinor());
+                }
+                assertFalse(ProtocolUpgrade.SHARED.refuses(server.host() + ":" + server.port()),
+                        "nothing remembered about the server");
             }
         }
     }
