@@ -16,6 +16,7 @@ import java.util.concurrent.CompletableFuture;
 
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
+import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
@@ -90,8 +91,9 @@ class ThroughPoolersTest {
                 // Asks for 3.3 alone: the proxy grants it without NegotiateProtocolVersion, as the patch would.
                 config.addDataSourceProperty(PgGoAway.GOAWAY_REQUEST, "protocol");
                 int refusing = PgGoAway.serversRefusingGoAway();
+                SimpleMeterRegistry meters = new SimpleMeterRegistry();
                 if (withPoolGoAway) {
-                    PoolGoAway.install(config);
+                    GoAwayMetrics.bind(PoolGoAway.install(config), meters);
                 }
                 try (HikariDataSource ds = new HikariDataSource(config)) {
                     List<CompletableFuture<Integer>> work = new ArrayList<>();
@@ -106,6 +108,10 @@ class ThroughPoolersTest {
                             total -> total == POOL_SIZE);
                     assertEquals(withPoolGoAway ? refusing + 1 : refusing, PgGoAway.serversRefusingGoAway(),
                             "the one raised attempt that failed left the peer remembered");
+                    if (withPoolGoAway) {
+                        assertEquals(refusing + 1, meters.get(GoAwayMetrics.PEERS_REFUSING)
+                                .tag("pool", config.getPoolName()).gauge().value(), "and the gauge says so");
+                    }
                 } catch (RuntimeException | AssertionError e) {
                     throw new AssertionError((withPoolGoAway ? "with" : "without") + " pool-goaway: " + e
                             + "\n--- pgpool log:\n" + pooler.logText(), e);

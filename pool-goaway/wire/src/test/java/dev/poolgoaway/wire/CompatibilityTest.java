@@ -20,6 +20,8 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
@@ -174,6 +176,45 @@ class CompatibilityTest {
                     assertEquals(4 + i, CountingSocketFactory.count(counter), "pgjdbc's own request at once");
                     assertEquals(plain, session(c));
                     work(c);
+                }
+            }
+        }
+    }
+
+    /**
+     * What the precaution above costs where nothing fails: a GoAway server (the test kit's proxy) that asks for a
+     * password (SCRAM, from the real PostgreSQL behind it). The first connection of the process to it gives up the
+     * raised request at the challenge: one extra TCP connection, and that connection cannot hear GoAway. Every later
+     * one asks for GoAway at no extra cost. Compared with plain pgjdbc: same sessions, same number of logins.
+     */
+    @Test
+    void theFirstConnectionToAPeerThatAsksForAPasswordIsTheOneWithoutGoAway() throws Exception {
+        int n = 4;
+        try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start()) {
+            PostgresUpstream scram = PostgresUpstream.at(server.host(), server.port(), TestPostgres.SCRAM_USER,
+                    TestPostgres.SCRAM_PASSWORD, pg.upstream.database());
+            String counter = UUID.randomUUID().toString();
+            List<Connection> ours = new ArrayList<>();
+            try {
+                for (int i = 0; i < n; i++) {
+                    try (Connection plain = plainPgjdbc(scram, "disable")) {
+                        assertEquals(TestPostgres.SCRAM_USER, plain.getMetaData().getUserName());
+                    }
+                    ours.add(withPoolGoAway(scram, counter, "sslmode", "disable"));
+                    assertEquals(i == 0 ? 2 : i + 2, CountingSocketFactory.count(counter),
+                            "TCP connections after " + (i + 1) + " connections (plain pgjdbc: " + (i + 1) + ")");
+                    assertEquals(i > 0, PgGoAway.signals(ours.get(i)).orElseThrow().goAwayCapable(),
+                            "connection " + (i + 1));
+                }
+                assertEquals(n - 1, server.goAway(), "GoAway reaches all but the first");
+                for (int i = 0; i < n; i++) {
+                    Connection c = ours.get(i);
+                    work(c);
+                    assertEquals(i > 0, PgGoAway.goAwayReceived(c), "connection " + (i + 1));
+                }
+            } finally {
+                for (Connection c : ours) {
+                    c.close();
                 }
             }
         }
