@@ -151,18 +151,35 @@ public final class Pooler implements PostgresUpstream {
      * Starts a pooler that asks its clients for a password ({@link #password()}), in front of {@code upstream},
      * which must accept the pooler's connections without one.
      *
-     * @param kind      which pooler; PgBouncer's {@code password} method is gone from its current releases, so
-     *                  only {@code md5} for it
+     * @param kind      which pooler; PgBouncer runs with {@code trust} or {@code md5} only (its clear-text
+     *                  method is deprecated)
      * @param upstream  the server behind it
      * @param clientTls whether it offers TLS to its clients (they may still connect without)
      * @param auth      how it authenticates its clients
      * @return the running pooler, accepting connections
      * @throws IOException if it is not installed, cannot be configured, or does not start in time
+     * @throws IllegalArgumentException for PgBouncer with {@code password}
      */
     public static Pooler start(Kind kind, PostgresUpstream upstream, boolean clientTls, ClientAuth auth)
             throws IOException {
+        return start(kind, upstream, clientTls ? TestCertificates.get() : null, auth);
+    }
+
+    /**
+     * Starts a pooler that offers TLS to its clients with the given certificates: one of several nodes, each with
+     * its own certificate ({@link TestCertificates#anotherServer()}).
+     *
+     * @param kind      which pooler
+     * @param upstream  the server behind it
+     * @param clientTls the server certificate it presents, or null for no TLS
+     * @param auth      how it authenticates its clients
+     * @return the running pooler, accepting connections
+     * @throws IOException if it is not installed, cannot be configured, or does not start in time
+     */
+    public static Pooler start(Kind kind, PostgresUpstream upstream, TestCertificates clientTls, ClientAuth auth)
+            throws IOException {
         if (kind == Kind.PGBOUNCER && auth.method().equals("password")) {
-            throw new IllegalArgumentException("PgBouncer's auth_type plain is gone; use md5 or trust");
+            throw new IllegalArgumentException("the test kit runs PgBouncer with trust or md5 authentication only");
         }
         Path binary = binary(kind).orElseThrow(() -> new IOException(missing(kind).orElseThrow()));
         Path dir = Files.createTempDirectory("pool-goaway-" + kind.binary);
@@ -297,8 +314,8 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
-    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port, boolean clientTls,
-            ClientAuth auth) throws IOException {
+    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port,
+            TestCertificates clientTls, ClientAuth auth) throws IOException {
         Files.writeString(dir.resolve("users.txt"), "\"" + upstream.user() + "\" \"" + auth.password() + "\"\n");
         StringBuilder ini = new StringBuilder()
                 .append("[databases]\n")
@@ -316,8 +333,8 @@ public final class Pooler implements PostgresUpstream {
                 .append("ignore_startup_parameters = extra_float_digits\n")
                 .append("logfile = ").append(dir.resolve("pooler.log")).append('\n')
                 .append("pidfile = ").append(dir.resolve("pgbouncer.pid")).append('\n');
-        if (clientTls) {
-            writeCertificates(dir);
+        if (clientTls != null) {
+            writeCertificates(dir, clientTls);
             ini.append("client_tls_sslmode = allow\n")
                     .append("client_tls_cert_file = ").append(dir.resolve("server.crt")).append('\n')
                     .append("client_tls_key_file = ").append(dir.resolve("server.key")).append('\n');
@@ -326,7 +343,7 @@ public final class Pooler implements PostgresUpstream {
     }
 
     private static void writePgpoolConfig(Path dir, PostgresUpstream upstream, int port, int pcpPort,
-            boolean clientTls, ClientAuth auth) throws IOException {
+            TestCertificates clientTls, ClientAuth auth) throws IOException {
         Files.writeString(dir.resolve("pcp.conf"), "");
         boolean hba = !auth.method().equals("trust");
         Files.writeString(dir.resolve("pool_hba.conf"), "");
@@ -367,8 +384,8 @@ public final class Pooler implements PostgresUpstream {
         if (hba) {
             conf.append("pool_passwd = '").append(dir.resolve("pool_passwd")).append("'\n");
         }
-        if (clientTls) {
-            writeCertificates(dir);
+        if (clientTls != null) {
+            writeCertificates(dir, clientTls);
             conf.append("ssl = on\n")
                     .append("ssl_cert = '").append(dir.resolve("server.crt")).append("'\n")
                     .append("ssl_key = '").append(dir.resolve("server.key")).append("'\n");
@@ -385,8 +402,8 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
-    private static void writeCertificates(Path dir) throws IOException {
-        TestCertificates.get().write(dir.resolve("root.crt"), dir.resolve("server.crt"), dir.resolve("server.key"));
+    private static void writeCertificates(Path dir, TestCertificates certificates) throws IOException {
+        certificates.write(dir.resolve("root.crt"), dir.resolve("server.crt"), dir.resolve("server.key"));
     }
 
     /** PgBouncer and pgpool-II want an address; {@code localhost} could resolve to IPv6 first. */
