@@ -167,6 +167,8 @@ class RetraceTest {
             assertEquals(2, ours.size(), "PgBouncer failed on 3.3 over TLS, then the fallback");
             List<String> fallback = soTimeouts(ours.get(1));
             assertTrue(fallback.contains("soTimeout=4321"), "the TLS answer bounded by sslResponseTimeout: " + fallback);
+            assertTrue(pgjdbcTimeouts.contains("soTimeout=20000") && fallback.contains("soTimeout=20000"),
+                    "the handshake bounded by connectTimeout, as pgjdbc's MakeSSL does: " + fallback);
             assertTrue(pgjdbcTimeouts.containsAll(fallback), "no timeout pgjdbc does not use: " + fallback + " against "
                     + pgjdbcTimeouts);
         }
