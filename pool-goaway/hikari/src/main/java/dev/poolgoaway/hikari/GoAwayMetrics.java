@@ -19,8 +19,8 @@ import dev.poolgoaway.wire.PgGoAway;
  * {@code hikaricp.connections.*} meters, so dashboards can join them (see {@code docs/metrics.md}).
  *
  * <ul>
- *   <li>{@value #SIGNALS} (counter, tag {@code kind}: goaway, disconnect_requested, admin_terminated,
- *       server_closed): connections found asked to leave or ended by the server;</li>
+ *   <li>{@value #SIGNALS} (counter, tag {@code kind}: each {@link SignalKind}'s tag, such as goaway,
+ *       dns_moved, goaway_deferred, server_closed): connections found asked to leave or ended;</li>
  *   <li>{@value #EVICTIONS} (counter, tag {@code state}: idle, in_use): such connections closed;</li>
  *   <li>{@value #FLAGGED} (gauge): asked to leave and still open;</li>
  *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>

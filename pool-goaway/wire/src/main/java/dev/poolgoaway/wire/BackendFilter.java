@@ -629,7 +629,10 @@ final class BackendFilter {
         if (attempt != null) {
             startup = null;
             holdingSession = false;
-            attempt.ready();
+            if (attempt.deferred()) {
+                signals.deferGoAway();
+            }
+            attempt.ready(signals.goAwayCapable());
             signals.ready();
         }
         emitHeld();

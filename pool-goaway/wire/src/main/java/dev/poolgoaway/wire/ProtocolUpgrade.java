@@ -65,9 +65,9 @@ final class ProtocolUpgrade {
     /** Peer ({@code host:port}) to the {@link System#nanoTime()} its refusal expires at. */
     private final Map<String, Long> refusingPeers;
     /**
-     * Peers a startup of this process completed at (any request, raised or not), least recently completed first;
-     * at most {@link #MAX_REMEMBERED_PEERS}, the least recent making room. Only their challenges are answered on a
-     * raised request.
+     * Peers a startup of this process completed at (any request, raised or not), least recently completed first,
+     * each with whether that last startup could receive GoAway; at most {@link #MAX_REMEMBERED_PEERS}, the least
+     * recent making room. Only their challenges are answered on a raised request.
      */
     private final Map<String, Boolean> seenPeers = new LinkedHashMap<>(16, 0.75f, true) {
         @Override
@@ -125,10 +125,24 @@ final class ProtocolUpgrade {
         }
     }
 
-    private void sawReady(String peer) {
+    private void sawReady(String peer, boolean goAwayCapable) {
         synchronized (seenPeers) {
-            seenPeers.put(peer, Boolean.TRUE);
+            seenPeers.put(peer, goAwayCapable);
         }
+    }
+
+    /**
+     * @param peer {@code host:port}
+     * @return true if the last startup of this process completed at {@code peer} can receive GoAway and the peer
+     *         is not remembered as refusing: a new connection there would ask for GoAway and get it
+     */
+    boolean grantsGoAway(String peer) {
+        synchronized (seenPeers) {
+            if (!Boolean.TRUE.equals(seenPeers.get(peer))) {
+                return false;
+            }
+        }
+        return !refuses(peer);
     }
 
     /** @return how many peers are remembered as seen (bounded by {@link #MAX_REMEMBERED_PEERS}) */
@@ -275,10 +289,27 @@ final class ProtocolUpgrade {
             replySeen = true;
         }
 
-        /** The session is ready (its first ReadyForQuery). */
+        /** The session is ready (its first ReadyForQuery), and cannot receive GoAway. */
         void ready() {
+            ready(false);
+        }
+
+        /**
+         * @return true if this is the replay of a raised attempt given up at its challenge (the first connection to
+         *         a peer): the connection uses pgjdbc's own request although a later one may ask for GoAway
+         */
+        boolean deferred() {
+            return replayOf != null && replayOf.givenUp;
+        }
+
+        /**
+         * The session is ready (its first ReadyForQuery).
+         *
+         * @param goAwayCapable whether the connection can receive GoAway
+         */
+        void ready(boolean goAwayCapable) {
             ready = true;
-            sawReady(peer);
+            sawReady(peer, goAwayCapable);
             if (replayOf != null && !replayOf.givenUp) {
                 // pgjdbc's own request got all the way where the raised one failed: the version was the cause.
                 remember(replayOf);
