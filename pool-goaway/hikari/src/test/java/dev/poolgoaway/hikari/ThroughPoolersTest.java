@@ -45,17 +45,7 @@ class ThroughPoolersTest {
             HikariConfig config = PoolFixture.config(pooler.jdbcUrl(), "through-" + kind, POOL_SIZE);
             GoAwayEvictor evictor = PoolGoAway.install(config);
             try (HikariDataSource ds = new HikariDataSource(config)) {
-                List<CompletableFuture<Integer>> work = new ArrayList<>();
-                for (int i = 0; i < 4 * POOL_SIZE; i++) {
-                    int n = i;
-                    work.add(CompletableFuture.supplyAsync(() -> query(ds, n)));
-                }
-                for (int i = 0; i < work.size(); i++) {
-                    assertEquals(i, work.get(i).get(), pooler.logText());
-                }
-                // HikariCP fills the pool in the background, one connection at a time.
-                await().atMost(PoolFixture.WAIT).until(() -> ds.getHikariPoolMXBean().getTotalConnections(),
-                        total -> total == POOL_SIZE);
+                workAndFill(ds, pooler);
                 try (Connection c = ds.getConnection()) {
                     assertEquals(0, PgGoAway.signals(c).orElseThrow().protocolMinor(),
                             "pgjdbc's own 3.0 through " + pooler.version());
@@ -96,16 +86,7 @@ class ThroughPoolersTest {
                     GoAwayMetrics.bind(PoolGoAway.install(config), meters);
                 }
                 try (HikariDataSource ds = new HikariDataSource(config)) {
-                    List<CompletableFuture<Integer>> work = new ArrayList<>();
-                    for (int i = 0; i < 4 * POOL_SIZE; i++) {
-                        int n = i;
-                        work.add(CompletableFuture.supplyAsync(() -> query(ds, n)));
-                    }
-                    for (int i = 0; i < work.size(); i++) {
-                        assertEquals(i, work.get(i).get(), pooler.logText());
-                    }
-                    await().atMost(PoolFixture.WAIT).until(() -> ds.getHikariPoolMXBean().getTotalConnections(),
-                            total -> total == POOL_SIZE);
+                    workAndFill(ds, pooler);
                     assertEquals(withPoolGoAway ? refusing + 1 : refusing, PgGoAway.serversRefusingGoAway(),
                             "the one raised attempt that failed left the peer remembered");
                     if (withPoolGoAway) {
@@ -118,6 +99,20 @@ class ThroughPoolersTest {
                 }
             }
         }
+    }
+
+    /** Concurrent work, every request answered; then the pool fills (HikariCP does it in the background). */
+    private static void workAndFill(HikariDataSource ds, Pooler pooler) throws Exception {
+        List<CompletableFuture<Integer>> work = new ArrayList<>();
+        for (int i = 0; i < 4 * POOL_SIZE; i++) {
+            int n = i;
+            work.add(CompletableFuture.supplyAsync(() -> query(ds, n)));
+        }
+        for (int i = 0; i < work.size(); i++) {
+            assertEquals(i, work.get(i).get(), pooler.logText());
+        }
+        await().atMost(PoolFixture.WAIT).until(() -> ds.getHikariPoolMXBean().getTotalConnections(),
+                total -> total == POOL_SIZE);
     }
 
     private static int query(HikariDataSource ds, int n) {
