@@ -197,6 +197,25 @@ final class BackendFilter {
         offset = 0;
     }
 
+    /** @return true while the startup under way is a replay of pgjdbc's own request on a connection of ours */
+    boolean replaying() {
+        ProtocolUpgrade.Attempt attempt = startup;
+        return attempt != null && attempt.replay();
+    }
+
+    /**
+     * The reconnection for a replay, or the replay's startup, got no answer in time. pgjdbc gets a plain
+     * {@link IOException}, not the timeout: it would take a timeout for its own connection's and, under
+     * {@code sslmode=prefer}, open yet another connection without TLS because of a connection it never made.
+     *
+     * @param timeout what the socket said
+     * @return the exception for pgjdbc
+     */
+    IOException replayUnanswered(IOException timeout) {
+        return new IOException("pool-goaway reconnected to " + peer + " for pgjdbc's own startup request (the peer "
+                + "had refused the raised one), and got no answer in time: " + timeout.getMessage(), timeout);
+    }
+
     /** @return the startup attempt that failed and must be replayed, once {@link #retryRequested()} */
     ProtocolUpgrade.Attempt failedAttempt() {
         return retry ? startup : null;

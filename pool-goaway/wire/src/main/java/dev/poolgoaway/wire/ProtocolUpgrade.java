@@ -294,6 +294,11 @@ final class ProtocolUpgrade {
             ready(false);
         }
 
+        /** @return true if this is a replay of pgjdbc's own request after a raised attempt */
+        boolean replay() {
+            return replayOf != null;
+        }
+
         /**
          * @return true if this is the replay of a raised attempt given up at its challenge (the first connection to
          *         a peer): the connection uses pgjdbc's own request although a later one may ask for GoAway
