@@ -65,8 +65,8 @@ final class ProtocolUpgrade {
     /** Peer ({@code host:port}) to the {@link System#nanoTime()} its refusal expires at. */
     private final Map<String, Long> refusingPeers;
     /**
-     * Peers a startup of this process completed at (any request, raised or not), least recently completed first,
-     * each with whether that last startup could receive GoAway; at most {@link #MAX_REMEMBERED_PEERS}, the least
+     * Peers a startup of this process completed at (any request, raised or not), least recently used first,
+     * each with whether the last startup there could receive GoAway; at most {@link #MAX_REMEMBERED_PEERS}, the least
      * recent making room. Only their challenges are answered on a raised request.
      */
     private final Map<String, Boolean> seenPeers = new LinkedHashMap<>(16, 0.75f, true) {

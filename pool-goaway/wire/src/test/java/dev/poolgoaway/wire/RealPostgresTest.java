@@ -22,6 +22,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.Properties;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -307,6 +308,29 @@ class RealPostgresTest {
         SQLException wrong = assertThrows(SQLException.class, () -> pg.connect("user", TestPostgres.SCRAM_USER,
                 "password", "wrong", "sslmode", "require", "channelBinding", "require"));
         assertEquals("28P01", wrong.getSQLState());
+    }
+
+    /**
+     * The first connection of the process to a server that asks for a password gives the raised request up at the
+     * challenge and replays pgjdbc's own on a new TLS connection: SCRAM-SHA-256-PLUS then binds to the new session's
+     * certificate, as pgjdbc's own connection would. The URL names the server by its address, which no other test
+     * uses, so that this is the first connection to it.
+     */
+    @Test
+    void theFirstConnectionToAPasswordServerKeepsChannelBindingOverTheReplay() throws SQLException {
+        String peer = "127.0.0.1:" + pg.port();
+        assertFalse(ProtocolUpgrade.SHARED.seen(peer), "no connection of this JVM to " + peer + " yet");
+        String counter = UUID.randomUUID().toString();
+        Properties p = props("user", TestPostgres.SCRAM_USER, "password", TestPostgres.SCRAM_PASSWORD,
+                "sslmode", "verify-full", "sslrootcert", pg.rootCert.toString(), "channelBinding", "require",
+                "socketFactory", CountingSocketFactory.class.getName(), "socketFactoryArg", counter);
+        try (Connection c = DriverManager.getConnection(pg.url("127.0.0.1"), PgGoAway.install(p))) {
+            assertEquals(TestPostgres.SCRAM_USER, queryString(c, "select current_user"));
+            assertEquals(2, CountingSocketFactory.count(counter), "given up at the SCRAM challenge, then replayed");
+            assertFalse(signalsOf(c).goAwayCapable());
+        }
+        assertTrue(ProtocolUpgrade.SHARED.seen(peer));
+        assertFalse(ProtocolUpgrade.SHARED.refuses(peer));
     }
 
     @Test
