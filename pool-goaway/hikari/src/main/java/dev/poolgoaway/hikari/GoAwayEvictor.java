@@ -129,8 +129,9 @@ public final class GoAwayEvictor implements AutoCloseable {
 
     /**
      * What the server says on each connection, a connection that cannot hear GoAway where a new one would (when
-     * GoAway is honoured), then what the deployment says: the DNS name moved (unless turned off), the server refused a new connection of the pool as shutting down (a {@code jdbcUrl} pool: the wire
-     * layer knows its group).
+     * GoAway is honoured), then what the deployment says: the DNS name moved (unless turned off), the server
+     * refused a new connection of the pool as shutting down (a {@code jdbcUrl} pool: the wire layer knows its
+     * group).
      */
     private List<LeaveSource> sources(String name, HikariConfig config) {
         List<LeaveSource> sources = new ArrayList<>();
