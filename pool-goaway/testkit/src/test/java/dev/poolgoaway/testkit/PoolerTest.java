@@ -21,7 +21,6 @@ import java.util.List;
 import java.util.Optional;
 import java.util.Properties;
 
-import org.junit.jupiter.api.AfterAll;
 import org.junit.jupiter.api.Test;
 import org.junit.jupiter.api.io.TempDir;
 import org.junit.jupiter.params.ParameterizedTest;
@@ -30,28 +29,15 @@ import org.junit.jupiter.params.provider.CsvSource;
 /** The real poolers asking for passwords, and the TCP balancer in front of nodes, against a real PostgreSQL. */
 class PoolerTest {
 
-    private static EmbeddedUpstream server;
-
-    private static synchronized EmbeddedUpstream server() throws Exception {
-        if (server == null) {
-            server = EmbeddedUpstream.start();
-        }
-        return server;
-    }
-
-    @AfterAll
-    static void stop() throws Exception {
-        if (server != null) {
-            server.close();
-        }
-    }
+    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
+    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
 
     @ParameterizedTest(name = "{0}, {1}")
     @CsvSource({"PGBOUNCER, md5", "PGPOOL, password", "PGPOOL, md5"})
     void aPoolerAsksForThePasswordItWasGiven(Pooler.Kind kind, String method) throws Exception {
         Optional<String> missing = Pooler.missing(kind);
         assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
-        try (Pooler pooler = Pooler.start(kind, server(), false, new Pooler.ClientAuth(method, "s3cret"))) {
+        try (Pooler pooler = Pooler.start(kind, blue, false, new Pooler.ClientAuth(method, "s3cret"))) {
             assertEquals("s3cret", pooler.password());
             assertEquals(1, selectOne(pooler, "s3cret"));
             assertThrows(SQLException.class, () -> selectOne(pooler, "wrong"), pooler.logText());
@@ -71,13 +57,13 @@ class PoolerTest {
 
     @Test
     void theBalancerSendsEachConnectionToTheNextNode() throws Exception {
-        EmbeddedUpstream a = server();
-        try (EmbeddedUpstream b = EmbeddedUpstream.start();
-                TcpBalancer balancer = TcpBalancer.start(List.of(loopback(a.port()), loopback(b.port())))) {
-            PostgresUpstream front = PostgresUpstream.at("127.0.0.1", balancer.port(), a.user(), "", a.database());
+        try (TcpBalancer balancer = TcpBalancer.start(List.of(loopback(blue.port()), loopback(green.port())))) {
+            PostgresUpstream front = PostgresUpstream.at("127.0.0.1", balancer.port(), blue.user(), "",
+                    blue.database());
             for (int i = 0; i < 4; i++) {
                 try (Connection c = connect(front, "")) {
-                    assertEquals(i % 2 == 0 ? a.port() : b.port(), selectInt(c, "select inet_server_port()"));
+                    assertEquals(i % 2 == 0 ? blue.port() : green.port(),
+                            selectInt(c, "select inet_server_port()"));
                 }
             }
             assertEquals(List.of(2, 2), List.of(balancer.connections(0), balancer.connections(1)));
