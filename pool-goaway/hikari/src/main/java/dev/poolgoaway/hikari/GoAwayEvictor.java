@@ -128,13 +128,17 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /**
-     * What the server says on each connection, then what the deployment says: the DNS name moved (unless turned
-     * off), the server refused a new connection of the pool as shutting down (a {@code jdbcUrl} pool: the wire
-     * layer knows its group).
+     * What the server says on each connection, a connection that cannot hear GoAway where a new one would (when
+     * GoAway is honoured), then what the deployment says: the DNS name moved (unless turned off), the server
+     * refused a new connection of the pool as shutting down (a {@code jdbcUrl} pool: the wire layer knows its
+     * group).
      */
     private List<LeaveSource> sources(String name, HikariConfig config) {
         List<LeaveSource> sources = new ArrayList<>();
         sources.add(LeaveSource.wire(settings.signals()));
+        if (settings.signals().contains(LeaveSignal.GOAWAY)) {
+            sources.add(LeaveSource.deferredGoAway());
+        }
         if (settings.dnsLeave()) {
             sources.add(new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
                     settings.dnsLeaveWindow().orElse(null), Clock.systemUTC()));

@@ -12,19 +12,24 @@ import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.Timer;
 
+import dev.poolgoaway.wire.PgGoAway;
+
 /**
  * Micrometer meters for one pool's evictor, tagged {@code pool=<pool name>} like HikariCP's own
  * {@code hikaricp.connections.*} meters, so dashboards can join them (see {@code docs/metrics.md}).
  *
  * <ul>
- *   <li>{@value #SIGNALS} (counter, tag {@code kind}: goaway, disconnect_requested, admin_terminated,
- *       server_closed): connections found asked to leave or ended by the server;</li>
+ *   <li>{@value #SIGNALS} (counter, tag {@code kind}: each {@link SignalKind}'s tag, such as goaway,
+ *       dns_moved, goaway_deferred, server_closed): connections found asked to leave or ended;</li>
  *   <li>{@value #EVICTIONS} (counter, tag {@code state}: idle, in_use): such connections closed;</li>
  *   <li>{@value #FLAGGED} (gauge): asked to leave and still open;</li>
  *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>
  *   <li>{@value #DRAIN_EPISODES} (counter): drains begun;</li>
  *   <li>{@value #REPLACEMENTS} (counter, tag {@code result}: made, failed): replacements for connections let go
- *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain.</li>
+ *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain;</li>
+ *   <li>{@value #PEERS_REFUSING} (gauge): servers this process remembers as failing on the raised startup request
+ *       ({@link PgGoAway#serversRefusingGoAway()}): connections to them use pgjdbc's own request and cannot hear
+ *       GoAway. One count for the whole process, shown under every pool's tag: aggregate with max, not sum.</li>
  * </ul>
  *
  * <p>Every counter is registered at 0 for each of its tags when the pool starts, so the first drain shows on a
@@ -45,6 +50,8 @@ public final class GoAwayMetrics {
 
     /** Counter of replacements by result. */
     public static final String REPLACEMENTS = "poolgoaway.replacements";
+    /** Gauge of the servers the process remembers as failing on the raised startup request. */
+    public static final String PEERS_REFUSING = "poolgoaway.peers.refusing";
 
     private GoAwayMetrics() {
     }
@@ -71,6 +78,9 @@ public final class GoAwayMetrics {
         List<Meter> meters = new CopyOnWriteArrayList<>();
         meters.add(Gauge.builder(FLAGGED, evictor, GoAwayEvictor::flaggedConnections).tag("pool", poolName)
                 .description("Connections the server asked to leave that are still open").register(registry));
+        meters.add(Gauge.builder(PEERS_REFUSING, PgGoAway::serversRefusingGoAway).tag("pool", poolName)
+                .description("Servers this process remembers as failing on the raised startup request (no GoAway "
+                        + "from them); the same count under every pool").register(registry));
         Timer signalToClose = Timer.builder(SIGNAL_TO_CLOSE).tag("pool", poolName)
                 .description("Time from the server's signal to the connection's close").register(registry);
         Counter episodes = Counter.builder(DRAIN_EPISODES).tag("pool", poolName)

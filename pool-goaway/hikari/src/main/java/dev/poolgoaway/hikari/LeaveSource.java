@@ -1,7 +1,10 @@
 package dev.poolgoaway.hikari;
 
+import java.time.Instant;
 import java.util.Optional;
 import java.util.Set;
+
+import dev.poolgoaway.wire.PgGoAway;
 
 /**
  * One source of "please leave" for a pool's connections. The loop ({@link DrainLoop}) asks each source about each
@@ -10,7 +13,8 @@ import java.util.Set;
  * new signal is a new source, not a new branch in the loop.
  *
  * <p>Sources: what the server said on the connection itself (GoAway, {@code disconnect_requested}, a termination:
- * {@link #wire}), the connection's host name no longer resolving to its address ({@link DnsLeaveSource}), its server
+ * {@link #wire}), a connection that cannot hear GoAway where its replacement would ({@link #deferredGoAway()}), the
+ * connection's host name no longer resolving to its address ({@link DnsLeaveSource}), its server
  * refusing new connections because it is shutting down ({@link ShutdownRefusals}). Called on the evictor's thread.
  */
 interface LeaveSource {
@@ -42,5 +46,20 @@ interface LeaveSource {
      */
     static LeaveSource wire(Set<LeaveSignal> honoured) {
         return connection -> connection.heard(honoured);
+    }
+
+    /**
+     * The process's first connection to a server that asks for a password goes out with pgjdbc's own request (a
+     * raised one could fail after pgjdbc answered the challenge, and a pool whose first connection fails does not
+     * start), so it cannot hear GoAway. Once a later connection to that server can, it is replaced through the
+     * usual drain: the pool then hears a switchover's GoAway on every connection. A server that cannot send GoAway
+     * at all costs no replacement.
+     *
+     * @return the source
+     */
+    static LeaveSource deferredGoAway() {
+        return connection -> connection.goAwayDeferred() && PgGoAway.grantsGoAway(connection.server())
+                ? Optional.of(new PoolView.Heard(SignalKind.GOAWAY_DEFERRED, Instant.now(), null, null))
+                : Optional.empty();
     }
 }

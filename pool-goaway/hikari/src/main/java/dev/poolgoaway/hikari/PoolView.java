@@ -119,6 +119,11 @@ interface PoolView {
         /** @return the server, {@code host:port} */
         String server();
 
+        /** @return true if the connection went out without GoAway as a precaution ({@link ConnectionSignals}) */
+        default boolean goAwayDeferred() {
+            return false;
+        }
+
         /** @return the backend pid, 0 if unknown */
         int backendPid();
 
@@ -173,6 +178,11 @@ interface PoolView {
                 @Override
                 public int backendPid() {
                     return s.backendPid().orElse(0);
+                }
+
+                @Override
+                public boolean goAwayDeferred() {
+                    return s.goAwayDeferred();
                 }
 
                 @Override

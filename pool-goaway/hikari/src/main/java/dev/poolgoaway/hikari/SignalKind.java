@@ -18,6 +18,12 @@ enum SignalKind {
      * in smart shutdown, which tells its open connections nothing (see {@link ShutdownRefusals}).
      */
     SERVER_SHUTTING_DOWN("server_shutting_down", false),
+    /**
+     * The connection cannot hear GoAway only because it was the process's first to its server, which asked for a
+     * password (the wire layer's precaution), and a later connection to that server can: it is replaced so that
+     * the whole pool hears the server's GoAway (see {@link LeaveSource#deferredGoAway()}).
+     */
+    GOAWAY_DEFERRED("goaway_deferred", false),
     /** A FATAL admin shutdown (57P01), with the administrator's message if any. */
     ADMIN_TERMINATED("admin_terminated", true),
     /** Any other end: another FATAL, the server closed the socket, or a poll failed. */

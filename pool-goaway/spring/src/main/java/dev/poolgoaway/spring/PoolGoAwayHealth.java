@@ -11,6 +11,7 @@ import dev.poolgoaway.hikari.DrainEpisode;
 import dev.poolgoaway.hikari.EvictorSettings;
 import dev.poolgoaway.hikari.GoAwayEvictor;
 import dev.poolgoaway.wire.LogText;
+import dev.poolgoaway.wire.PgGoAway;
 
 /**
  * What the health indicator shows, whichever Spring Boot's health API carries it: the state of each pool's
@@ -44,6 +45,8 @@ final class PoolGoAwayHealth {
         pool.put("dnsLeave", evictor.settings().dnsLeave());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
+        // Servers (of the whole JVM) that fail on the raised startup request: no GoAway from them.
+        pool.put("serversRefusingGoAway", PgGoAway.serversRefusingGoAway());
         // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.
         pool.put("stalled", evictor.stalled());
         pool.put("replacementFailures", evictor.replacementFailures());

@@ -39,6 +39,7 @@ import dev.poolgoaway.hikari.GoAwayMetrics;
 import dev.poolgoaway.hikari.LeaveSignal;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.wire.GoAwaySocketFactory;
+import dev.poolgoaway.wire.PgGoAway;
 import io.micrometer.core.instrument.MeterRegistry;
 import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
 
@@ -443,6 +444,7 @@ class PoolGoAwayAutoConfigurationTest {
                     .containsEntry("running", true)
                     .containsEntry("draining", false).containsEntry("flaggedConnections", 0)
                     .containsEntry("publicApiFallback", false).containsEntry("stalled", false)
+                    .containsEntry("serversRefusingGoAway", PgGoAway.serversRefusingGoAway())
                     .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")
                     .doesNotContainKey("lastDrain")
                     // The DNS leave-signal is on by default.

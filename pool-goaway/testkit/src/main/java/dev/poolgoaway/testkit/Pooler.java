@@ -11,9 +11,12 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.nio.file.attribute.UserPrincipal;
+import java.security.MessageDigest;
+import java.security.NoSuchAlgorithmException;
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.Comparator;
+import java.util.HexFormat;
 import java.util.List;
 import java.util.Optional;
 import java.util.concurrent.TimeUnit;
@@ -69,16 +72,54 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
+    /**
+     * How the pooler authenticates its clients: {@link #TRUST} (no password), or a password it checks itself, asked
+     * for in clear text or with an MD5 challenge. The server behind it is still reached without a password.
+     *
+     * @param method   {@code trust}, {@code password} or {@code md5}
+     * @param password the password clients must give; empty for {@code trust}
+     */
+    public record ClientAuth(String method, String password) {
+        /** No password asked for. */
+        public static final ClientAuth TRUST = new ClientAuth("trust", "");
+
+        /** Validates. */
+        public ClientAuth {
+            if (!List.of("trust", "password", "md5").contains(method)) {
+                throw new IllegalArgumentException("method must be trust, password or md5: " + method);
+            }
+            if (method.equals("trust") != password.isEmpty()) {
+                throw new IllegalArgumentException("a password for password and md5, none for trust");
+            }
+            if (password.indexOf(':') >= 0 || password.indexOf('\n') >= 0) {
+                throw new IllegalArgumentException("the password cannot contain ':' or a line break");
+            }
+        }
+
+        /** @return clients give {@code password} in clear text (AuthenticationCleartextPassword) */
+        public static ClientAuth password(String password) {
+            return new ClientAuth("password", password);
+        }
+
+        /** @return clients answer an MD5 challenge with {@code password} */
+        public static ClientAuth md5(String password) {
+            return new ClientAuth("md5", password);
+        }
+    }
+
     private final Kind kind;
     private final PostgresUpstream upstream;
+    private final ClientAuth auth;
     private final Path dir;
     private final Process process;
     private final int port;
     private final String version;
 
-    private Pooler(Kind kind, PostgresUpstream upstream, Path dir, Process process, int port, String version) {
+    private Pooler(Kind kind, PostgresUpstream upstream, ClientAuth auth, Path dir, Process process, int port,
+            String version) {
         this.kind = kind;
         this.upstream = upstream;
+        this.auth = auth;
         this.dir = dir;
         this.process = process;
         this.port = port;
@@ -104,27 +145,64 @@ public final class Pooler implements PostgresUpstream {
      * @throws IOException if it is not installed, cannot be configured, or does not start in time
      */
     public static Pooler start(Kind kind, PostgresUpstream upstream, boolean clientTls) throws IOException {
+        return start(kind, upstream, clientTls, ClientAuth.TRUST);
+    }
+
+    /**
+     * Starts a pooler that asks its clients for a password ({@link #password()}), in front of {@code upstream},
+     * which must accept the pooler's connections without one.
+     *
+     * @param kind      which pooler; PgBouncer runs with {@code trust} or {@code md5} only (its clear-text
+     *                  method is deprecated)
+     * @param upstream  the server behind it
+     * @param clientTls whether it offers TLS to its clients (they may still connect without)
+     * @param auth      how it authenticates its clients
+     * @return the running pooler, accepting connections
+     * @throws IOException if it is not installed, cannot be configured, or does not start in time
+     * @throws IllegalArgumentException for PgBouncer with {@code password}
+     */
+    public static Pooler start(Kind kind, PostgresUpstream upstream, boolean clientTls, ClientAuth auth)
+            throws IOException {
+        return start(kind, upstream, clientTls ? TestCertificates.get() : null, auth);
+    }
+
+    /**
+     * Starts a pooler that offers TLS to its clients with the given certificates: one of several nodes, each with
+     * its own certificate ({@link TestCertificates#anotherServer()}).
+     *
+     * @param kind      which pooler
+     * @param upstream  the server behind it
+     * @param clientTls the server certificate it presents, or null for no TLS
+     * @param auth      how it authenticates its clients
+     * @return the running pooler, accepting connections
+     * @throws IOException if it is not installed, cannot be configured, or does not start in time
+     */
+    public static Pooler start(Kind kind, PostgresUpstream upstream, TestCertificates clientTls, ClientAuth auth)
+            throws IOException {
+        if (kind == Kind.PGBOUNCER && auth.method().equals("password")) {
+            throw new IllegalArgumentException("the test kit runs PgBouncer with trust or md5 authentication only");
+        }
         Path binary = binary(kind).orElseThrow(() -> new IOException(missing(kind).orElseThrow()));
         Path dir = Files.createTempDirectory("pool-goaway-" + kind.binary);
         int port = freePort();
         List<String> command = new ArrayList<>();
         command.add(binary.toString());
         if (kind == Kind.PGBOUNCER) {
-            writePgBouncerConfig(dir, upstream, port, clientTls);
+            writePgBouncerConfig(dir, upstream, port, clientTls, auth);
             if (runningAsRoot()) {
                 handTo(dir, RUN_AS);
                 command.addAll(List.of("-u", RUN_AS));
             }
             command.add(dir.resolve("pgbouncer.ini").toString());
         } else {
-            writePgpoolConfig(dir, upstream, port, freePort(), clientTls);
+            writePgpoolConfig(dir, upstream, port, freePort(), clientTls, auth);
             command.addAll(List.of("-n", "-f", dir.resolve("pgpool.conf").toString(),
-                    "-F", dir.resolve("pcp.conf").toString()));
+                    "-F", dir.resolve("pcp.conf").toString(), "-a", dir.resolve("pool_hba.conf").toString()));
         }
         String version = version(binary);
         Process process = new ProcessBuilder(command).directory(dir.toFile()).redirectErrorStream(true)
                 .redirectOutput(dir.resolve("output.log").toFile()).start();
-        Pooler pooler = new Pooler(kind, upstream, dir, process, port, version);
+        Pooler pooler = new Pooler(kind, upstream, auth, dir, process, port, version);
         try {
             pooler.awaitListening();
         } catch (IOException | RuntimeException e) {
@@ -160,9 +238,10 @@ public final class Pooler implements PostgresUpstream {
         return upstream.user();
     }
 
+    /** @return the password the pooler asks its clients for ({@link ClientAuth}); the upstream's under trust */
     @Override
     public String password() {
-        return upstream.password();
+        return auth.password().isEmpty() ? upstream.password() : auth.password();
     }
 
     @Override
@@ -236,9 +315,9 @@ public final class Pooler implements PostgresUpstream {
         }
     }
 
-    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port, boolean clientTls)
-            throws IOException {
-        Files.writeString(dir.resolve("users.txt"), "\"" + upstream.user() + "\" \"\"\n");
+    private static void writePgBouncerConfig(Path dir, PostgresUpstream upstream, int port,
+            TestCertificates clientTls, ClientAuth auth) throws IOException {
+        Files.writeString(dir.resolve("users.txt"), "\"" + upstream.user() + "\" \"" + auth.password() + "\"\n");
         StringBuilder ini = new StringBuilder()
                 .append("[databases]\n")
                 .append("* = host=").append(address(upstream)).append(" port=").append(upstream.port()).append('\n')
@@ -246,7 +325,7 @@ public final class Pooler implements PostgresUpstream {
                 .append("listen_addr = 127.0.0.1\n")
                 .append("listen_port = ").append(port).append('\n')
                 .append("unix_socket_dir =\n")
-                .append("auth_type = trust\n")
+                .append("auth_type = ").append(auth.method()).append('\n')
                 .append("auth_file = ").append(dir.resolve("users.txt")).append('\n')
                 // The admin console (SHOW, RELOAD, RECONNECT, WAIT_CLOSE), as an operator uses it at a switchover.
                 .append("admin_users = ").append(upstream.user()).append('\n')
@@ -257,8 +336,8 @@ public final class Pooler implements PostgresUpstream {
                 .append("ignore_startup_parameters = extra_float_digits\n")
                 .append("logfile = ").append(dir.resolve("pooler.log")).append('\n')
                 .append("pidfile = ").append(dir.resolve("pgbouncer.pid")).append('\n');
-        if (clientTls) {
-            writeCertificates(dir);
+        if (clientTls != null) {
+            writeCertificates(dir, clientTls);
             ini.append("client_tls_sslmode = allow\n")
                     .append("client_tls_cert_file = ").append(dir.resolve("server.crt")).append('\n')
                     .append("client_tls_key_file = ").append(dir.resolve("server.key")).append('\n');
@@ -267,8 +346,18 @@ public final class Pooler implements PostgresUpstream {
     }
 
     private static void writePgpoolConfig(Path dir, PostgresUpstream upstream, int port, int pcpPort,
-            boolean clientTls) throws IOException {
+            TestCertificates clientTls, ClientAuth auth) throws IOException {
         Files.writeString(dir.resolve("pcp.conf"), "");
+        boolean hba = !auth.method().equals("trust");
+        Files.writeString(dir.resolve("pool_hba.conf"), "");
+        if (hba) {
+            // pgpool-II checks the password itself against pool_passwd, then reaches the server with trust.
+            Files.writeString(dir.resolve("pool_hba.conf"), "local all all trust\nhost all all 127.0.0.1/32 "
+                    + auth.method() + "\nhost all all ::1/128 " + auth.method() + "\n");
+            String stored = auth.method().equals("md5") ? "md5" + md5Hex(auth.password() + upstream.user())
+                    : "TEXT" + auth.password();
+            Files.writeString(dir.resolve("pool_passwd"), upstream.user() + ":" + stored + "\n");
+        }
         Files.createDirectories(dir.resolve("oiddir"));
         StringBuilder conf = new StringBuilder()
                 .append("backend_clustering_mode = 'raw'\n")
@@ -282,7 +371,8 @@ public final class Pooler implements PostgresUpstream {
                 .append("backend_port0 = ").append(upstream.port()).append('\n')
                 .append("backend_weight0 = 1\n")
                 .append("backend_flag0 = 'DISALLOW_TO_FAILOVER'\n")
-                .append("enable_pool_hba = off\n")
+                .append("enable_pool_hba = ").append(hba ? "on" : "off").append('\n')
+
                 .append("pid_file_name = '").append(dir.resolve("pgpool.pid")).append("'\n")
                 .append("logdir = '").append(dir).append("'\n")
                 .append("memqcache_oiddir = '").append(dir.resolve("oiddir")).append("'\n")
@@ -294,8 +384,11 @@ public final class Pooler implements PostgresUpstream {
                 .append("failover_on_backend_error = off\n")
                 .append("load_balance_mode = off\n")
                 .append("log_destination = 'stderr'\n");
-        if (clientTls) {
-            writeCertificates(dir);
+        if (hba) {
+            conf.append("pool_passwd = '").append(dir.resolve("pool_passwd")).append("'\n");
+        }
+        if (clientTls != null) {
+            writeCertificates(dir, clientTls);
             conf.append("ssl = on\n")
                     .append("ssl_cert = '").append(dir.resolve("server.crt")).append("'\n")
                     .append("ssl_key = '").append(dir.resolve("server.key")).append("'\n");
@@ -303,8 +396,17 @@ public final class Pooler implements PostgresUpstream {
         Files.writeString(dir.resolve("pgpool.conf"), conf);
     }
 
-    private static void writeCertificates(Path dir) throws IOException {
-        TestCertificates.get().write(dir.resolve("root.crt"), dir.resolve("server.crt"), dir.resolve("server.key"));
+    private static String md5Hex(String text) {
+        try {
+            return HexFormat.of().formatHex(MessageDigest.getInstance("MD5")
+                    .digest(text.getBytes(StandardCharsets.UTF_8)));
+        } catch (NoSuchAlgorithmException e) {
+            throw new IllegalStateException("no MD5 in this JVM", e);
+        }
+    }
+
+    private static void writeCertificates(Path dir, TestCertificates certificates) throws IOException {
+        certificates.write(dir.resolve("root.crt"), dir.resolve("server.crt"), dir.resolve("server.key"));
     }
 
     /** PgBouncer and pgpool-II want an address; {@code localhost} could resolve to IPv6 first. */

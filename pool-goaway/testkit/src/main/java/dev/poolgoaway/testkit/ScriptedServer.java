@@ -67,6 +67,9 @@ public final class ScriptedServer implements AutoCloseable {
     private volatile byte[] queryReply;
     private volatile boolean closeAfterReply;
     private volatile byte[] garbageForHandshake;
+    private final AtomicInteger accepted = new AtomicInteger();
+    private volatile int silentFrom = Integer.MAX_VALUE;
+    private final List<Socket> silent = new CopyOnWriteArrayList<>();
 
     private ScriptedServer(Startup startup, SSLContext tls) throws IOException {
         this.startup = startup;
@@ -152,6 +155,21 @@ public final class ScriptedServer implements AutoCloseable {
     }
 
     /**
+     * Makes the {@code n}th TCP connection (counted from 1 since the start) and every later one silent: accepted,
+     * read from, never answered, as a node behind a balancer that hangs. Until the client gives up.
+     *
+     * @param n the first silent connection
+     */
+    public void silentFrom(int n) {
+        silentFrom = n;
+    }
+
+    /** @return how many TCP connections the server accepted so far */
+    public int connections() {
+        return accepted.get();
+    }
+
+    /**
      * The reply real PostgreSQL gives to {@code select 1} as text: RowDescription (27 bytes), DataRow,
      * CommandComplete, ReadyForQuery.
      *
@@ -176,6 +194,11 @@ public final class ScriptedServer implements AutoCloseable {
     private void serve(Socket plain) {
         Socket s = plain;
         try {
+            if (accepted.incrementAndGet() >= silentFrom) {
+                silent.add(s);
+                s.getInputStream().transferTo(OutputStream.nullOutputStream());
+                return;
+            }
             DataInputStream in = new DataInputStream(s.getInputStream());
             Session session;
             while (true) {
@@ -306,6 +329,9 @@ public final class ScriptedServer implements AutoCloseable {
     public void close() throws IOException {
         listener.close();
         for (Session s : sessions) {
+            s.close();
+        }
+        for (Socket s : silent) {
             s.close();
         }
     }

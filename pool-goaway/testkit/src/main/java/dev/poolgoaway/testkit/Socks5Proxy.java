@@ -2,7 +2,6 @@ package dev.poolgoaway.testkit;
 
 import java.io.DataInputStream;
 import java.io.IOException;
-import java.io.InputStream;
 import java.io.OutputStream;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
@@ -102,37 +101,9 @@ public final class Socks5Proxy implements AutoCloseable {
             // Bound address 0.0.0.0:0, as many proxies answer: a client must not take it for the server's.
             out.write(new byte[] {5, 0, 0, 1, 0, 0, 0, 0, 0, 0});
             out.flush();
-            Thread back = new Thread(() -> pump(upstream, client), "socks5-pump");
-            back.setDaemon(true);
-            back.start();
-            pump(client, upstream);
+            Wire.relay(client, upstream, "socks5-pump");
         } catch (IOException e) {
-            closeQuietly(client);
-        }
-    }
-
-    private static void pump(Socket from, Socket to) {
-        try {
-            InputStream in = from.getInputStream();
-            OutputStream out = to.getOutputStream();
-            byte[] buffer = new byte[8192];
-            for (int n; (n = in.read(buffer)) >= 0; ) {
-                out.write(buffer, 0, n);
-                out.flush();
-            }
-        } catch (IOException ignored) {
-            // one side closed: close both below
-        } finally {
-            closeQuietly(from);
-            closeQuietly(to);
-        }
-    }
-
-    private static void closeQuietly(Socket s) {
-        try {
-            s.close();
-        } catch (IOException ignored) {
-            // closing
+            Wire.closeQuietly(client);
         }
     }
 
@@ -140,7 +111,7 @@ public final class Socks5Proxy implements AutoCloseable {
     public void close() throws IOException {
         listener.close();
         for (Socket s : sockets) {
-            closeQuietly(s);
+            Wire.closeQuietly(s);
         }
     }
 }

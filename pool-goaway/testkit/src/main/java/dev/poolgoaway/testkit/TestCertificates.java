@@ -54,11 +54,13 @@ public final class TestCertificates {
     private static TestCertificates instance;
 
     private final X509Certificate ca;
+    private final KeyPair caKeys;
     private final X509Certificate server;
     private final KeyPair serverKeys;
 
-    private TestCertificates(X509Certificate ca, X509Certificate server, KeyPair serverKeys) {
+    private TestCertificates(X509Certificate ca, KeyPair caKeys, X509Certificate server, KeyPair serverKeys) {
         this.ca = ca;
+        this.caKeys = caKeys;
         this.server = server;
         this.serverKeys = serverKeys;
     }
@@ -83,10 +85,7 @@ public final class TestCertificates {
 
     private static TestCertificates generate()
             throws GeneralSecurityException, OperatorCreationException, IOException {
-        KeyPairGenerator gen = KeyPairGenerator.getInstance("RSA");
-        gen.initialize(2048, new SecureRandom());
-        KeyPair caKeys = gen.generateKeyPair();
-        KeyPair serverKeys = gen.generateKeyPair();
+        KeyPair caKeys = rsaKeys();
         long now = System.currentTimeMillis();
         Date from = new Date(now - NOT_BEFORE_MILLIS);
         Date to = new Date(now + NOT_AFTER_MILLIS);
@@ -94,13 +93,49 @@ public final class TestCertificates {
         X509Certificate ca = sign(new JcaX509v3CertificateBuilder(caName, BigInteger.ONE, from, to, caName,
                 caKeys.getPublic())
                 .addExtension(Extension.basicConstraints, true, new BasicConstraints(true)), caKeys);
-        X509Certificate server = sign(new JcaX509v3CertificateBuilder(caName, BigInteger.TWO, from, to,
-                new X500Name("CN=localhost"), serverKeys.getPublic())
+        TestCertificates made = withServer(ca, caKeys, BigInteger.TWO);
+        log.debug("made a test CA and a server certificate for localhost, valid until {}", to);
+        return made;
+    }
+
+    private static KeyPair rsaKeys() throws GeneralSecurityException {
+        KeyPairGenerator gen = KeyPairGenerator.getInstance("RSA");
+        gen.initialize(2048, new SecureRandom());
+        return gen.generateKeyPair();
+    }
+
+    private static TestCertificates withServer(X509Certificate ca, KeyPair caKeys, BigInteger serial)
+            throws GeneralSecurityException, OperatorCreationException, IOException {
+        KeyPair serverKeys = rsaKeys();
+        X500Name caName = X500Name.getInstance(ca.getSubjectX500Principal().getEncoded());
+        X509Certificate server = sign(new JcaX509v3CertificateBuilder(caName, serial, ca.getNotBefore(),
+                ca.getNotAfter(), new X500Name("CN=localhost"), serverKeys.getPublic())
                 .addExtension(Extension.subjectAlternativeName, false, new GeneralNames(new GeneralName[] {
                     new GeneralName(GeneralName.dNSName, "localhost"),
                     new GeneralName(GeneralName.iPAddress, "127.0.0.1")})), caKeys);
-        log.debug("made a test CA and a server certificate for localhost, valid until {}", to);
-        return new TestCertificates(ca, server, serverKeys);
+        return new TestCertificates(ca, caKeys, server, serverKeys);
+    }
+
+    /**
+     * Another node of the same service: a server certificate for the same names, with a key of its own, signed by
+     * the same CA (as cert-manager issues one per pod). Clients that trust the CA accept either; the two differ
+     * byte for byte.
+     *
+     * @return the same CA with a new server certificate and key
+     * @throws IllegalStateException if the JVM cannot make RSA keys or sign certificates
+     */
+    public TestCertificates anotherServer() {
+        try {
+            return withServer(ca, caKeys, server.getSerialNumber().add(BigInteger.ONE)
+                    .add(BigInteger.valueOf(new SecureRandom().nextInt(1 << 30))));
+        } catch (GeneralSecurityException | OperatorCreationException | IOException e) {
+            throw new IllegalStateException("could not make another server certificate", e);
+        }
+    }
+
+    /** @return the server certificate */
+    public X509Certificate serverCertificate() {
+        return server;
     }
 
     /**

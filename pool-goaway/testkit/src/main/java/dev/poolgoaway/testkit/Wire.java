@@ -3,6 +3,8 @@ package dev.poolgoaway.testkit;
 import java.io.ByteArrayOutputStream;
 import java.io.DataInputStream;
 import java.io.IOException;
+import java.io.InputStream;
+import java.io.OutputStream;
 import java.net.ServerSocket;
 import java.net.Socket;
 import java.nio.ByteBuffer;
@@ -51,6 +53,47 @@ final class Wire {
         }, name + "-accept");
         acceptor.setDaemon(true);
         acceptor.start();
+    }
+
+    /**
+     * Relays bytes both ways between two connected sockets until either side closes, then closes both: the
+     * client-to-upstream direction on the calling thread, the other on a daemon thread.
+     *
+     * @param client   the accepted connection
+     * @param upstream the connection to where it goes
+     * @param name     the other thread's name
+     */
+    static void relay(Socket client, Socket upstream, String name) {
+        Thread back = new Thread(() -> pump(upstream, client), name);
+        back.setDaemon(true);
+        back.start();
+        pump(client, upstream);
+    }
+
+    private static void pump(Socket from, Socket to) {
+        try {
+            InputStream in = from.getInputStream();
+            OutputStream out = to.getOutputStream();
+            byte[] buffer = new byte[8192];
+            for (int n; (n = in.read(buffer)) >= 0; ) {
+                out.write(buffer, 0, n);
+                out.flush();
+            }
+        } catch (IOException ignored) {
+            // one side closed: close both below
+        } finally {
+            closeQuietly(from);
+            closeQuietly(to);
+        }
+    }
+
+    /** Closes a socket, ignoring what closing it says. */
+    static void closeQuietly(Socket s) {
+        try {
+            s.close();
+        } catch (IOException ignored) {
+            // closing
+        }
     }
 
     /** An ErrorResponse the way PostgreSQL formats it: S and V severity, SQLSTATE, message. */

@@ -45,7 +45,9 @@ import org.slf4j.LoggerFactory;
  * be replayed invisibly: a first reply that is an ErrorResponse, and, when the server authenticated pgjdbc without
  * a challenge, everything from AuthenticationOk to the first ReadyForQuery. A failure there is swallowed and
  * {@link #retryRequested()} asks the owner to reconnect and replay pgjdbc's own StartupMessage. Once pgjdbc has
- * answered an authentication challenge nothing is held: a replay could not repeat pgjdbc's answer. In a 3.0
+ * answered an authentication challenge nothing is held: a replay could not repeat pgjdbc's answer. So a first
+ * attempt to a peer new to the process is given up at the challenge itself, which pgjdbc then gets from the replay
+ * ({@link ProtocolUpgrade.Attempt#givesUpAtChallenge()}). In a 3.0
  * session over a connection the server runs on 3.2 or later, BackendKeyData's long key is replaced by a 4-byte
  * stand-in ({@link CancelKeys}).
  *
@@ -142,6 +144,8 @@ final class BackendFilter {
      * too large to hold): from here on, a failed attempt is pgjdbc's failure.
      */
     private boolean committed;
+    /** The challenge being held is the end of a first attempt to a new peer: swallowed, then replayed. */
+    private boolean givingUp;
     /** Between a challenge-free AuthenticationOk and the first ReadyForQuery: every message waits in pending. */
     private boolean holdingSession;
     private byte[] pending;
@@ -171,6 +175,7 @@ final class BackendFilter {
         startup = attempt;
         retry = false;
         committed = false;
+        givingUp = false;
         holdingSession = false;
         pendingLength = 0;
         firstAnswer = true;
@@ -186,9 +191,29 @@ final class BackendFilter {
         withheld = false;
         released = null;
         committed = false;
+        givingUp = false;
         holdingSession = false;
         pendingLength = 0;
         offset = 0;
+    }
+
+    /** @return true while the startup under way is a replay of pgjdbc's own request on a connection of ours */
+    boolean replaying() {
+        ProtocolUpgrade.Attempt attempt = startup;
+        return attempt != null && attempt.replay();
+    }
+
+    /**
+     * The reconnection for a replay, or the replay's startup, got no answer in time. pgjdbc gets a plain
+     * {@link IOException}, not the timeout: it would take a timeout for its own connection's and, under
+     * {@code sslmode=prefer}, open yet another connection without TLS because of a connection it never made.
+     *
+     * @param timeout what the socket said
+     * @return the exception for pgjdbc
+     */
+    IOException replayUnanswered(IOException timeout) {
+        return new IOException("pool-goaway reconnected to " + peer + " for pgjdbc's own startup request (the peer "
+                + "had refused the raised one), and got no answer in time: " + timeout.getMessage(), timeout);
     }
 
     /** @return the startup attempt that failed and must be replayed, once {@link #retryRequested()} */
@@ -505,11 +530,15 @@ final class BackendFilter {
         remaining = length - 4;
         captured = 0;
         if (withheld && type == AUTHENTICATION && length != AUTHENTICATION_CODE_ONLY_LENGTH) {
-            // MD5 salt, SASL mechanisms or data: a challenge pgjdbc answers. Nothing after it can be replayed.
-            committed = true;
-            if (!holdingSession) {
-                withheld = false;
-                released = header();
+            // MD5 salt, SASL mechanisms or data: a challenge pgjdbc answers. Nothing after it can be replayed, so
+            // a first attempt to a new peer is given up here instead (held whole, then swallowed).
+            givingUp = length + 1 <= HOLD_MAX && startup.givesUpAtChallenge();
+            if (!givingUp) {
+                committed = true;
+                if (!holdingSession) {
+                    withheld = false;
+                    released = header();
+                }
             }
         }
         if (withheld && type != GO_AWAY && type != NEGOTIATE_PROTOCOL_VERSION
@@ -603,6 +632,12 @@ final class BackendFilter {
             // replayed (pgpool-II, say, fails here on a long cancel key), so the session waits here.
             holdingSession = true;
         } else if (code != AUTHENTICATION_OK) {
+            if (givingUp || startup.givesUpAtChallenge()) {
+                // The first connection to this peer: pgjdbc's own request gets the challenge instead.
+                retry = true;
+                pendingLength = 0;
+                return;
+            }
             committed = true;
         }
         emit(copyOf(hold, held));
@@ -613,7 +648,10 @@ final class BackendFilter {
         if (attempt != null) {
             startup = null;
             holdingSession = false;
-            attempt.ready();
+            if (attempt.deferred()) {
+                signals.deferGoAway();
+            }
+            attempt.ready(signals.goAwayCapable());
             signals.ready();
         }
         emitHeld();

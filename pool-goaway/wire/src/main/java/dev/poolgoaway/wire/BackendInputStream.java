@@ -4,6 +4,7 @@ import java.io.EOFException;
 import java.io.IOException;
 import java.io.InputStream;
 import java.net.SocketException;
+import java.net.SocketTimeoutException;
 import java.util.Objects;
 import java.util.concurrent.locks.ReentrantLock;
 
@@ -125,6 +126,8 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
             } else {
                 try {
                     n = raw.read(b, off, len);
+                } catch (SocketTimeoutException e) {
+                    throw filter.replaying() ? filter.replayUnanswered(e) : e;
                 } catch (SocketException e) {
                     // A reset before any challenge is a failed raised attempt like an end of stream (PostgreSQL
                     // resets a connection whose StartupMessage it refuses unread); otherwise it is pgjdbc's.
@@ -172,7 +175,11 @@ final class BackendInputStream extends InputStream implements ConnectionSignals.
             return false;
         }
         ProtocolUpgrade.Attempt failed = filter.failedAttempt();
-        raw = reconnector.reconnect(failed);
+        try {
+            raw = reconnector.reconnect(failed);
+        } catch (SocketTimeoutException e) {
+            throw filter.replayUnanswered(e);
+        }
         // The failed connection's end is not the new one's (a TLS stream's own flag included).
         eof = false;
         carry.clear();

@@ -47,6 +47,7 @@ public final class ConnectionSignals {
     private volatile Poller poller;
     private volatile boolean blind;
     private volatile String server = "";
+    private volatile boolean goAwayDeferred;
     /** The address the socket is connected to, when it is an IP socket the layer saw connected. */
     private volatile InetAddress peerAddress;
     /** The session reached its first ReadyForQuery: an error after it is not a refused startup. */
@@ -147,6 +148,16 @@ public final class ConnectionSignals {
      */
     public boolean goAwayCapable() {
         return goAwayGrant != GoAwayGrant.NONE && !blind;
+    }
+
+    /**
+     * @return true when this connection cannot receive GoAway only because it was this process's first to its
+     *         server, which asked for a password: it went out with pgjdbc's own request, as a precaution (see
+     *         {@code docs/wire-layer.md}), and a new connection to the server may receive GoAway
+     *         ({@link PgGoAway#grantsGoAway(String)}). A pool replaces such a connection once that is so.
+     */
+    public boolean goAwayDeferred() {
+        return goAwayDeferred;
     }
 
     /**
@@ -292,6 +303,10 @@ public final class ConnectionSignals {
         if (peerAddress == null && address != null) {
             peerAddress = address;
         }
+    }
+
+    void deferGoAway() {
+        goAwayDeferred = true;
     }
 
     void blind() {

@@ -37,12 +37,22 @@ final class FilteringSslSocket extends DelegatingSslSocket
     }
 
     /**
-     * What pgjdbc does around a TLS handshake, for a replay to do the same: how long it waits for the answer and
-     * handshake ({@code sslResponseTimeout}), and its check of the new session (hostname verification for
+     * What pgjdbc does around a TLS handshake, for a replay to do the same: how long it waits for the answer to
+     * SSLRequest, how long for the handshake, and its check of the new session (hostname verification for
      * {@code verify-full}; trust is the delegate factory's, checked during the handshake itself).
      */
     interface PgjdbcTls {
+        /**
+         * @return milliseconds pgjdbc waits for the answer to SSLRequest ({@code ConnectionFactoryImpl.enableSSL}):
+         *         {@code sslResponseTimeout}, or {@code socketTimeout} where that is set and shorter
+         */
         int sslResponseTimeout();
+
+        /**
+         * @return milliseconds pgjdbc allows the handshake ({@code MakeSSL.convert}): {@code connectTimeout}, 0 for
+         *         none
+         */
+        int handshakeTimeout();
 
         void verifyPeer(String host, SSLSocket socket) throws IOException;
     }
@@ -108,8 +118,9 @@ final class FilteringSslSocket extends DelegatingSslSocket
 
     /**
      * For a peer that failed on the raised protocol version: the new connection is made as pgjdbc made this one
-     * (see {@link FilteringSocket#reopen}), TLS through the same factory call with pgjdbc's host, the answer and
-     * handshake within pgjdbc's {@code sslResponseTimeout}, and the new session checked as pgjdbc checks one
+     * (see {@link FilteringSocket#reopen}), TLS through the same factory call with pgjdbc's host, the answer
+     * within pgjdbc's {@code sslResponseTimeout} and the handshake within its {@code connectTimeout} (as pgjdbc's
+     * {@code enableSSL} and {@code MakeSSL} bound them), and the new session checked as pgjdbc checks one
      * (the factory's trust during the handshake, then hostname verification for {@code verify-full}): behind one
      * address another node with its own valid certificate may answer, as it may answer pgjdbc itself. Then
      * pgjdbc's StartupMessage as pgjdbc wrote it.
@@ -134,7 +145,7 @@ final class FilteringSslSocket extends DelegatingSslSocket
         }
         SSLSocket fresh = (SSLSocket) factory.createSocket(plain, host, port, true);
         try {
-            fresh.setSoTimeout(pgjdbc.sslResponseTimeout());
+            fresh.setSoTimeout(pgjdbc.handshakeTimeout());
             fresh.setSSLParameters(parameters);
             fresh.setUseClientMode(true);
             fresh.startHandshake();

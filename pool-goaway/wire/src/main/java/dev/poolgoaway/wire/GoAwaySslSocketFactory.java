@@ -74,10 +74,22 @@ public final class GoAwaySslSocketFactory extends SSLSocketFactory {
     private final class PgjdbcChecks implements FilteringSslSocket.PgjdbcTls {
         @Override
         public int sslResponseTimeout() {
+            int answer = property(PGProperty.SSL_RESPONSE_TIMEOUT);
+            int socket = property(PGProperty.SOCKET_TIMEOUT) * 1000;
+            return socket > 0 && socket < answer ? socket : answer;
+        }
+
+        @Override
+        public int handshakeTimeout() {
+            return property(PGProperty.CONNECT_TIMEOUT) * 1000;
+        }
+
+        /** @return the property as pgjdbc reads it; its default where the value is not a number (pgjdbc failed) */
+        private int property(PGProperty property) {
             try {
-                return PGProperty.SSL_RESPONSE_TIMEOUT.getInt(info);
+                return property.getInt(info);
             } catch (PSQLException e) {
-                return Integer.parseInt(PGProperty.SSL_RESPONSE_TIMEOUT.getDefaultValue());
+                return Integer.parseInt(property.getDefaultValue());
             }
         }
 

@@ -258,6 +258,15 @@ public final class PgGoAway {
         return ProtocolUpgrade.SHARED.rememberedPeers();
     }
 
+    /**
+     * @param server {@code host:port}, as {@link ConnectionSignals#server()} names it
+     * @return true if the last connection of this process to {@code server} that completed its startup can
+     *         receive GoAway, and the server is not remembered as refusing: a new connection there would too
+     */
+    public static boolean grantsGoAway(String server) {
+        return ProtocolUpgrade.SHARED.grantsGoAway(server);
+    }
+
     static void joinGroup(String group, ConnectionSignals signals) {
         GROUPS.computeIfAbsent(group, g -> ConcurrentHashMap.newKeySet()).add(signals);
         Runnable first = FIRST_CONNECTION.remove(group);

@@ -2,6 +2,7 @@ package dev.poolgoaway.wire;
 
 import java.time.Duration;
 import java.util.HashMap;
+import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.Set;
 
@@ -31,6 +32,15 @@ import org.slf4j.LoggerFactory;
  * <p>A peer is remembered as refusing only when the replay succeeds where the raised request failed (else the
  * failure was not about the version and the peer is asked again next time). It is remembered for
  * {@link #REMEMBER_REFUSAL}, so that a pooler upgraded in place is asked again, and logged once as a WARN.
+ *
+ * <p>One failure cannot be replayed: pgpool-II in front of a server that grants the raised version without a
+ * NegotiateProtocolVersion fails on the long cancel key after pgjdbc answered a password challenge. That attempt
+ * fails and the peer is remembered at once. So that it is never the first connection to a peer (a HikariCP pool
+ * with its default {@code initializationFailTimeout} would not start), a raised attempt to a peer no startup of this
+ * process has completed at yet is given up at the peer's first authentication challenge, before pgjdbc sees it, and
+ * pgjdbc's own request is replayed on a new connection; the peer is then {@linkplain #seen(String) seen}, and later
+ * connections to it answer their challenges on the raised request. Peers that authenticate without a challenge need
+ * no such care: their failures are all replayable.
  */
 final class ProtocolUpgrade {
 
@@ -54,6 +64,17 @@ final class ProtocolUpgrade {
 
     /** Peer ({@code host:port}) to the {@link System#nanoTime()} its refusal expires at. */
     private final Map<String, Long> refusingPeers;
+    /**
+     * Peers a startup of this process completed at (any request, raised or not), least recently used first,
+     * each with whether the last startup there could receive GoAway; at most {@link #MAX_REMEMBERED_PEERS}, the least
+     * recent making room. Only their challenges are answered on a raised request.
+     */
+    private final Map<String, Boolean> seenPeers = new LinkedHashMap<>(16, 0.75f, true) {
+        @Override
+        protected boolean removeEldestEntry(Map.Entry<String, Boolean> eldest) {
+            return size() > MAX_REMEMBERED_PEERS;
+        }
+    };
 
     /** The process-wide instance: what one connection learned about a peer spares the next. */
     static final ProtocolUpgrade SHARED = new ProtocolUpgrade(new HashMap<>());
@@ -75,10 +96,11 @@ final class ProtocolUpgrade {
         GoAwayRequest.Mode mode = request.mode();
         if (!replayable || !RAISED_MINORS.contains(requestedMinor) || mode == GoAwayRequest.Mode.OFF
                 || refuses(peer)) {
-            return new Attempt(peer, requestedMinor, requestedMinor, null, null);
+            return new Attempt(peer, requestedMinor, requestedMinor, null, null, false);
         }
         int sent = mode.protocol ? GOAWAY_MINOR : Math.max(requestedMinor, GoAwayRequest.EXTENSION_MINOR);
-        return new Attempt(peer, requestedMinor, sent, mode.extension ? request.extension() : null, null);
+        return new Attempt(peer, requestedMinor, sent, mode.extension ? request.extension() : null, null,
+                !seen(peer));
     }
 
     /** {@link #begin(String, int, boolean, GoAwayRequest)} with the default request (both ways). */
@@ -93,7 +115,41 @@ final class ProtocolUpgrade {
      * @return the replay's attempt
      */
     Attempt replay(Attempt failed) {
-        return new Attempt(failed.peer, failed.requestedMinor, failed.requestedMinor, null, failed);
+        return new Attempt(failed.peer, failed.requestedMinor, failed.requestedMinor, null, failed, false);
+    }
+
+    /** @return true if a startup of this process completed at {@code peer} (its first challenge was answered) */
+    boolean seen(String peer) {
+        synchronized (seenPeers) {
+            return seenPeers.containsKey(peer);
+        }
+    }
+
+    private void sawReady(String peer, boolean goAwayCapable) {
+        synchronized (seenPeers) {
+            seenPeers.put(peer, goAwayCapable);
+        }
+    }
+
+    /**
+     * @param peer {@code host:port}
+     * @return true if the last startup of this process completed at {@code peer} can receive GoAway and the peer
+     *         is not remembered as refusing: a new connection there would ask for GoAway and get it
+     */
+    boolean grantsGoAway(String peer) {
+        synchronized (seenPeers) {
+            if (!Boolean.TRUE.equals(seenPeers.get(peer))) {
+                return false;
+            }
+        }
+        return !refuses(peer);
+    }
+
+    /** @return how many peers are remembered as seen (bounded by {@link #MAX_REMEMBERED_PEERS}) */
+    int seenPeers() {
+        synchronized (seenPeers) {
+            return seenPeers.size();
+        }
     }
 
     /** @return true if {@code peer} was seen refusing protocol 3.3 */
@@ -159,6 +215,10 @@ final class ProtocolUpgrade {
         private final String extension;
         /** For a replay: the raised attempt that failed. */
         private final Attempt replayOf;
+        /** Whether the peer is new to this process: the attempt gives up at its first challenge. */
+        private final boolean firstToPeer;
+        /** Set when the attempt was given up at a challenge: its replay proves nothing about the version. */
+        private volatile boolean givenUp;
         private volatile boolean replySeen;
         /** What went wrong, for the log: set when the attempt fails. */
         private volatile String failure;
@@ -166,7 +226,9 @@ final class ProtocolUpgrade {
         private volatile boolean afterChallenge;
         private volatile boolean ready;
 
-        private Attempt(String peer, int requestedMinor, int sentMinor, String extension, Attempt replayOf) {
+        private Attempt(String peer, int requestedMinor, int sentMinor, String extension, Attempt replayOf,
+                boolean firstToPeer) {
+            this.firstToPeer = firstToPeer;
             this.peer = peer;
             this.requestedMinor = requestedMinor;
             this.sentMinor = sentMinor;
@@ -227,23 +289,57 @@ final class ProtocolUpgrade {
             replySeen = true;
         }
 
-        /** The session is ready (its first ReadyForQuery). */
+        /** The session is ready (its first ReadyForQuery), and cannot receive GoAway. */
         void ready() {
+            ready(false);
+        }
+
+        /** @return true if this is a replay of pgjdbc's own request after a raised attempt */
+        boolean replay() {
+            return replayOf != null;
+        }
+
+        /**
+         * @return true if this is the replay of a raised attempt given up at its challenge (the first connection to
+         *         a peer): the connection uses pgjdbc's own request although a later one may ask for GoAway
+         */
+        boolean deferred() {
+            return replayOf != null && replayOf.givenUp;
+        }
+
+        /**
+         * The session is ready (its first ReadyForQuery).
+         *
+         * @param goAwayCapable whether the connection can receive GoAway
+         */
+        void ready(boolean goAwayCapable) {
             ready = true;
-            if (replayOf != null) {
+            sawReady(peer, goAwayCapable);
+            if (replayOf != null && !replayOf.givenUp) {
                 // pgjdbc's own request got all the way where the raised one failed: the version was the cause.
                 remember(replayOf);
             }
         }
 
         /**
-         * The server's answer ended the attempt: an ErrorResponse before the session was ready, or the end of the
-         * stream.
+         * The peer asked for authentication, before pgjdbc saw it. A raised attempt to a peer new to this process
+         * is given up here: should the peer fail after pgjdbc's answer (which no replay can repeat), it would be the
+         * first connection to it that fails. The owner replays pgjdbc's own request instead, unseen by pgjdbc, and
+         * the replay's success marks the peer seen but not refusing.
          *
-         * @param sqlState the error's SQLSTATE, or null if the peer closed the connection
-         * @param what     what it said, for the log
-         * @return true if the failure may be the raised version's: the owner should replay pgjdbc's own request
+         * @return true if the owner should reconnect and replay pgjdbc's own request
          */
+        boolean givesUpAtChallenge() {
+            if (!firstToPeer || !raised() || replayOf != null || seen(peer)) {
+                return false;
+            }
+            givenUp = true;
+            failure = "asked for authentication on the first connection to it";
+            log.debug("{} asks for authentication and no connection of this process has completed a startup at it "
+                    + "yet: this connection uses pgjdbc's own request, the next ones ask for GoAway", peer);
+            return true;
+        }
+
         /**
          * An error after pgjdbc answered an authentication challenge of a raised startup, before the session was
          * ready: no replay can repeat pgjdbc's answer. Outside class 28 it is taken for the raised version's
@@ -262,6 +358,14 @@ final class ProtocolUpgrade {
             remember(this);
         }
 
+        /**
+         * The server's answer ended the attempt: an ErrorResponse before the session was ready, or the end of the
+         * stream.
+         *
+         * @param sqlState the error's SQLSTATE, or null if the peer closed the connection
+         * @param what     what it said, for the log
+         * @return true if the failure may be the raised version's: the owner should replay pgjdbc's own request
+         */
         boolean failed(String sqlState, String what) {
             replySeen = true;
             if (!raised() || (sqlState != null && notAboutTheVersion(sqlState))) {

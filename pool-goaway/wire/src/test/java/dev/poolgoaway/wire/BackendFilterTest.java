@@ -253,23 +253,57 @@ class BackendFilterTest {
         }
     }
 
+    private static final byte[] MD5_CHALLENGE = Messages.stream().msg('R', new byte[] {0, 0, 0, 5, 1, 2, 3, 4})
+            .bytes();
+    /** A challenge with no payload: AuthenticationCleartextPassword. */
+    private static final byte[] CLEARTEXT_CHALLENGE = Messages.stream().msg('R', new byte[] {0, 0, 0, 3}).bytes();
+
+    /** @return an upgrade that has completed a startup at the peer: its challenges are answered on 3.3 */
+    private static ProtocolUpgrade knowing(String peer) {
+        ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+        upgrade.begin(peer, 0, false).ready();
+        return upgrade;
+    }
+
     @Test
     void onceAChallengeReachedPgjdbcNothingIsReplayed() throws IOException {
-        byte[] md5 = Messages.stream().msg('R', new byte[] {0, 0, 0, 5, 1, 2, 3, 4}).bytes();
-        byte[] in = Messages.concat(md5, Messages.stream().error("FATAL", "XX000", "backend failed").bytes());
+        byte[] in = Messages.concat(MD5_CHALLENGE, Messages.stream().error("FATAL", "XX000", "backend failed")
+                .bytes());
         for (int split = 0; split <= in.length; split++) {
-            ReplayingPeer peer = new ReplayingPeer(new ProtocolUpgrade(new HashMap<>()), in, new byte[0], split);
+            ReplayingPeer peer = new ReplayingPeer(knowing("old:6432"), in, new byte[0], split);
             assertArrayEquals(in, peer.readAll(), "split at " + split);
             assertEquals(0, peer.replays);
         }
         // A challenge with no payload (cleartext password) counts too; the session is then not held.
-        byte[] cleartext = Messages.stream().msg('R', new byte[] {0, 0, 0, 3}).bytes();
-        byte[] after = Messages.concat(cleartext, Messages.stream().authOk().backendKeyData(5, 4).readyForQuery()
-                .error("FATAL", "XX000", "later").bytes());
+        byte[] after = Messages.concat(CLEARTEXT_CHALLENGE, Messages.stream().authOk().backendKeyData(5, 4)
+                .readyForQuery().error("FATAL", "XX000", "later").bytes());
         for (int split = 0; split <= after.length; split++) {
-            ReplayingPeer peer = new ReplayingPeer(new ProtocolUpgrade(new HashMap<>()), after, new byte[0], split);
+            ReplayingPeer peer = new ReplayingPeer(knowing("old:6432"), after, new byte[0], split);
             assertArrayEquals(after, peer.readAll(), "split at " + split);
             assertEquals(0, peer.replays);
+        }
+    }
+
+    /**
+     * The first connection to a peer that asks for a password must not be the one to fail after pgjdbc answered
+     * (pgpool-II in front of a server granting 3.3): the raised attempt ends at the challenge, unseen, and pgjdbc
+     * gets the challenge of its own request on a new connection. The peer is then known, not refusing.
+     */
+    @Test
+    void theFirstAttemptToANewPeerEndsAtItsChallengeAndPgjdbcAnswersTheReplaysOwn() throws IOException {
+        byte[] replayReply = Messages.concat(MD5_CHALLENGE, Messages.stream().authOk().backendKeyData(42, 4)
+                .readyForQuery().bytes());
+        for (byte[] challenge : new byte[][] {MD5_CHALLENGE, CLEARTEXT_CHALLENGE}) {
+            for (int split = 0; split <= challenge.length; split++) {
+                ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+                ReplayingPeer peer = new ReplayingPeer(upgrade, challenge, replayReply, split);
+                assertArrayEquals(replayReply, peer.readAll(), "split at " + split);
+                assertEquals(1, peer.replays);
+                assertFalse(upgrade.refuses("old:6432"), "a precaution, not a refusal");
+                assertTrue(upgrade.seen("old:6432"));
+                assertTrue(upgrade.begin("old:6432", 0, true).raised(), "the next connection asks for GoAway");
+                assertEquals(42, peer.signals.backendPid().getAsInt());
+            }
         }
     }
 

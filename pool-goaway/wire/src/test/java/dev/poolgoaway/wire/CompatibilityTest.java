@@ -20,6 +20,8 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.util.ArrayList;
+import java.util.List;
 import java.util.Map;
 import java.util.Optional;
 import java.util.Properties;
@@ -94,21 +96,139 @@ class CompatibilityTest {
         }
     }
 
+    /**
+     * The test kit's proxy speaks 3.3 like a server with the GoAway patch and, asked for 3.3 alone
+     * ({@code goAwayRequest=protocol}), grants it without NegotiateProtocolVersion, as such a server does; pgpool-II
+     * then cannot parse the 32-byte cancel key the server sends after authenticating ("invalid messages length(40)
+     * for BackendKeyData"). Under trust pgjdbc answered no challenge, so the failure is replayed unseen. Compared
+     * with plain pgjdbc.
+     */
     @Test
     void pgpoolInFrontOfAServerThatGrantsThreeThreeFailsAfterAuthenticationAndIsReplayed() throws Exception {
         Optional<String> missing = Pooler.missing(Pooler.Kind.PGPOOL);
         assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
-        // The test kit's proxy speaks 3.3 like a server with the GoAway patch; pgpool-II cannot parse the 32-byte
-        // cancel key such a server sends after authenticating (trust: pgjdbc answered no challenge).
         try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start();
                 Pooler pooler = Pooler.start(Pooler.Kind.PGPOOL, upstreamAt(server), false)) {
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, "disable")) {
+                plain = session(c);
+            }
             String counter = UUID.randomUUID().toString();
-            try (Connection c = withPoolGoAway(pooler, counter)) {
-                assertEquals(2, CountingSocketFactory.count(counter));
-                assertEquals("3.0", session(c).protocolVersion());
+            try (Connection c = withPoolGoAway(pooler, counter, "sslmode", "disable", PgGoAway.GOAWAY_REQUEST,
+                    "protocol")) {
+                assertEquals(2, CountingSocketFactory.count(counter), "failed after authenticating, replayed");
+                assertEquals(plain, session(c));
                 work(c);
             } catch (SQLException | AssertionError e) {
                 throw new AssertionError(e.getMessage() + "\n--- pgpool log:\n" + pooler.logText(), e);
+            }
+            assertTrue(ProtocolUpgrade.SHARED.refuses(pooler.host() + ":" + pooler.port()), "remembered");
+            assertTrue(pooler.logText().contains("BackendKeyData"), "pgpool-II failed on the long cancel key:\n"
+                    + pooler.logText());
+        }
+    }
+
+    /**
+     * pgpool-II asking for a password, in front of a server that grants 3.3 without NegotiateProtocolVersion (the
+     * test kit's proxy, a stand-in for a PostgreSQL with the GoAway patch, which real 18 is not): pgpool fails on the
+     * server's 32-byte cancel key after pgjdbc answered the challenge, which no replay can repeat. The first
+     * connection to the peer never asks for 3.3 past the challenge: it works as plain pgjdbc's does, at the cost of
+     * one aborted startup. The second asks, fails once, and the peer is remembered: one failed attempt per peer,
+     * never the first; all later connections work. With {@code goAwayRequest=protocol} the server grants exactly
+     * what is asked (pgpool-II: "invalid messages length(40) for BackendKeyData"); with {@code both} it lists the
+     * extension it does not know in a NegotiateProtocolVersion, on which pgpool-II fails after the challenge too.
+     */
+    @ParameterizedTest(name = "pgpool-II, {0} authentication, goAwayRequest={1}")
+    @CsvSource({"password, protocol", "md5, protocol", "md5, both"})
+    void pgpoolAskingForAPasswordInFrontOfAServerGrantingThreeThreeFailsOnceNeverFirst(String method, String request)
+            throws Exception {
+        Optional<String> missing = Pooler.missing(Pooler.Kind.PGPOOL);
+        assumeTrue(missing.isEmpty(), () -> "skipped: " + missing.orElseThrow());
+        Pooler.ClientAuth auth = new Pooler.ClientAuth(method, "pgpool-" + method + "-secret");
+        try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start();
+                Pooler pooler = Pooler.start(Pooler.Kind.PGPOOL, upstreamAt(server), false, auth)) {
+            String peer = pooler.host() + ":" + pooler.port();
+            Session plain;
+            try (Connection c = plainPgjdbc(pooler, "disable")) {
+                plain = session(c);
+                work(c);
+            }
+            // pgpool-II checks the password itself (and reports a wrong one as XX000, not class 28).
+            PostgresUpstream wrong = PostgresUpstream.at(pooler.host(), pooler.port(), pooler.user(), "wrong",
+                    pooler.database());
+            SQLException plainWrong = assertThrows(SQLException.class, () -> plainPgjdbc(wrong, "disable"));
+            SQLException oursWrong = assertThrows(SQLException.class, () -> DriverManager.getConnection(
+                    wrong.jdbcUrl(), PgGoAway.install(props(wrong, "sslmode", "disable",
+                            PgGoAway.GOAWAY_REQUEST, request))));
+            assertEquals(plainWrong.getSQLState() + " " + plainWrong.getMessage(),
+                    oursWrong.getSQLState() + " " + oursWrong.getMessage(), "a wrong password, as plain pgjdbc");
+            assertFalse(ProtocolUpgrade.SHARED.seen(peer), "a failed login completes no startup");
+            assertFalse(ProtocolUpgrade.SHARED.refuses(peer), "nothing learned from a wrong password");
+            String counter = UUID.randomUUID().toString();
+            String[] ours = {"sslmode", "disable", PgGoAway.GOAWAY_REQUEST, request};
+            try (Connection first = withPoolGoAway(pooler, counter, ours)) {
+                assertEquals(2, CountingSocketFactory.count(counter),
+                        "the raised attempt ended at the challenge, pgjdbc answered its own request's");
+                assertEquals(plain, session(first), "pgjdbc's session is the one it has without pool-goaway");
+                assertFalse(PgGoAway.signals(first).orElseThrow().goAwayCapable());
+                assertFalse(ProtocolUpgrade.SHARED.refuses(peer), "a precaution, nothing learned about 3.3");
+                work(first);
+            } catch (SQLException | AssertionError e) {
+                throw new AssertionError(e.getMessage() + "\n--- pgpool log:\n" + pooler.logText(), e);
+            }
+            int refusing = PgGoAway.serversRefusingGoAway();
+            SQLException once = assertThrows(SQLException.class,
+                    () -> withPoolGoAway(pooler, counter, ours).close(),
+                    "the second connection asks for 3.3 past the challenge, and pgpool-II fails");
+            assertFalse(once.getSQLState().startsWith("28"), once.toString());
+            assertEquals(3, CountingSocketFactory.count(counter), "no replay after a challenge");
+            assertTrue(ProtocolUpgrade.SHARED.refuses(peer), "remembered at once, with a WARN");
+            assertEquals(refusing + 1, PgGoAway.serversRefusingGoAway());
+            for (int i = 0; i < 3; i++) {
+                try (Connection c = withPoolGoAway(pooler, counter, ours)) {
+                    assertEquals(4 + i, CountingSocketFactory.count(counter), "pgjdbc's own request at once");
+                    assertEquals(plain, session(c));
+                    work(c);
+                }
+            }
+        }
+    }
+
+    /**
+     * What the precaution above costs where nothing fails: a GoAway server (the test kit's proxy) that asks for a
+     * password (SCRAM, from the real PostgreSQL behind it). The first connection of the process to it gives up the
+     * raised request at the challenge: one extra TCP connection, and that connection cannot hear GoAway. Every later
+     * one asks for GoAway at no extra cost. Compared with plain pgjdbc: same sessions, same number of logins.
+     */
+    @Test
+    void theFirstConnectionToAPeerThatAsksForAPasswordIsTheOneWithoutGoAway() throws Exception {
+        int n = 4;
+        try (GoAwayProxy server = GoAwayProxy.builder().upstream(pg.upstream).start()) {
+            PostgresUpstream scram = PostgresUpstream.at(server.host(), server.port(), TestPostgres.SCRAM_USER,
+                    TestPostgres.SCRAM_PASSWORD, pg.upstream.database());
+            String counter = UUID.randomUUID().toString();
+            List<Connection> ours = new ArrayList<>();
+            try {
+                for (int i = 0; i < n; i++) {
+                    try (Connection plain = plainPgjdbc(scram, "disable")) {
+                        assertEquals(TestPostgres.SCRAM_USER, plain.getMetaData().getUserName());
+                    }
+                    ours.add(withPoolGoAway(scram, counter, "sslmode", "disable"));
+                    assertEquals(i == 0 ? 2 : i + 2, CountingSocketFactory.count(counter),
+                            "TCP connections after " + (i + 1) + " connections (plain pgjdbc: " + (i + 1) + ")");
+                    assertEquals(i > 0, PgGoAway.signals(ours.get(i)).orElseThrow().goAwayCapable(),
+                            "connection " + (i + 1));
+                }
+                assertEquals(n - 1, server.goAway(), "GoAway reaches all but the first");
+                for (int i = 0; i < n; i++) {
+                    Connection c = ours.get(i);
+                    work(c);
+                    assertEquals(i > 0, PgGoAway.goAwayReceived(c), "connection " + (i + 1));
+                }
+            } finally {
+                for (Connection c : ours) {
+                    c.close();
+                }
             }
         }
     }
@@ -125,6 +245,8 @@ class CompatibilityTest {
         try (EmbeddedUpstream server = EmbeddedUpstream.start(binaries, Map.of("ssl", "on",
                 "ssl_cert_file", dir.resolve("server.crt").toString(),
                 "ssl_key_file", dir.resolve("server.key").toString()))) {
+            // A 9,995-byte StartupMessage: the GoAway option would take it past the server's 10,004-byte limit.
+            String longName = LongStartup.applicationNameFor(9_995, server.database());
             for (String sslmode : new String[] {"disable", "require"}) {
                 Session plain;
                 try (Connection c = plainPgjdbc(server, sslmode)) {
@@ -139,6 +261,19 @@ class CompatibilityTest {
                     work(c);
                     cancel(c, server);
                 }
+                try (Connection c = DriverManager.getConnection(server.jdbcUrl(),
+                        LongStartup.properties(props(server, "sslmode", sslmode), longName))) {
+                    assertEquals(plain, session(c), "plain pgjdbc, 9,995 bytes");
+                }
+                String longCounter = UUID.randomUUID().toString();
+                try (Connection c = withPoolGoAway(server, longCounter, "sslmode", sslmode,
+                        "assumeMinServerVersion", "9.0", "ApplicationName", longName)) {
+                    assertEquals(1, CountingSocketFactory.count(longCounter), "pgjdbc's message, unchanged, at once");
+                    assertEquals(plain, session(c), "9,995 bytes through pool-goaway, sslmode=" + sslmode);
+                    assertEquals(0, PgGoAway.signals(c).orElseThrow().protocolMinor());
+                }
+                assertFalse(ProtocolUpgrade.SHARED.refuses(server.host() + ":" + server.port()),
+                        "nothing remembered about the server");
             }
         }
     }

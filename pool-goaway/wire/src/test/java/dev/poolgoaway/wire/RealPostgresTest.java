@@ -10,12 +10,8 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.ByteArrayOutputStream;
-import java.io.DataInputStream;
 import java.io.IOException;
 import java.io.StringReader;
-import java.io.UncheckedIOException;
-import java.net.InetAddress;
-import java.net.ServerSocket;
 import java.net.Socket;
 import java.net.SocketTimeoutException;
 import java.sql.Connection;
@@ -26,6 +22,7 @@ import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
 import java.util.Properties;
+import java.util.UUID;
 import java.util.concurrent.CompletableFuture;
 import java.util.concurrent.TimeUnit;
 
@@ -97,13 +94,13 @@ class RealPostgresTest {
     @ParameterizedTest(name = "pgjdbc StartupMessage of {0} bytes, tls={1}")
     @CsvSource({"9987, false", "9988, false", "9995, false", "10004, false", "9995, true"})
     void aStartupMessageNearTheServersLimitIsRaisedOnlyIfItStillFits(int size, boolean tls) throws Exception {
-        String name = applicationNameFor(size);
-        Properties plainProps = longStartup(pg.clientProperties(tls), name);
+        String name = LongStartup.applicationNameFor(size, pg.upstream.database());
+        Properties plainProps = LongStartup.properties(pg.clientProperties(tls), name);
         try (Connection plain = DriverManager.getConnection(pg.url("localhost"), plainProps);
                 Statement s = plain.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
             assertTrue(rs.next(), "plain pgjdbc connects with a " + size + "-byte StartupMessage");
         }
-        Properties layeredProps = longStartup(pg.clientProperties(tls), name);
+        Properties layeredProps = LongStartup.properties(pg.clientProperties(tls), name);
         try (Connection layered = DriverManager.getConnection(pg.url("localhost"), PgGoAway.install(layeredProps));
                 Statement s = layered.createStatement(); ResultSet rs = s.executeQuery("select 1")) {
             assertTrue(rs.next());
@@ -114,35 +111,6 @@ class RealPostgresTest {
         assertFalse(ProtocolUpgrade.SHARED.refuses("localhost:" + pg.port()), "nothing remembered about the server");
         try (Connection usual = pg.connect()) {
             assertEquals(2, signalsOf(usual).protocolMinor(), "the next usual connection is raised again");
-        }
-    }
-
-    /** pgjdbc puts ApplicationName into the StartupMessage when it may assume a 9.0 server or later. */
-    private static Properties longStartup(Properties p, String applicationName) {
-        p.setProperty("assumeMinServerVersion", "9.0");
-        p.setProperty("ApplicationName", applicationName);
-        return p;
-    }
-
-    /**
-     * @return an ApplicationName that makes pgjdbc's StartupMessage (its other parameters are this machine's:
-     *         the time zone) exactly {@code size} bytes long, measured on a listener that reads the length word
-     */
-    private String applicationNameFor(int size) throws Exception {
-        String probe = "x".repeat(1000);
-        try (ServerSocket listener = new ServerSocket(0, 1, InetAddress.getLoopbackAddress())) {
-            CompletableFuture<Integer> length = CompletableFuture.supplyAsync(() -> {
-                try (Socket client = listener.accept()) {
-                    return new DataInputStream(client.getInputStream()).readInt();
-                } catch (IOException e) {
-                    throw new UncheckedIOException(e);
-                }
-            });
-            Properties p = longStartup(pg.clientProperties(false), probe);
-            p.setProperty("connectTimeout", "10");
-            assertThrows(SQLException.class, () -> DriverManager.getConnection(
-                    "jdbc:postgresql://127.0.0.1:" + listener.getLocalPort() + "/" + pg.upstream.database(), p));
-            return "x".repeat(probe.length() + size - length.get(10, TimeUnit.SECONDS));
         }
     }
 
@@ -246,7 +214,7 @@ class RealPostgresTest {
             await().atMost(Duration.ofSeconds(10)).until(() -> sleeping(pg));
             s.cancel();
             Throwable cause = assertThrows(java.util.concurrent.ExecutionException.class,
-                    () -> sleeping.get(10, java.util.concurrent.TimeUnit.SECONDS)).getCause();
+                    () -> sleeping.get(10, TimeUnit.SECONDS)).getCause();
             assertEquals("57014", ((SQLException) cause).getSQLState(), cause.toString());
             assertEquals(1, queryInt(c, "select 1"), "the connection still works after the cancel");
         }
@@ -340,6 +308,29 @@ class RealPostgresTest {
         SQLException wrong = assertThrows(SQLException.class, () -> pg.connect("user", TestPostgres.SCRAM_USER,
                 "password", "wrong", "sslmode", "require", "channelBinding", "require"));
         assertEquals("28P01", wrong.getSQLState());
+    }
+
+    /**
+     * The first connection of the process to a server that asks for a password gives the raised request up at the
+     * challenge and replays pgjdbc's own on a new TLS connection: SCRAM-SHA-256-PLUS then binds to the new session's
+     * certificate, as pgjdbc's own connection would. The URL names the server by its address, which no other test
+     * uses, so that this is the first connection to it.
+     */
+    @Test
+    void theFirstConnectionToAPasswordServerKeepsChannelBindingOverTheReplay() throws SQLException {
+        String peer = "127.0.0.1:" + pg.port();
+        assertFalse(ProtocolUpgrade.SHARED.seen(peer), "no connection of this JVM to " + peer + " yet");
+        String counter = UUID.randomUUID().toString();
+        Properties p = props("user", TestPostgres.SCRAM_USER, "password", TestPostgres.SCRAM_PASSWORD,
+                "sslmode", "verify-full", "sslrootcert", pg.rootCert.toString(), "channelBinding", "require",
+                "socketFactory", CountingSocketFactory.class.getName(), "socketFactoryArg", counter);
+        try (Connection c = DriverManager.getConnection(pg.url("127.0.0.1"), PgGoAway.install(p))) {
+            assertEquals(TestPostgres.SCRAM_USER, queryString(c, "select current_user"));
+            assertEquals(2, CountingSocketFactory.count(counter), "given up at the SCRAM challenge, then replayed");
+            assertFalse(signalsOf(c).goAwayCapable());
+        }
+        assertTrue(ProtocolUpgrade.SHARED.seen(peer));
+        assertFalse(ProtocolUpgrade.SHARED.refuses(peer));
     }
 
     @Test

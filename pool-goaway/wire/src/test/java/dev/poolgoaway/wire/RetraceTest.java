@@ -1,6 +1,7 @@
 package dev.poolgoaway.wire;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
@@ -8,6 +9,8 @@ import java.io.IOException;
 import java.net.InetAddress;
 import java.net.InetSocketAddress;
 import java.net.ServerSocket;
+import java.nio.file.Files;
+import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -23,6 +26,8 @@ import java.util.concurrent.atomic.AtomicInteger;
 import dev.poolgoaway.testkit.Pooler;
 import dev.poolgoaway.testkit.PostgresUpstream;
 import dev.poolgoaway.testkit.Socks5Proxy;
+import dev.poolgoaway.testkit.TcpBalancer;
+import dev.poolgoaway.testkit.TestCertificates;
 import org.junit.jupiter.api.Test;
 
 /**
@@ -162,8 +167,54 @@ class RetraceTest {
             assertEquals(2, ours.size(), "PgBouncer failed on 3.3 over TLS, then the fallback");
             List<String> fallback = soTimeouts(ours.get(1));
             assertTrue(fallback.contains("soTimeout=4321"), "the TLS answer bounded by sslResponseTimeout: " + fallback);
+            assertTrue(pgjdbcTimeouts.contains("soTimeout=20000") && fallback.contains("soTimeout=20000"),
+                    "the handshake bounded by connectTimeout, as pgjdbc's MakeSSL does: " + fallback);
             assertTrue(pgjdbcTimeouts.containsAll(fallback), "no timeout pgjdbc does not use: " + fallback + " against "
                     + pgjdbcTimeouts);
+        }
+    }
+
+    /**
+     * Two nodes behind one TCP balancer, each with its own certificate for the URL's host from the same CA (pods
+     * with cert-manager certificates, a rotation in progress), under {@code verify-full}: the raised attempt lands
+     * on one node, PgBouncer 1.18 refuses it, the fallback lands on the other, which presents a different
+     * certificate. pgjdbc verifies whichever certificate it gets, and so does the fallback: it connects, as plain
+     * pgjdbc does through the same balancer.
+     */
+    @Test
+    void underVerifyFullTheFallbackAcceptsAnotherNodesValidCertificate() throws Exception {
+        assumePgBouncer();
+        TestCertificates first = TestCertificates.get();
+        TestCertificates second = first.anotherServer();
+        assertFalse(first.serverCertificate().equals(second.serverCertificate()), "two certificates");
+        Path dir = Files.createTempDirectory("pool-goaway-nodes");
+        Path rootCert = dir.resolve("root.crt");
+        first.write(rootCert, dir.resolve("server.crt"), dir.resolve("server.key"));
+        try (Pooler a = Pooler.start(Pooler.Kind.PGBOUNCER, pg.upstream, first, Pooler.ClientAuth.TRUST);
+                Pooler b = Pooler.start(Pooler.Kind.PGBOUNCER, pg.upstream, second, Pooler.ClientAuth.TRUST);
+                TcpBalancer balancer = TcpBalancer.start(List.of(
+                        new InetSocketAddress(InetAddress.getLoopbackAddress(), a.port()),
+                        new InetSocketAddress(InetAddress.getLoopbackAddress(), b.port())))) {
+            String url = "jdbc:postgresql://localhost:" + balancer.port() + "/" + a.database();
+            Properties base = props(a);
+            base.setProperty("sslmode", "verify-full");
+            base.setProperty("sslrootcert", rootCert.toString());
+            for (int i = 0; i < 2; i++) {
+                try (Connection plain = DriverManager.getConnection(url, (Properties) base.clone())) {
+                    assertEquals(1, selectOne(plain), "plain pgjdbc, node " + (i + 1));
+                }
+            }
+            assertEquals(List.of(1, 1), List.of(balancer.connections(0), balancer.connections(1)));
+            String layeredName = UUID.randomUUID().toString();
+            try (Connection layered = DriverManager.getConnection(url,
+                    PgGoAway.install(withFactory((Properties) base.clone(), layeredName)))) {
+                assertEquals(1, selectOne(layered));
+            } catch (SQLException e) {
+                throw new AssertionError(e + "\n--- " + a.version() + " logs:\n" + a.logText() + b.logText(), e);
+            }
+            assertEquals(2, RecordingSocketFactory.sockets(layeredName).size(), "the raised attempt and the fallback");
+            assertEquals(List.of(2, 2), List.of(balancer.connections(0), balancer.connections(1)),
+                    "the raised attempt on the first node, the fallback on the second");
         }
     }
 

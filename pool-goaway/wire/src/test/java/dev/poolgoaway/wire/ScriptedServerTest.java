@@ -7,6 +7,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
+import java.net.SocketTimeoutException;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.ResultSet;
@@ -20,6 +21,7 @@ import javax.net.ssl.SSLContext;
 import dev.poolgoaway.testkit.ScriptedServer;
 import dev.poolgoaway.testkit.TestCertificates;
 import org.junit.jupiter.api.AfterEach;
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.ValueSource;
@@ -198,6 +200,35 @@ class ScriptedServerTest {
             assertEquals(3, server.sessions().size(), "the refusal is remembered: no second try at 3.3");
             assertEquals(0, server.sessions().get(2).requestedMinor());
         }
+    }
+
+    /**
+     * The replay's connection gets no answer (a node behind a balancer that hangs). pgjdbc gets a clear error
+     * within its sslResponseTimeout, and opens no third connection: under {@code sslmode=prefer} it retries without
+     * TLS on a timeout, which would be a connection made because of one it never made itself. Plain pgjdbc's first
+     * connection to the same server connects.
+     */
+    @Test
+    void aReplayThatGetsNoAnswerFailsClearlyAndLeadsToNoThirdConnection() throws Exception {
+        start(ScriptedServer.Startup.REJECTS_ABOVE_3_0, true);
+        Properties p = properties(true);
+        p.setProperty("sslmode", "prefer");
+        p.setProperty("sslResponseTimeout", "1000");
+        try (Connection plain = DriverManager.getConnection(server.jdbcUrl(), (Properties) p.clone())) {
+            assertEquals(1, selectOne(plain));
+        }
+        assertEquals(1, server.connections());
+        // Ours: the raised attempt (refused), then the replay's connection, which hangs.
+        server.silentFrom(3);
+        SQLException e = assertThrows(SQLException.class,
+                () -> DriverManager.getConnection(server.jdbcUrl(), PgGoAway.install((Properties) p.clone())));
+        Throwable cause = e;
+        while (cause.getCause() != null && !String.valueOf(cause.getMessage()).contains("no answer in time")) {
+            cause = cause.getCause();
+        }
+        assertTrue(String.valueOf(cause.getMessage()).contains("got no answer in time"), e.toString());
+        assertFalse(cause instanceof SocketTimeoutException, "not a timeout pgjdbc would retry");
+        assertEquals(3, server.connections(), "pgjdbc's fallback without TLS made no third connection of ours");
     }
 
     @PlainAndTls
