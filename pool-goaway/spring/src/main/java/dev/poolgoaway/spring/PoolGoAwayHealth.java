@@ -40,8 +40,9 @@ final class PoolGoAwayHealth {
         pool.put("dnsLeave", evictor.settings().dnsLeave());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
-        // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.
+        // A drain waiting for replacements that fail or do not come, or for a suspended pool: nothing more leaves.
         pool.put("stalled", evictor.stalled());
+        evictor.stallReason().ifPresent(reason -> pool.put("stallReason", reason));
         pool.put("replacementFailures", evictor.replacementFailures());
         evictor.lastReplacementFailure().ifPresent(failure -> pool.put("lastReplacementFailure", failure));
         // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.

@@ -40,11 +40,18 @@ public class PoolGoAwayProperties {
     private Duration drainWindow = Duration.ofMillis(100);
 
     /**
-     * A fixed bound on the connections being replaced at once. 0 (the default) sets none: a connection asked to
-     * leave goes while the pool keeps more usable connections than its load uses, and otherwise when a
-     * replacement arrives.
+     * How many connections may be let go ahead of their replacements. 0 (the default): none while the pool may open
+     * extra connections (max-extra-connections 1 or more: each goes after its replacement exists), else 1.
      */
     private int maxReplacementsInFlight = 0;
+
+    /**
+     * How many connections a drain may open beyond the pool's size (raising maximumPoolSize at run time by as much
+     * at most), so that each connection asked to leave goes only after its replacement exists. 0 to 100; 0 lets
+     * each go before its replacement. Keep the server's max_connections above the fleet's pool sizes plus
+     * instances times this.
+     */
+    private int maxExtraConnections = 1;
 
     /**
      * A connection still in use this long after the server asked it to leave is logged at WARN (with the
@@ -116,6 +123,14 @@ public class PoolGoAwayProperties {
         this.maxReplacementsInFlight = maxReplacementsInFlight;
     }
 
+    public int getMaxExtraConnections() {
+        return maxExtraConnections;
+    }
+
+    public void setMaxExtraConnections(int maxExtraConnections) {
+        this.maxExtraConnections = maxExtraConnections;
+    }
+
     public Duration getStragglerDeadline() {
         return stragglerDeadline;
     }
@@ -175,6 +190,7 @@ public class PoolGoAwayProperties {
         check("tick", tick, builder::tick);
         check("drain-window", drainWindow, builder::drainWindow);
         check("max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+        check("max-extra-connections", maxExtraConnections, builder::maxExtraConnections);
         check("straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
         check("signals", signals, builder::signals);
         check("abort-stragglers", abortStragglers, builder::abortStragglers);
