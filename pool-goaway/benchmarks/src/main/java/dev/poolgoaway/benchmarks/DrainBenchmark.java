@@ -51,7 +51,8 @@ import dev.poolgoaway.testkit.drill.Switchover;
  *
  * <p>Beside the drain time it prints the bound a drain paced by replacements has, from the connection setup
  * measured in the same run: {@code drainWindow + pool size × (setup + HikariCP's 30 ms pause)}. {@code --tls} has
- * pgjdbc connect with TLS ({@code sslmode=require}, the proxy terminating it), {@code --query} sets each request's
+ * the proxy offer TLS, which pgjdbc ({@code sslmode=prefer}) takes; {@code --multi-host} lists green after the
+ * proxy in the URL, as applications list their nodes; {@code --query} sets each request's
  * server time, and {@code --spike} adds bursts of borrowers each second whose acquire times are reported per drill,
  * as a ratio to plain HikariCP's in the same run.
  */
@@ -80,7 +81,9 @@ public final class DrainBenchmark {
                 .option("repeat", "5", "how many times each smart-shutdown drill runs, rounds interleaved, for the "
                         + "median drain time")
                 .option("query", "2ms", "server time of each request (pg_sleep)")
-                .option("tls", "false", "connect with TLS (sslmode=require; the proxy terminates it)")
+                .option("tls", "false", "offer TLS, which pgjdbc's sslmode=prefer then takes (the proxy terminates it)")
+                .option("multi-host", "false", "a multi-host URL: the proxy, then green directly (pgjdbc takes the "
+                        + "first that answers)")
                 .option("spike", "0", "borrowers added for --spike-length each second (0: none), acquire p99 "
                         + "reported")
                 .option("spike-length", "150ms", "how long each burst of --spike borrowers lasts")
@@ -99,7 +102,7 @@ public final class DrainBenchmark {
         EmbeddedUpstream blue = EmbeddedUpstream.start(serverConfig);
         EmbeddedUpstream green = greenStarting.join();
         int repeat = options.intValue("repeat", 1, 100);
-        Duration setup = setup(blue, options);
+        Duration setup = setup(blue, green, options);
         List<DrillResult> results = new ArrayList<>();
         Map<String, List<Measured>> repeated = new LinkedHashMap<>();
         try {
@@ -137,7 +140,8 @@ public final class DrainBenchmark {
         String table = "Pool " + poolSize + ", " + options.value("workers") + " workers, " + options.value("rate")
                 + " requests/s of " + options.value("query") + " each" + (spike(options) > 0 ? ", plus "
                         + spike(options) + " borrowers for " + options.value("spike-length") + " each second" : "")
-                + ", TLS " + (tls(options) ? "on" : "off") + ", " + options.value("before") + " before, "
+                + ", TLS " + (tls(options) ? "on" : "off") + (Boolean.parseBoolean(options.value("multi-host"))
+                        ? ", multi-host URL" : "") + ", " + options.value("before") + " before, "
                 + options.value("after") + " after, observed at most " + options.value("window") + ".\n\n"
                 + DrillResult.comparison(results)
                 + "\nThe first run of each drill above; every run of the repeated ones:\n\n" + summary(repeated)
@@ -172,12 +176,13 @@ public final class DrainBenchmark {
      * The median time to open a connection as the pool opens them (through a proxy to blue, TLS as configured),
      * over 20 connections after 3 to warm up: the setup term of the bound.
      */
-    private static Duration setup(EmbeddedUpstream blue, DrillOptions options) throws Exception {
+    private static Duration setup(EmbeddedUpstream blue, EmbeddedUpstream green, DrillOptions options)
+            throws Exception {
         try (GoAwayProxy proxy = proxy(blue, "drain-setup", options)) {
             List<Duration> times = new ArrayList<>();
             for (int i = 0; i < 23; i++) {
                 long start = System.nanoTime();
-                try (Connection c = DriverManager.getConnection(proxy.jdbcUrl(blue.database()),
+                try (Connection c = DriverManager.getConnection(url(proxy, blue, green, options),
                         properties(blue, options))) {
                     query(c, Duration.ZERO);
                 }
@@ -187,6 +192,17 @@ public final class DrainBenchmark {
             }
             return median(times.stream().sorted().toList());
         }
+    }
+
+    /** The proxy's URL, or with {@code --multi-host} the proxy's and green's, as an application lists its nodes. */
+    private static String url(GoAwayProxy proxy, EmbeddedUpstream blue, EmbeddedUpstream green,
+            DrillOptions options) {
+        String url = proxy.jdbcUrl(blue.database());
+        if (!Boolean.parseBoolean(options.value("multi-host"))) {
+            return url;
+        }
+        String first = proxy.host() + ":" + proxy.port();
+        return url.replace(first, first + "," + green.host() + ":" + green.port());
     }
 
     private static GoAwayProxy proxy(EmbeddedUpstream blue, String name, DrillOptions options) throws Exception {
@@ -201,7 +217,7 @@ public final class DrainBenchmark {
     private static Properties properties(EmbeddedUpstream blue, DrillOptions options) {
         Properties p = new Properties();
         p.setProperty("user", blue.user());
-        p.setProperty("sslmode", tls(options) ? "require" : "disable");
+        p.setProperty("sslmode", "prefer");
         return p;
     }
 
@@ -224,9 +240,9 @@ public final class DrainBenchmark {
         try (GoAwayProxy proxy = proxy(blue, "drain-" + mode, options)) {
             HikariConfig config = new HikariConfig();
             config.setPoolName(mode);
-            config.setJdbcUrl(proxy.jdbcUrl(blue.database()));
+            config.setJdbcUrl(url(proxy, blue, green, options));
             config.setUsername(blue.user());
-            config.addDataSourceProperty("sslmode", tls(options) ? "require" : "disable");
+            config.addDataSourceProperty("sslmode", "prefer");
             config.setMaximumPoolSize(poolSize);
             config.setMinimumIdle(poolSize);
             if (mode.equals("pool-goaway-previous")) {
@@ -376,7 +392,8 @@ public final class DrainBenchmark {
                     .sorted().toList();
             out.append(String.format(Locale.ROOT, "| %s | %d | %s | %s – %s | %d | %d of %,d | %s | %d | %d |%n",
                     mode, runs.size(), drains.isEmpty() ? "-" : ms(median(drains)),
-                    drains.isEmpty() ? "-" : ms(drains.get(0)), drains.isEmpty() ? "-" : ms(drains.get(drains.size() - 1)),
+                    drains.isEmpty() ? "-" : ms(drains.get(0)),
+                    drains.isEmpty() ? "-" : ms(drains.get(drains.size() - 1)),
                     runs.size() - drains.size(), runs.stream().mapToInt(m -> m.result().failedRequests()).sum(),
                     runs.stream().mapToInt(m -> m.result().requests()).sum(), ms(median(p99)),
                     runs.stream().mapToInt(Measured::mostWaiting).max().orElse(0),

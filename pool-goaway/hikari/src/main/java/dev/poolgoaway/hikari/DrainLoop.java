@@ -29,22 +29,22 @@ import dev.poolgoaway.wire.LogText;
  * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it.
  *
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
- * random moment within the drain window after the signal), and then only as fast as replacements are really made:
- * the loop counts the connections it let go (evicted idle, or asked to close on return) that no new connection has
- * matched yet, a new connection being one HikariCP made that is not itself asked to leave. By default the
- * replacement comes first: the loop asks HikariCP to fill the pool to its size plus one (raising
- * {@code maximumPoolSize} at run time by at most {@code maxExtraConnections}), and a connection goes only once a
- * replacement was made ahead of it; with {@code maxExtraConnections} 0, one goes first instead, to prove the new
- * destination ({@code maxReplacementsInFlight} ahead at most). So whatever the new destination does (unreachable,
- * refusing, full, slow, the leaving server again), the pool has as many usable connections as plain HikariCP would
- * have, or that many fewer. Never a demand estimate: a
- * lull followed by a burst finds the pool as large as before. If no replacement arrives within the pool's
- * {@code connectionTimeout}, or HikariCP reports a failed attempt, the drain stalls: nothing more goes, one WARN
- * (then a line a minute), replacements are asked for again with a backoff, and the drain resumes on its own with
- * the first replacement made; HikariCP stops connecting meanwhile when nothing was let go. An idle one is reserved (no borrower can race), polled, and evicted or given back; one
- * in use is asked to close on return, never interrupted, unless it is a straggler the user opted to abort. A
- * suspended pool lets nothing go (it would open no replacement): the drain is stalled until it is resumed. A drain episode runs from the first signal until no
- * connection asked to leave is open, or only stragglers are.
+ * random moment within the drain window after the signal), and then only as fast as replacements are really made,
+ * a replacement being a connection HikariCP made that is not itself asked to leave. By default the replacement
+ * comes first: the loop asks HikariCP to fill the pool to its size plus one (raising {@code maximumPoolSize} at run
+ * time by at most {@code maxExtraConnections}), and a connection goes only once a replacement was made ahead of it.
+ * With {@code maxExtraConnections} 0, one goes first instead, to prove the new destination, and no more than
+ * {@code maxReplacementsInFlight} are let go and not yet replaced. So whatever the new destination does
+ * (unreachable, refusing, full, slow, the leaving server again), the pool has as many usable connections as plain
+ * HikariCP would have (or, without extra connections, that many fewer). Never a demand estimate: a lull followed by
+ * a burst finds the pool as large as before. If no replacement arrives within the pool's {@code connectionTimeout},
+ * or HikariCP reports a failed attempt, the drain stalls: nothing more goes, one WARN (then a line a minute),
+ * replacements are asked for again with a backoff (HikariCP stops connecting in between, if nothing was let go),
+ * and the drain resumes on its own with the first replacement made. An idle one is reserved (no borrower can race),
+ * polled, and evicted or given back; one in use is asked to close on return, never interrupted, unless it is a
+ * straggler the user opted to abort. A suspended pool lets nothing go (it would open no replacement): the drain is
+ * stalled until it is resumed. A drain episode runs from the first signal until no connection asked to leave is
+ * open, or only stragglers are, and every connection let go was replaced.
  *
  * <p>When it runs. At every tick, to poll idle connections (pgjdbc reads nothing while a connection sits in the pool);
  * every {@link #DRAINING_PASS_NANOS} while draining; when a connection is due; and, through the evictor, at once when
@@ -611,7 +611,7 @@ final class DrainLoop {
                 + "failed; {}", poolName, still,
                 still.isEmpty() ? "" : " for " + TimeUnit.NANOSECONDS.toMillis(now - stalledSince) + " ms",
                 stallReason, flagged, flagged == 1 ? "" : "s",
-                shortBy == 0 ? "none let go yet" : shortBy + " replacement" + (shortBy == 1 ? "" : "s") + " owed",
+                shortBy == 0 ? "the pool is whole" : shortBy + " replacement" + (shortBy == 1 ? "" : "s") + " owed",
                 replacementFailures, replacementFailures == 1 ? "" : "s",
                 suspendedStall ? "waiting for resumePool()"
                         : "no connection goes until a replacement is made; trying again in "

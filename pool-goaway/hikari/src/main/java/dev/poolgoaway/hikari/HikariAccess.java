@@ -240,7 +240,7 @@ final class HikariAccess extends PublicApiView {
             userMaximumPoolSize = pool.config.getMaximumPoolSize();
         }
         int max = Math.max(userMaximumPoolSize, size);
-        int min = Math.max(userMinimumIdle, Math.min(size, max));
+        int min = Math.max(userMinimumIdle, size);
         // HikariCP reads the two without a lock: raised maximum first, lowered maximum last, so that minimumIdle
         // is never seen above it.
         if (max >= pool.config.getMaximumPoolSize()) {

@@ -359,7 +359,8 @@ class DrainLoopTest {
         pool.hear(SignalKind.GOAWAY, 0, 4);
         run(loop, pool);
         assertTrue(loop.stalled());
-        assertEquals("the pool is suspended (suspendPool()): it opens no replacement", loop.stallReason().orElseThrow());
+        assertEquals("the pool is suspended (suspendPool()): it opens no replacement",
+                loop.stallReason().orElseThrow());
         pool.advanceMillis(5000);
         run(loop, pool);
         assertTrue(loop.stalled(), "for as long as it is suspended: no retry, no probe");
