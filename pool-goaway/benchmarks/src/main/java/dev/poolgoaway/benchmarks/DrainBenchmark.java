@@ -8,6 +8,7 @@ import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
 import java.time.Duration;
+import java.time.Instant;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.LinkedHashMap;
@@ -29,7 +30,7 @@ import dev.poolgoaway.hikari.EvictorSettings;
 import dev.poolgoaway.hikari.PoolGoAway;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
-import dev.poolgoaway.testkit.LoadGenerator;
+import dev.poolgoaway.testkit.ProxyEvent;
 import dev.poolgoaway.testkit.TestCertificates;
 import dev.poolgoaway.testkit.drill.DrillOptions;
 import dev.poolgoaway.testkit.drill.DrillResult;
@@ -185,6 +186,11 @@ public final class DrainBenchmark {
                 try (Connection c = DriverManager.getConnection(url(proxy, blue, green, options),
                         properties(blue, options))) {
                     query(c, Duration.ZERO);
+                    // The setup measured must be the one the pool pays: TLS where --tls offers it.
+                    if (proxy.openConnections().stream().anyMatch(p -> p.tls() != tls(options))) {
+                        throw new IllegalStateException("pgjdbc did not connect with TLS " + (tls(options)
+                                ? "on" : "off") + ": " + proxy.openConnections());
+                    }
                 }
                 if (i >= 3) {
                     times.add(Duration.ofNanos(System.nanoTime() - start));
@@ -260,7 +266,11 @@ public final class DrainBenchmark {
                         .maxLifetime(Duration.ofMillis(config.getMaxLifetime()))
                         .progress(System.out::println).build().run(pool);
                 System.out.println(result.report());
-                return new Measured(result, sampler.mostWaiting, spikes.result());
+                // The spikes while the pool drained (plain HikariCP: over the same observation from the switchover).
+                Instant switched = proxy.timeline().stream().filter(e -> e.kind() == ProxyEvent.Kind.SMART_SHUTDOWN)
+                        .map(ProxyEvent::at).findFirst().orElseThrow();
+                return new Measured(result, sampler.mostWaiting, spikes.result(switched,
+                        switched.plus(result.observed())));
             }
         }
     }
@@ -296,7 +306,8 @@ public final class DrainBenchmark {
      */
     private static final class Spikes implements AutoCloseable {
         private final Thread thread;
-        private final List<Long> acquires = new ArrayList<>();
+        /** When each acquire started (epoch nanos) and how long it took (nanos). */
+        private final List<long[]> acquires = new ArrayList<>();
         private final AtomicLong failed = new AtomicLong();
         private volatile boolean stop;
 
@@ -309,6 +320,11 @@ public final class DrainBenchmark {
 
         Spikes(HikariDataSource pool, int borrowers, Duration length, Duration query) {
             thread = new Thread(() -> {
+                // From a full pool on, as plain HikariCP's users see it: not while HikariCP opens the first ones.
+                while (!stop && borrowers > 0
+                        && pool.getHikariPoolMXBean().getTotalConnections() < pool.getMaximumPoolSize()) {
+                    LockSupport.parkNanos(TimeUnit.MILLISECONDS.toNanos(10));
+                }
                 while (!stop && borrowers > 0) {
                     long burstEnd = System.nanoTime() + length.toNanos();
                     List<Thread> burst = new ArrayList<>();
@@ -328,11 +344,12 @@ public final class DrainBenchmark {
 
         private void borrowUntil(HikariDataSource pool, long end, Duration query) {
             while (System.nanoTime() - end < 0 && !stop) {
+                Instant at = Instant.now();
                 long start = System.nanoTime();
                 try (Connection c = pool.getConnection()) {
                     long acquired = System.nanoTime() - start;
                     synchronized (acquires) {
-                        acquires.add(acquired);
+                        acquires.add(new long[] {at.getEpochSecond() * 1_000_000_000L + at.getNano(), acquired});
                     }
                     query(c, query);
                 } catch (SQLException e) {
@@ -349,9 +366,13 @@ public final class DrainBenchmark {
             }
         }
 
-        Result result() {
+        /** @return the acquires that started within [from, to) */
+        Result result(Instant from, Instant to) {
+            long start = from.getEpochSecond() * 1_000_000_000L + from.getNano();
+            long end = to.getEpochSecond() * 1_000_000_000L + to.getNano();
             synchronized (acquires) {
-                return new Result(acquires.stream().sorted().map(Duration::ofNanos).toList(), failed.get());
+                return new Result(acquires.stream().filter(a -> a[0] >= start && a[0] < end).map(a -> a[1]).sorted()
+                        .map(Duration::ofNanos).toList(), failed.get());
             }
         }
 
@@ -371,10 +392,12 @@ public final class DrainBenchmark {
         repeated.forEach((mode, runs) -> p99.put(mode, median(runs.stream().map(m -> m.spikes().p99()).sorted()
                 .toList())));
         Duration plain = p99.get("hikari");
-        StringBuilder out = new StringBuilder("\n| drill | spike acquire p99, median of runs | per run | failed "
-                + "| ratio to plain HikariCP |\n|---|---|---|---|---|\n");
-        p99.forEach((mode, d) -> out.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %s |%n", mode, ms(d),
-                String.join(", ", repeated.get(mode).stream().map(m -> ms(m.spikes().p99())).toList()),
+        StringBuilder out = new StringBuilder("\nAcquire times of the spikes' borrowers from the switchover until "
+                + "drained (plain HikariCP: over its observation window):\n\n| drill | spike acquire p99, median of "
+                + "runs | per run | acquires | failed | ratio to plain HikariCP |\n|---|---|---|---|---|---|\n");
+        p99.forEach((mode, d) -> out.append(String.format(Locale.ROOT, "| %s | %s | %s | %d | %d | %s |%n", mode,
+                ms(d), String.join(", ", repeated.get(mode).stream().map(m -> ms(m.spikes().p99())).toList()),
+                repeated.get(mode).stream().mapToLong(m -> m.spikes().acquires().size()).sum(),
                 repeated.get(mode).stream().mapToLong(m -> m.spikes().failed()).sum(),
                 plain == null || plain.isZero() ? "-" : String.format(Locale.ROOT, "%.2f",
                         d.toNanos() / (double) plain.toNanos()))));
