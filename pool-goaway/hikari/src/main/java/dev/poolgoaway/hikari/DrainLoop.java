@@ -26,7 +26,8 @@ import dev.poolgoaway.wire.LogText;
 /**
  * The evictor's decisions, in the shape of OkHttp's {@code RealConnectionPool.cleanup(now)}: one call looks at every
  * entry of a {@link PoolView}, acts, and returns the delay to the next call. The time is passed in, so the rules can
- * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it.
+ * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it ({@link #close()},
+ * from any thread, meets a run only where HikariCP is asked for replacements).
  *
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
  * random moment within the drain window after the signal), and then only as fast as replacements are really made,
@@ -116,6 +117,8 @@ final class DrainLoop {
     private volatile String stallReason;
     /** The stall is the pool's suspension: it ends with {@code resumePool()}. */
     private boolean suspendedStall;
+    /** The evictor stopped (guarded by this): nothing more is asked of HikariCP. */
+    private boolean closed;
     private long stalledSince;
     private long lastStallLog;
     /** When to ask for replacements again while stalled, and the wait after that. */
@@ -451,8 +454,14 @@ final class DrainLoop {
         return sizeAtDrain + Math.min(settings.maxExtraConnections(), Math.max(0, toLetGo));
     }
 
-    /** Asks HikariCP for replacements: to fill the pool to {@link #fillTo()}. */
-    private void ask() {
+    /**
+     * Asks HikariCP for replacements: to fill the pool to {@link #fillTo()}. Never after {@link #close()}, which
+     * put the pool's sizes back (a run may still be under way when the evictor closes).
+     */
+    private synchronized void ask() {
+        if (closed) {
+            return;
+        }
         if (sizeAtDrain < 0) {
             sizeAtDrain = pool.totalConnections();
         }
@@ -713,7 +722,10 @@ final class DrainLoop {
         for (LeaveSource source : sources) {
             source.close();
         }
-        pool.endReplacements();
+        synchronized (this) {
+            closed = true;
+            pool.endReplacements();
+        }
     }
 
     private void record(Tracked t, PoolView.Heard heard, long now) {

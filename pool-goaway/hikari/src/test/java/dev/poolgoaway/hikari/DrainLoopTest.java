@@ -639,6 +639,20 @@ class DrainLoopTest {
     }
 
     @Test
+    void closingTheEvictorPutsThePoolsSizesBackAndARunStillUnderWayAsksNothingMore() {
+        FakePool pool = new FakePool(2);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.hear(SignalKind.GOAWAY, 0, 2);
+        run(loop, pool);
+        assertEquals(3, pool.maximum);
+        loop.close();
+        assertEquals(2, pool.maximum, "maximumPoolSize as the user set it");
+        pool.advanceMillis(100);
+        run(loop, pool);
+        assertEquals(2, pool.maximum, "not raised again");
+    }
+
+    @Test
     void aShutDownPoolEndsTheLoop() {
         FakePool pool = new FakePool(1);
         DrainLoop loop = loop(pool, DEFAULTS, 0);
