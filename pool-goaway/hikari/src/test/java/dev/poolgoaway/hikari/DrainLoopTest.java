@@ -116,15 +116,21 @@ class DrainLoopTest {
         assertTrue(old.stream().noneMatch(pool.conns::contains), "every old connection closed");
     }
 
+    /** Every connection borrowed, then the server asks them all to leave, and the loop runs once. */
+    private DrainLoop everyConnectionInUseAskedToLeave(FakePool pool, EvictorSettings settings) {
+        DrainLoop loop = loop(pool, settings, 0);
+        pool.conns.forEach(pool::borrow);
+        pool.hear(SignalKind.GOAWAY, 0, pool.conns.size());
+        run(loop, pool);
+        return loop;
+    }
+
     @Test
     void theReproducedMisuseAllMarkedAtOnceIsGone() {
         // Pool of 8, all in use: before, all 8 were marked in one run and the pool fell to 0 on return. They go one
         // at a time, each after its replacement exists: HikariCP is asked for a ninth connection first.
         FakePool pool = new FakePool(8);
-        DrainLoop loop = loop(pool, DEFAULTS, 0);
-        pool.conns.forEach(pool::borrow);
-        pool.hear(SignalKind.GOAWAY, 0, 8);
-        run(loop, pool);
+        DrainLoop loop = everyConnectionInUseAskedToLeave(pool, DEFAULTS);
         assertEquals(0, pool.markedInUse(), "no replacement yet: nothing goes");
         assertEquals(9, pool.maximum, "maximumPoolSize raised by one, for the replacement");
         pool.refill(1);
@@ -138,10 +144,7 @@ class DrainLoopTest {
     @Test
     void withoutExtraConnectionsTheyGoOneAheadOfTheirReplacements() {
         FakePool pool = new FakePool(8);
-        DrainLoop loop = loop(pool, BREAK_FIRST, 0);
-        pool.conns.forEach(pool::borrow);
-        pool.hear(SignalKind.GOAWAY, 0, 8);
-        run(loop, pool);
+        everyConnectionInUseAskedToLeave(pool, BREAK_FIRST);
         assertEquals(1, pool.markedInUse());
         assertEquals(8, pool.maximum, "maximumPoolSize left alone");
         List.copyOf(pool.conns).forEach(pool::giveBack);
