@@ -9,6 +9,7 @@ import java.time.Duration;
 import java.util.concurrent.TimeUnit;
 import java.util.concurrent.atomic.AtomicInteger;
 
+import org.junit.jupiter.api.Test;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.ValueSource;
 
@@ -49,6 +50,54 @@ class StalledDrainTest {
         assertTrue(withPoolGoAway.fewestConnections() >= plain.fewestConnections(),
                 withPoolGoAway + " against plain " + plain);
         assertTrue(withPoolGoAway.fewestConnections() >= size, withPoolGoAway + ": fell below the pool's size");
+    }
+
+    /**
+     * A GoAway while the pool is suspended ({@code suspendPool()}), run with and without pool-goaway: a suspended
+     * pool opens no connection, so pool-goaway lets none go (not even the first one), says the drain is stalled and
+     * why, and drains when the pool is resumed.
+     */
+    @Test
+    void aSuspendedPoolKeepsItsConnectionsWhileTheDrainStallsAndDrainsOnResume() throws Exception {
+        int plain = suspended(false);
+        int withPoolGoAway = suspended(true);
+        assertTrue(withPoolGoAway >= plain, withPoolGoAway + " connections against plain " + plain);
+    }
+
+    /** @return the fewest connections on blue while suspended, after the GoAway */
+    private int suspended(boolean install) throws Exception {
+        int size = 4;
+        try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(blue).name("suspended-proxy").start()) {
+            HikariConfig config = PoolFixture.config(proxy.jdbcUrl("postgres"), "suspended-" + install, size);
+            config.setAllowPoolSuspension(true);
+            GoAwayEvictor evictor = install ? PoolGoAway.install(config) : null;
+            try (HikariDataSource pool = new HikariDataSource(config)) {
+                await().atMost(PoolFixture.WAIT).until(() -> pool.getHikariPoolMXBean().getTotalConnections() == size);
+                pool.getHikariPoolMXBean().suspendPool();
+                proxy.retarget(green);
+                proxy.smartShutdown(blue);
+                AtomicInteger fewest = new AtomicInteger(size);
+                if (install) {
+                    await().atMost(PoolFixture.WAIT).until(() -> evictor.stalled());
+                    assertTrue(evictor.stallReason().orElseThrow().contains("suspended"),
+                            evictor.stallReason().orElseThrow());
+                }
+                // Held for a second: the evictor polls the idle connections every 50 ms meanwhile.
+                await().during(Duration.ofSeconds(1)).atMost(PoolFixture.WAIT).until(() -> {
+                    fewest.accumulateAndGet(PoolFixture.openPidsOn(proxy, blue).size(), Math::min);
+                    return PoolFixture.openPidsOn(proxy, blue).size() == size;
+                });
+                pool.getHikariPoolMXBean().resumePool();
+                if (install) {
+                    await().atMost(PoolFixture.WAIT).until(() -> !evictor.draining()
+                            && PoolFixture.openPidsOn(proxy, blue).isEmpty());
+                    assertFalse(evictor.stalled());
+                    assertEquals(size, evictor.lastDrain().orElseThrow().connections());
+                    assertEquals(size, pool.getHikariConfigMXBean().getMaximumPoolSize(), "put back");
+                }
+                return fewest.get();
+            }
+        }
     }
 
     private Run run(boolean install, int size) throws Exception {
