@@ -26,22 +26,26 @@ import dev.poolgoaway.wire.LogText;
 /**
  * The evictor's decisions, in the shape of OkHttp's {@code RealConnectionPool.cleanup(now)}: one call looks at every
  * entry of a {@link PoolView}, acts, and returns the delay to the next call. The time is passed in, so the rules can
- * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it.
+ * be tested against a fake pool and a fake clock. Not thread-safe: one evictor thread calls it ({@link #close()},
+ * from any thread, meets a run only where HikariCP is asked for replacements).
  *
  * <p>The rules. A connection the server ended is closed at once. One the server asked to leave goes when due (a
- * random moment within the drain window after the signal), and then only as fast as replacements are really made:
- * the loop counts the connections it let go (evicted idle, or asked to close on return) that no new connection has
- * matched yet, a new connection being one HikariCP made that is not itself asked to leave; while that count is at
- * {@code maxReplacementsInFlight} (1 by default: one connection goes first, to prove the new destination), nothing
- * more goes. So whatever the new destination does (unreachable, refusing, full, slow, the leaving server again), the
- * pool has at most that many usable connections fewer than plain HikariCP would have. Never a demand estimate: a
- * lull followed by a burst finds the pool as large as before. If no replacement arrives within the pool's
- * {@code connectionTimeout}, or HikariCP reports a failed attempt, the drain stalls: nothing more goes, one WARN
- * (then a line a minute), replacements are asked for again with a backoff, and the drain resumes on its own with
- * the first replacement made. An idle one is reserved (no borrower can race), polled, and evicted or given back; one
- * in use is asked to close on return, never interrupted, unless it is a straggler the user opted to abort. A
- * suspended pool lets nothing go (it would open no replacement). A drain episode runs from the first signal until no
- * connection asked to leave is open, or only stragglers are.
+ * random moment within the drain window after the signal), and then only as fast as replacements are really made,
+ * a replacement being a connection HikariCP made that is not itself asked to leave. By default the replacement
+ * comes first: the loop asks HikariCP to fill the pool to its size plus one (raising {@code maximumPoolSize} at run
+ * time by at most {@code maxExtraConnections}), and a connection goes only once a replacement was made ahead of it.
+ * With {@code maxExtraConnections} 0, one goes first instead, to prove the new destination, and no more than
+ * {@code maxReplacementsInFlight} are let go and not yet replaced. So whatever the new destination does
+ * (unreachable, refusing, full, slow, the leaving server again), the pool has as many usable connections as plain
+ * HikariCP would have (or, without extra connections, that many fewer). Never a demand estimate: a lull followed by
+ * a burst finds the pool as large as before. If no replacement arrives within the pool's {@code connectionTimeout},
+ * or HikariCP reports a failed attempt, the drain stalls: nothing more goes, one WARN (then a line a minute),
+ * replacements are asked for again with a backoff (HikariCP stops connecting in between, if nothing was let go),
+ * and the drain resumes on its own with the first replacement made. An idle one is reserved (no borrower can race),
+ * polled, and evicted or given back; one in use is asked to close on return, never interrupted, unless it is a
+ * straggler the user opted to abort. A suspended pool lets nothing go (it would open no replacement): the drain is
+ * stalled until it is resumed. A drain episode runs from the first signal until no connection asked to leave is
+ * open, or only stragglers are, and every connection let go was replaced.
  *
  * <p>When it runs. At every tick, to poll idle connections (pgjdbc reads nothing while a connection sits in the pool);
  * every {@link #DRAINING_PASS_NANOS} while draining; when a connection is due; and, through the evictor, at once when
@@ -91,14 +95,30 @@ final class DrainLoop {
     private boolean passed;
     /** A drain began: poll every idle connection at once. */
     private boolean pollAll;
-    /** Connections the loop let go (not dead ones) that no replacement has matched yet, in this episode. */
-    private int unmatched;
-    /** When {@link #unmatched} last became positive or last fell (nanos): the stall's clock. */
+    /**
+     * Connections the loop let go (not dead ones) less the replacements made, in this episode: positive, the pool is
+     * short by as many; negative, replacements were made ahead of the connections they replace (at most
+     * {@code maxExtraConnections}).
+     */
+    private int owed;
+    /** Connections asked to leave, not dead, not yet let go (as of this pass). */
+    private int toLetGo;
+    /** The loop waits for a replacement: one is owed, or a connection due to go is held back for want of one. */
+    private boolean waiting;
+    /** Since when it waits with room for a replacement in the pool (nanos): the stall's clock. */
     private long waitingSince;
-    /** The pool's size when the episode's first connection was let go: what HikariCP is asked to refill to. */
+    /** The pool's size when the episode first asked for replacements: what HikariCP is asked to refill to. */
     private int sizeAtDrain = -1;
-    /** The drain waits for a replacement that is not coming: nothing more goes. */
+    /** The size HikariCP was last asked to fill to; -1 while it is not asked (or no longer, after a failure). */
+    private int requested = -1;
+    /** The drain waits for a replacement that is not coming, or for a suspended pool: nothing more goes. */
     private volatile boolean stalled;
+    /** Why, while stalled. */
+    private volatile String stallReason;
+    /** The stall is the pool's suspension: it ends with {@code resumePool()}. */
+    private boolean suspendedStall;
+    /** The evictor stopped (guarded by this): nothing more is asked of HikariCP. */
+    private boolean closed;
     private long stalledSince;
     private long lastStallLog;
     /** When to ask for replacements again while stalled, and the wait after that. */
@@ -264,35 +284,41 @@ final class DrainLoop {
     private long decide(List<Tracked> present, long now) {
         // The pool as its borrowers see it, and what its borrowers heard meanwhile (no I/O).
         int awaiting = 0;
+        toLetGo = 0;
         for (Tracked t : present) {
             t.slot = pool.slot(t.entry);
             if (t.signals != null && !t.closed) {
                 read(t, now);
                 replacement(t, now);
+                toLetGo += t.kind != null && !t.kind.ended() && !t.closeOnReturn ? 1 : 0;
             }
             // A straggler left to its borrower is not being replaced: it must not stall the rest of the drain.
             awaiting += !t.closed && t.closeOnReturn && t.slot == PoolView.Slot.IN_USE && !t.straggler ? 1 : 0;
         }
         awaitingReturn = awaiting;
-        replacementFailures(now);
-        // Make before break, as far as a full pool allows: what was let go and not yet replaced is bounded, and
-        // nothing more goes while replacements fail or do not come, or the pool is suspended.
-        int budget = settings.maxReplacementsInFlight().orElse(1) - unmatched;
-        boolean retry = stalled && backoff > 0 && now - retryAt >= 0;
+        creationFailures();
+        suspension(now);
+        // Make before break: by default (maxExtraConnections) a connection goes only once a replacement was made
+        // ahead of it; else what was let go and not yet replaced is bounded. Nothing more goes while replacements
+        // fail or do not come, or the pool is suspended.
+        int budget = settings.maxReplacementsInFlight().orElse(settings.maxExtraConnections() > 0 ? 0 : 1) - owed;
+        boolean retry = stalled && !suspendedStall && backoff > 0 && now - retryAt >= 0;
+        boolean probe = false;
         if (retry) {
-            // Stalled: try again, with a backoff. A pool still short asks HikariCP again; a whole one (its new
-            // connections were asked to leave too) lets one more go, as the probe.
+            // Stalled: try again, with a backoff. A pool short of what it fills to asks HikariCP again; a whole one
+            // (its new connections were asked to leave too) lets one more go, as the probe.
             backoff = Math.min(2 * backoff, MAX_BACKOFF_NANOS);
             retryAt = now + backoff;
-            if (unmatched > 0) {
-                pool.requestReplacements(sizeAtDrain);
+            if (sizeAtDrain >= 0 && pool.totalConnections() < fillTo()) {
+                ask();
+            } else {
+                probe = owed <= 0;
             }
         }
-        if (pool.suspended()) {
-            budget = 0;
-        } else if (stalled) {
-            budget = retry ? Math.min(1, budget) : 0;
+        if (stalled) {
+            budget = probe ? 1 : 0;
         }
+        boolean heldBack = false;
         long tick = episode == null ? settings.tick().toNanos()
                 : Math.min(settings.tick().toNanos(), DRAINING_PASS_NANOS);
         boolean fullPass = !passed || pollAll || now - lastFullPass >= tick;
@@ -315,17 +341,18 @@ final class DrainLoop {
                     if (t.kind.ended() || (now - t.dueNanos >= 0 && budget > 0)) {
                         // Marking takes a connection from the pool like an idle eviction: it is closed and replaced
                         // when it comes back, so marking them all at once could empty the pool.
-                        t.closeOnReturn = true;
-                        t.closeOnReturnNanos = now;
-                        pool.closeOnReturn(t.entry);
                         // A dead connection was never usable: it takes nothing from the budget.
                         if (!t.kind.ended()) {
                             budget--;
-                            letGo(now);
+                            letGo();
                         }
+                        t.closeOnReturn = true;
+                        t.closeOnReturnNanos = now;
+                        pool.closeOnReturn(t.entry);
                         log.debug("{} - connection pid {} in use asked to leave ({}): closes when returned",
                                 poolName, t.signals.backendPid(), t.kind.tag());
                     } else {
+                        heldBack |= now - t.dueNanos >= 0;
                         next = untilDue(t, now, next);
                     }
                 }
@@ -335,6 +362,7 @@ final class DrainLoop {
                     continue;
                 }
                 if (t.kind != null && !evictNow(t, now, budget)) {
+                    heldBack |= now - t.dueNanos >= 0;
                     next = untilDue(t, now, next);
                     continue;
                 }
@@ -354,17 +382,18 @@ final class DrainLoop {
                     if (t.kind != null && evictNow(t, now, budget)) {
                         String reason = "(pool-goaway: " + t.kind.tag()
                                 + (t.kind.ended() ? ")" : ", server asked the connection to leave)");
-                        pool.evict(t.entry, reason);
-                        evicted = true;
                         if (!t.kind.ended() && !t.closeOnReturn) {
                             budget--;
-                            letGo(now);
+                            letGo();
                         }
+                        pool.evict(t.entry, reason);
+                        evicted = true;
                         // Asked to close on return and back (HikariCP 5.1 requites such connections before closing
                         // them): it counts as closed in use.
                         closed(t, t.closeOnReturn ? EvictionState.IN_USE : EvictionState.IDLE);
                         log.debug("{} - evicted idle connection pid {} {}", poolName, t.signals.backendPid(), reason);
                     } else if (t.kind != null) {
+                        heldBack |= now - t.dueNanos >= 0;
                         next = untilDue(t, now, next);
                     }
                 } finally {
@@ -375,12 +404,17 @@ final class DrainLoop {
                 }
             }
         }
+        if (heldBack && !stalled && (sizeAtDrain < 0 || fillTo() != requested)) {
+            // Due and held back: the replacement it waits for is asked for now (HikariCP's adder opens it, within
+            // maxExtraConnections beyond the pool's size).
+            ask();
+        }
         if (pollAll) {
             // A drain began during this pass: the server tells all its connections at once, so every idle one is
             // polled now, not a pass later.
             return 0;
         }
-        next = Math.min(next, stall(present, now));
+        next = Math.min(next, stall(present, now, heldBack));
         long created = createdAt;
         if (created != 0) {
             if (joined || now - created >= CREATION_JOIN_NANOS) {
@@ -404,17 +438,35 @@ final class DrainLoop {
     }
 
     /**
-     * A connection the loop let go (evicted idle, or asked to close on return), not a dead one: it is owed a
-     * replacement, and HikariCP is asked to make it (a pool below {@code minimumIdle}'s reach would not).
+     * A connection the loop is about to let go (evict idle, or ask to close on return), not a dead one: it is owed a
+     * replacement, unless one was made ahead of it. HikariCP is asked to fill the pool before the connection goes:
+     * when it is the last to go, the size asked for falls back to the pool's own first, so that HikariCP's adder,
+     * started by the eviction, opens nothing beyond it.
      */
-    private void letGo(long now) {
-        if (unmatched++ == 0) {
-            waitingSince = now;
+    private void letGo() {
+        owed++;
+        toLetGo--;
+        ask();
+    }
+
+    /** What HikariCP is asked to fill the pool to: its size at the drain's start, and one ahead per connection. */
+    private int fillTo() {
+        return sizeAtDrain + Math.min(settings.maxExtraConnections(), Math.max(0, toLetGo));
+    }
+
+    /**
+     * Asks HikariCP for replacements: to fill the pool to {@link #fillTo()}. Never after {@link #close()}, which
+     * put the pool's sizes back (a run may still be under way when the evictor closes).
+     */
+    private synchronized void ask() {
+        if (closed) {
+            return;
         }
         if (sizeAtDrain < 0) {
             sizeAtDrain = pool.totalConnections();
         }
-        pool.requestReplacements(sizeAtDrain);
+        requested = fillTo();
+        pool.requestReplacements(requested);
     }
 
     /**
@@ -427,22 +479,24 @@ final class DrainLoop {
             return;
         }
         t.fresh = false;
-        boolean owed = unmatched > 0;
-        if (owed) {
-            unmatched--;
+        // A replacement fills a place let go, or one of the places ahead the drain asked HikariCP for.
+        boolean matched = owed > -settings.maxExtraConnections();
+        if (matched) {
+            owed--;
             waitingSince = now;
         }
         if (t.kind != null && !t.kind.ended()) {
             failed("the new connection to " + t.signals.server() + " was asked to leave too (" + t.kind.tag() + ")");
             return;
         }
-        if (t.kind != null || (!owed && !stalled)) {
+        if (t.kind != null || (!matched && !stalled)) {
             return;
         }
         t.replaced = true;
         emit(() -> events.replacement(true));
-        if (stalled) {
+        if (stalled && !suspendedStall) {
             stalled = false;
+            stallReason = null;
             backoff = 0;
             log.info("{} - drain resumes: a replacement was made after {} ms stalled ({} replacement{} failed)",
                     poolName, TimeUnit.NANOSECONDS.toMillis(now - stalledSince), replacementFailures,
@@ -450,15 +504,22 @@ final class DrainLoop {
         }
     }
 
-    /** HikariCP's attempts to connect that failed since the last call, while replacements are owed. */
-    private void replacementFailures(long now) {
+    /** HikariCP's attempts to connect that failed since the last call, while replacements are awaited. */
+    private void creationFailures() {
         Throwable failure = pool.lastCreationFailure();
         if (failure == null || failure == lastFailureSeen) {
             return;
         }
         lastFailureSeen = failure;
-        if (unmatched > 0) {
+        if (waiting || owed > 0) {
             failed(describe(failure));
+            if (owed <= 0 && requested >= 0) {
+                // Nothing was let go: the pool is as plain HikariCP keeps it, and plain HikariCP would not be
+                // connecting at all. HikariCP stops asking the failing destination; the backoff's retries ask
+                // again.
+                pool.endReplacements();
+                requested = -1;
+            }
         }
     }
 
@@ -466,10 +527,38 @@ final class DrainLoop {
         replacementFailures++;
         lastReplacementFailure = what;
         emit(() -> events.replacement(false));
+        if (!suspendedStall) {
+            stallReason = "replacements fail (last: " + what + ")";
+        }
         if (!stalled) {
             // A failed replacement stalls the drain at once: nothing more goes into a destination that refuses.
             stalled = true;
             stalledSince = lastCall;
+        }
+    }
+
+    /**
+     * A suspended pool opens no connection, so none asked to leave can be replaced: while connections wait to go,
+     * the drain is stalled for it (one WARN), and resumes when the pool is resumed. Dead connections still go.
+     */
+    private void suspension(long now) {
+        boolean suspended = pool.suspended();
+        if (suspended && toLetGo > 0 && !suspendedStall) {
+            suspendedStall = true;
+            stallReason = "the pool is suspended (suspendPool()): it opens no replacement";
+            if (!stalled) {
+                stalled = true;
+                stalledSince = now;
+                backoff = 0;
+            }
+        } else if (!suspended && suspendedStall) {
+            // Whatever stalled the drain before the suspension is looked at afresh: the retries start over.
+            suspendedStall = false;
+            stalled = false;
+            stallReason = null;
+            backoff = 0;
+            log.info("{} - drain resumes: the pool was resumed after {} ms stalled", poolName,
+                    TimeUnit.NANOSECONDS.toMillis(now - stalledSince));
         }
     }
 
@@ -491,20 +580,23 @@ final class DrainLoop {
      *
      * @return nanoseconds until this needs to look again
      */
-    private long stall(List<Tracked> present, long now) {
+    private long stall(List<Tracked> present, long now, boolean heldBack) {
         long timeout = TimeUnit.MILLISECONDS.toNanos(pool.connectionTimeoutMillis());
-        // No replacement within connectionTimeout while HikariCP could make one: a full pool makes none until a
-        // connection asked to close on return comes back, however long its borrower takes.
-        boolean room = pool.totalConnections() < pool.maximumPoolSize();
-        if (!room) {
+        // No replacement within connectionTimeout while HikariCP could make one: a pool filled to what it was
+        // asked makes none until a connection asked to close on return comes back, however long its borrower takes.
+        boolean room = pool.totalConnections() < requested;
+        boolean nowWaiting = owed > 0 || heldBack;
+        if (!room || !waiting) {
             waitingSince = now;
         }
-        if (!stalled && unmatched > 0 && now - waitingSince >= timeout) {
+        waiting = nowWaiting;
+        if (!stalled && waiting && now - waitingSince >= timeout) {
             stalled = true;
             stalledSince = now;
+            stallReason = "no replacement came within connectionTimeout (" + pool.connectionTimeoutMillis() + " ms)";
         }
         if (!stalled) {
-            return unmatched > 0 ? waitingSince + timeout - now : Long.MAX_VALUE;
+            return waiting ? waitingSince + timeout - now : Long.MAX_VALUE;
         }
         if (backoff == 0) {
             backoff = Math.max(timeout, TimeUnit.SECONDS.toNanos(1));
@@ -523,13 +615,14 @@ final class DrainLoop {
         for (Tracked t : present) {
             flagged += t.flagged() ? 1 : 0;
         }
-        log.warn("{} - drain {}stalled{}: {} connection{} asked to leave kept open, {} replacement{} owed, "
-                + "{} replacement{} failed{}; {}", poolName, still,
-                still.isEmpty() ? "" : " for " + TimeUnit.NANOSECONDS.toMillis(now - stalledSince) + " ms", flagged, flagged == 1 ? "" : "s", unmatched,
-                unmatched == 1 ? "" : "s", replacementFailures, replacementFailures == 1 ? "" : "s",
-                lastReplacementFailure == null ? " (none came within connectionTimeout)"
-                        : " (last: " + lastReplacementFailure + ")",
-                pool.suspended() ? "the pool is suspended: waiting for resumePool()"
+        int shortBy = Math.max(0, owed);
+        log.warn("{} - drain {}stalled{}: {}; {} connection{} asked to leave kept open, {}, {} replacement{} "
+                + "failed; {}", poolName, still,
+                still.isEmpty() ? "" : " for " + TimeUnit.NANOSECONDS.toMillis(now - stalledSince) + " ms",
+                stallReason, flagged, flagged == 1 ? "" : "s",
+                shortBy == 0 ? "the pool is whole" : shortBy + " replacement" + (shortBy == 1 ? "" : "s") + " owed",
+                replacementFailures, replacementFailures == 1 ? "" : "s",
+                suspendedStall ? "waiting for resumePool()"
                         : "no connection goes until a replacement is made; trying again in "
                                 + TimeUnit.NANOSECONDS.toMillis(Math.max(0, retryAt - now)) + " ms");
     }
@@ -585,6 +678,7 @@ final class DrainLoop {
             flagged += t.flagged() && !t.kind.ended() ? 1 : 0;
         }
         stalled = flagged > 0;
+        stallReason = stalled ? "HikariCP's internals are not reachable: nothing is evicted" : null;
         if (stalled && !publicApiWarned) {
             publicApiWarned = true;
             stalledSince = now;
@@ -623,10 +717,14 @@ final class DrainLoop {
         }
     }
 
-    /** The evictor stopped: the sources let go of what they registered. */
+    /** The evictor stopped: the sources let go of what they registered, and the pool's sizes are the user's. */
     void close() {
         for (LeaveSource source : sources) {
             source.close();
+        }
+        synchronized (this) {
+            closed = true;
+            pool.endReplacements();
         }
     }
 
@@ -673,9 +771,9 @@ final class DrainLoop {
             return;
         }
         t.straggler = true;
-        if (!t.kind.ended() && unmatched > 0) {
+        if (!t.kind.ended() && owed > 0) {
             // Left to its borrower (or aborted): no longer a replacement the drain waits for.
-            unmatched--;
+            owed--;
         }
         log.warn("{} - connection pid {} to {} is still in use {} ms after it was asked to close on return ({}){}",
                 poolName, t.signals.backendPid(), t.signals.server(),
@@ -733,7 +831,7 @@ final class DrainLoop {
         }
         flaggedOpen = flagged;
         // A drain is over when the pool is whole again, too: replacements still owed keep it (and its stall) open.
-        if (episode == null || waiting || unmatched > 0) {
+        if (episode == null || waiting || owed > 0) {
             return;
         }
         Episode e = episode;
@@ -743,10 +841,14 @@ final class DrainLoop {
         lastDrain = done;
         episode = null;
         draining = false;
-        unmatched = 0;
+        owed = 0;
         stalled = false;
+        stallReason = null;
+        suspendedStall = false;
         backoff = 0;
         sizeAtDrain = -1;
+        requested = -1;
+        this.waiting = false;
         publicApiWarned = false;
         pool.endReplacements();
         log.info("{} - drained {} connection{} from {} in {} ms ({}{}){}{}", poolName, done.connections(),
@@ -770,6 +872,11 @@ final class DrainLoop {
     /** @return true while the drain waits for replacements that do not come (or cannot drain: public API) */
     boolean stalled() {
         return stalled;
+    }
+
+    /** @return why the drain is stalled, while it is */
+    Optional<String> stallReason() {
+        return stalled ? Optional.ofNullable(stallReason) : Optional.empty();
     }
 
     /** @return replacements that failed (could not connect, or were asked to leave too), since the pool started */

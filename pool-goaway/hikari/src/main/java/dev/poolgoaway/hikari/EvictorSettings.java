@@ -29,10 +29,17 @@ public final class EvictorSettings {
      * about that TTL, plus this interval, plus the window.
      */
     public static final Duration DEFAULT_DNS_LEAVE_INTERVAL = Duration.ofSeconds(1);
+    /**
+     * Default {@link Builder#maxExtraConnections}: one connection beyond the pool's size during a drain, the least
+     * that lets every connection go only after its replacement exists (HikariCP opens connections one at a time,
+     * so more would hardly drain faster).
+     */
+    public static final int DEFAULT_MAX_EXTRA_CONNECTIONS = 1;
 
     private final Duration tick;
     private final Duration drainWindow;
     private final int maxReplacementsInFlight;
+    private final int maxExtraConnections;
     private final Duration stragglerDeadline;
     private final boolean abortStragglers;
     private final boolean enabled;
@@ -49,6 +56,7 @@ public final class EvictorSettings {
         this.tick = b.tick;
         this.drainWindow = b.drainWindow;
         this.maxReplacementsInFlight = b.maxReplacementsInFlight;
+        this.maxExtraConnections = b.maxExtraConnections;
         this.stragglerDeadline = b.stragglerDeadline;
         this.abortStragglers = b.abortStragglers;
         this.enabled = b.enabled;
@@ -73,6 +81,7 @@ public final class EvictorSettings {
         b.tick = tick;
         b.drainWindow = drainWindow;
         b.maxReplacementsInFlight = maxReplacementsInFlight;
+        b.maxExtraConnections = maxExtraConnections;
         b.stragglerDeadline = stragglerDeadline;
         b.abortStragglers = abortStragglers;
         b.enabled = enabled;
@@ -95,11 +104,21 @@ public final class EvictorSettings {
 
     /**
      * @return how many connections the evictor may let go ahead of their replacements, if set; empty by default,
-     *         which means 1: one goes first, to prove the new destination, and each next one when the one before
-     *         was replaced (see {@link Builder#maxReplacementsInFlight})
+     *         which means none while the pool may open extra connections ({@link #maxExtraConnections()} of 1 or
+     *         more: each goes after its replacement exists), else 1: one goes first, to prove the new destination
+     *         (see {@link Builder#maxReplacementsInFlight})
      */
     public OptionalInt maxReplacementsInFlight() {
         return maxReplacementsInFlight > 0 ? OptionalInt.of(maxReplacementsInFlight) : OptionalInt.empty();
+    }
+
+    /**
+     * @return how many connections a drain may open beyond the pool's size, above {@code maximumPoolSize} if need
+     *         be, so that connections asked to leave go only after their replacements exist (default 1; 0: each
+     *         goes before its replacement, see {@link Builder#maxExtraConnections})
+     */
+    public int maxExtraConnections() {
+        return maxExtraConnections;
     }
 
     /** @return how long a connection in use may stay after the server asked it to leave before it is reported */
@@ -147,6 +166,7 @@ public final class EvictorSettings {
     public boolean equals(Object o) {
         return o instanceof EvictorSettings s && tick.equals(s.tick) && drainWindow.equals(s.drainWindow)
                 && maxReplacementsInFlight == s.maxReplacementsInFlight
+                && maxExtraConnections == s.maxExtraConnections
                 && Objects.equals(stragglerDeadline, s.stragglerDeadline) && abortStragglers == s.abortStragglers
                 && enabled == s.enabled && signals.equals(s.signals) && dnsLeave == s.dnsLeave
                 && dnsLeaveInterval.equals(s.dnsLeaveInterval) && Objects.equals(dnsLeaveWindow, s.dnsLeaveWindow);
@@ -154,14 +174,15 @@ public final class EvictorSettings {
 
     @Override
     public int hashCode() {
-        return Objects.hash(tick, drainWindow, maxReplacementsInFlight, stragglerDeadline, abortStragglers, enabled,
-                signals, dnsLeave, dnsLeaveInterval, dnsLeaveWindow);
+        return Objects.hash(tick, drainWindow, maxReplacementsInFlight, maxExtraConnections, stragglerDeadline,
+                abortStragglers, enabled, signals, dnsLeave, dnsLeaveInterval, dnsLeaveWindow);
     }
 
     @Override
     public String toString() {
         return "EvictorSettings{tick=" + tick + ", drainWindow=" + drainWindow + ", maxReplacementsInFlight="
-                + (maxReplacementsInFlight > 0 ? maxReplacementsInFlight : "auto") + ", stragglerDeadline="
+                + (maxReplacementsInFlight > 0 ? maxReplacementsInFlight : "auto") + ", maxExtraConnections="
+                + maxExtraConnections + ", stragglerDeadline="
                 + stragglerDeadline + ", abortStragglers=" + abortStragglers + ", signals=" + signals + ", dnsLeave="
                 + dnsLeave + (dnsLeave ? ", dnsLeaveInterval=" + dnsLeaveInterval + ", dnsLeaveWindow="
                         + (dnsLeaveWindow != null ? dnsLeaveWindow : "auto") : "") + ", enabled=" + enabled + '}';
@@ -172,6 +193,7 @@ public final class EvictorSettings {
         private Duration tick = DEFAULT_TICK;
         private Duration drainWindow = DEFAULT_DRAIN_WINDOW;
         private int maxReplacementsInFlight;
+        private int maxExtraConnections = DEFAULT_MAX_EXTRA_CONNECTIONS;
         private Duration stragglerDeadline;
         private boolean abortStragglers;
         private boolean enabled = true;
@@ -255,8 +277,9 @@ public final class EvictorSettings {
         /**
          * @param max how many connections the evictor may let go (evict idle, or ask to close on return) that no
          *            replacement has matched yet, a replacement being a connection HikariCP made that is not itself
-         *            asked to leave; 0 (the default) means 1. The pool never has more than this many connections
-         *            fewer than plain HikariCP would, whatever the new server does
+         *            asked to leave; 0 (the default) means none while {@link #maxExtraConnections} is 1 or more,
+         *            else 1. The pool never has more than this many connections fewer than plain HikariCP would,
+         *            whatever the new server does
          * @return this
          */
         public Builder maxReplacementsInFlight(int max) {
@@ -264,6 +287,25 @@ public final class EvictorSettings {
                 throw new IllegalArgumentException("maxReplacementsInFlight must be 0 (auto) or more, not " + max);
             }
             this.maxReplacementsInFlight = max;
+            return this;
+        }
+
+        /**
+         * @param max how many connections a drain may open beyond the pool's size when the drain began, raising
+         *            HikariCP's {@code maximumPoolSize} at run time by as much at most (and putting it back when
+         *            the drain ends or stalls on failing connections), so that each connection asked to leave goes
+         *            only after its replacement exists: a pool of 1 keeps its connection while the replacement
+         *            fails. 0 to 100 (default 1). Each pool of a fleet draining into one server holds up to this
+         *            many connections more than its size meanwhile: keep {@code max_connections} above the fleet's
+         *            sizes plus instances × this. 0 lets each connection go before its replacement (one ahead, see
+         *            {@link #maxReplacementsInFlight})
+         * @return this
+         */
+        public Builder maxExtraConnections(int max) {
+            if (max < 0 || max > 100) {
+                throw new IllegalArgumentException("maxExtraConnections must be between 0 and 100, not " + max);
+            }
+            this.maxExtraConnections = max;
             return this;
         }
 

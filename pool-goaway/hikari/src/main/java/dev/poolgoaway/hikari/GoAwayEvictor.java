@@ -392,13 +392,22 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /**
-     * @return true while a drain is stalled: replacements for the connections it let go failed or did not come
-     *         within the pool's {@code connectionTimeout} (nothing more goes until one is made), or the public-API
-     *         fallback cannot drain the pool
+     * @return true while a drain is stalled: replacements failed or did not come within the pool's
+     *         {@code connectionTimeout} (nothing more goes until one is made), the pool is suspended, or the
+     *         public-API fallback cannot drain the pool; {@link #stallReason()} says which
      */
     public boolean stalled() {
         DrainLoop l = loop;
         return l != null && l.stalled();
+    }
+
+    /**
+     * @return why the drain is stalled, while it is: replacements fail (with the last failure), none came within
+     *         {@code connectionTimeout}, the pool is suspended, or the public-API fallback cannot evict
+     */
+    public Optional<String> stallReason() {
+        DrainLoop l = loop;
+        return l == null ? Optional.empty() : l.stallReason();
     }
 
     /**

@@ -37,8 +37,12 @@ final class HikariAccess extends PublicApiView {
     private final Field houseKeeperTask;
     /** HikariCP's last failure to connect; null where this release has no such field. */
     private final Field lastConnectionFailure = failureField();
-    /** The user's {@code minimumIdle} while a drain raised it, else -1. */
-    private int userMinimumIdle = -1;
+    /** The user's {@code minimumIdle} and {@code maximumPoolSize} while a drain raised them. */
+    private int userMinimumIdle;
+    private int userMaximumPoolSize;
+    /** What a drain set them to; -1 while no drain asks for replacements. */
+    private int raisedMinimumIdle = -1;
+    private int raisedMaximumPoolSize = -1;
 
     private HikariAccess(HikariPool pool, ConcurrentBag<IConcurrentBagEntry> bag, Field connectionField,
             Method markEvicted, Method isMarkedEvicted, Method softEvict, Field houseKeeperTask) {
@@ -222,34 +226,50 @@ final class HikariAccess extends PublicApiView {
 
     /**
      * HikariCP's adder opens connections while the pool is below {@code maximumPoolSize} and has fewer idle ones
-     * than {@code minimumIdle} (or fewer than waiting borrowers). A pool with {@code minimumIdle} below its size
-     * would not replace a connection the loop let go: for the drain, {@code minimumIdle} is raised (through the
-     * configuration's runtime setter, HikariConfigMXBean's) to the pool's size when the drain began, and the adder
-     * is started, as a waiting borrower starts it. {@link #endReplacements} puts the user's value back.
+     * than {@code minimumIdle} (or fewer than waiting borrowers), reading both from the configuration at each step.
+     * So a drain raises them through the configuration's runtime setters (HikariConfigMXBean's): {@code minimumIdle}
+     * to {@code size}, or a pool with {@code minimumIdle} below its size would replace nothing; and
+     * {@code maximumPoolSize} to {@code size} where the drain opens a replacement before it lets a connection go,
+     * or a full pool could open none. Then the adder is started, as a waiting borrower starts it. The user's values
+     * are the floor, and {@link #endReplacements} puts them back.
      */
     @Override
     public synchronized void requestReplacements(int size) {
-        int target = Math.min(size, pool.config.getMaximumPoolSize());
-        if (userMinimumIdle < 0) {
-            if (pool.config.getMinimumIdle() >= target) {
-                pool.addBagItem(1);
-                return;
-            }
+        if (raisedMinimumIdle < 0) {
             userMinimumIdle = pool.config.getMinimumIdle();
+            userMaximumPoolSize = pool.config.getMaximumPoolSize();
         }
-        if (pool.config.getMinimumIdle() < target) {
-            pool.config.setMinimumIdle(target);
+        int max = Math.max(userMaximumPoolSize, size);
+        int min = Math.max(userMinimumIdle, size);
+        // HikariCP reads the two without a lock: raised maximum first, lowered maximum last, so that minimumIdle
+        // is never seen above it.
+        if (max >= pool.config.getMaximumPoolSize()) {
+            pool.config.setMaximumPoolSize(max);
+            pool.config.setMinimumIdle(min);
+        } else {
+            pool.config.setMinimumIdle(min);
+            pool.config.setMaximumPoolSize(max);
         }
+        raisedMinimumIdle = min;
+        raisedMaximumPoolSize = max;
         // Submits the adder if none is queued; it opens connections while the pool is short.
         pool.addBagItem(1);
     }
 
     @Override
     public synchronized void endReplacements() {
-        if (userMinimumIdle >= 0) {
-            pool.config.setMinimumIdle(userMinimumIdle);
-            userMinimumIdle = -1;
+        if (raisedMinimumIdle < 0) {
+            return;
         }
+        // A value changed meanwhile (through the MXBean) is the user's now: left alone.
+        if (pool.config.getMinimumIdle() == raisedMinimumIdle) {
+            pool.config.setMinimumIdle(Math.min(userMinimumIdle, pool.config.getMaximumPoolSize()));
+        }
+        if (pool.config.getMaximumPoolSize() == raisedMaximumPoolSize) {
+            pool.config.setMaximumPoolSize(Math.max(userMaximumPoolSize, pool.config.getMinimumIdle()));
+        }
+        raisedMinimumIdle = -1;
+        raisedMaximumPoolSize = -1;
     }
 
     /** HikariCP keeps its last failure to connect (the cause of its "Connection is not available"). */

@@ -60,15 +60,20 @@ interface PoolView {
     void abort(Object entry);
 
     /**
-     * Has HikariCP open replacements for the connections the loop let go, even where it would not on its own (it
-     * fills only towards {@code minimumIdle}): during a drain the pool keeps filling towards the size it had when
-     * the drain began, never above {@code maximumPoolSize}. Idempotent; cheap.
+     * Has HikariCP fill the pool towards {@code size} while a drain needs replacements, even where it would not on
+     * its own (it fills only towards {@code minimumIdle}, and never beyond {@code maximumPoolSize}): both are
+     * raised at run time as far as {@code size} needs, never lowered below the user's values. The loop keeps
+     * {@code size} within the pool's size at the drain's start plus {@code maxExtraConnections}, and lowers it as
+     * the connections asked to leave go. Idempotent; cheap.
      *
-     * @param size the pool's size when the drain began
+     * @param size the pool's size to fill to
      */
     void requestReplacements(int size);
 
-    /** Ends what {@link #requestReplacements} changed: the pool fills as its configuration says again. */
+    /**
+     * Ends what {@link #requestReplacements} changed: the pool fills as its configuration says again (a value the
+     * user changed meanwhile is left as the user set it).
+     */
     void endReplacements();
 
     /** @return the pool's connections now, in every state */
@@ -85,12 +90,6 @@ interface PoolView {
 
     /** @return the pool's {@code connectionTimeout}, in milliseconds */
     long connectionTimeoutMillis();
-
-    /** @return threads waiting in {@code getConnection()} now: demand the pool's idle connections do not meet */
-    int waiting();
-
-    /** @return the pool's maximum size */
-    int maximumPoolSize();
 
     /** @return true once the pool is shut down */
     boolean shutDown();

@@ -98,16 +98,6 @@ class PublicApiView implements PoolView {
     }
 
     @Override
-    public int waiting() {
-        return pool.getThreadsAwaitingConnection();
-    }
-
-    @Override
-    public int maximumPoolSize() {
-        return pool.config.getMaximumPoolSize();
-    }
-
-    @Override
     public boolean shutDown() {
         return pool.poolState == HikariPool.POOL_SHUTDOWN;
     }

@@ -15,7 +15,8 @@ import java.util.concurrent.TimeUnit;
 /**
  * A pool for {@link DrainLoop}'s unit tests: connections as plain objects, HikariCP's few behaviours that matter to
  * the loop (a connection asked to close on return is closed when returned; a closed one leaves a shortfall until
- * {@link #refill}), and a clock the test moves.
+ * {@link #refill}; {@code maximumPoolSize} raised while the loop asks for replacements), and a clock the test
+ * moves.
  */
 class FakePool implements PoolView {
 
@@ -79,6 +80,7 @@ class FakePool implements PoolView {
     final List<Conn> closed = new ArrayList<>();
     final int size;
     int shortfall;
+    /** Borrowers waiting in {@code getConnection()}: HikariCP's adder fills for them too. */
     int waiting;
     boolean shutDown;
     boolean started = true;
@@ -88,12 +90,18 @@ class FakePool implements PoolView {
     long connectionTimeoutMillis = 1000;
     /** The size the loop asked HikariCP to refill to, while it asks; -1 otherwise. */
     int requestedSize = -1;
+    /** {@code maximumPoolSize} now: {@link #size}, or more while the loop raised it. */
+    int maximum;
+    /** The most {@link #maximum} ever was. */
+    int highestMaximum;
     int requests;
     long nanos = TimeUnit.SECONDS.toNanos(1000);
     private int nextPid = 100;
 
     FakePool(int size) {
         this.size = size;
+        this.maximum = size;
+        this.highestMaximum = size;
         refill(size);
     }
 
@@ -220,15 +228,6 @@ class FakePool implements PoolView {
     }
 
 
-    @Override
-    public int waiting() {
-        return waiting;
-    }
-
-    @Override
-    public int maximumPoolSize() {
-        return size;
-    }
 
     @Override
     public boolean shutDown() {
@@ -248,12 +247,15 @@ class FakePool implements PoolView {
     @Override
     public void requestReplacements(int size) {
         requestedSize = size;
+        maximum = Math.max(this.size, size);
+        highestMaximum = Math.max(highestMaximum, maximum);
         requests++;
     }
 
     @Override
     public void endReplacements() {
         requestedSize = -1;
+        maximum = size;
     }
 
     @Override

@@ -47,8 +47,9 @@ final class PoolGoAwayHealth {
         pool.put("publicApiFallback", evictor.publicApiFallback());
         // Servers (of the whole JVM) that fail on the raised startup request: no GoAway from them.
         pool.put("serversRefusingGoAway", PgGoAway.serversRefusingGoAway());
-        // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.
+        // A drain waiting for replacements that fail or do not come, or for a suspended pool: nothing more leaves.
         pool.put("stalled", evictor.stalled());
+        evictor.stallReason().ifPresent(reason -> pool.put("stallReason", reason));
         pool.put("replacementFailures", evictor.replacementFailures());
         evictor.lastReplacementFailure().ifPresent(failure -> pool.put("lastReplacementFailure", failure));
         // Why pool-goaway does not drain this pool, if it does not: the pool, the cause and the fix.
@@ -64,6 +65,7 @@ final class PoolGoAwayHealth {
         effective.put("tick", text(settings.tick()));
         effective.put("drain-window", text(settings.drainWindow()));
         effective.put("max-replacements-in-flight", settings.maxReplacementsInFlight().orElse(0));
+        effective.put("max-extra-connections", settings.maxExtraConnections());
         settings.stragglerDeadline().ifPresent(d -> effective.put("straggler-deadline", text(d)));
         effective.put("abort-stragglers", settings.abortStragglers());
         effective.put("signals", settings.signals().stream()

@@ -43,11 +43,18 @@ public class PoolGoAwayProperties {
     private Duration drainWindow = Duration.ofMillis(100);
 
     /**
-     * A fixed bound on the connections being replaced at once. 0 (the default) sets none: a connection asked to
-     * leave goes while the pool keeps more usable connections than its load uses, and otherwise when a
-     * replacement arrives.
+     * How many connections may be let go ahead of their replacements. 0 (the default): none while the pool may open
+     * extra connections (max-extra-connections 1 or more: each goes after its replacement exists), else 1.
      */
     private int maxReplacementsInFlight = 0;
+
+    /**
+     * How many connections a drain may open beyond the pool's size (raising maximumPoolSize at run time by as much
+     * at most), so that each connection asked to leave goes only after its replacement exists. 0 to 100; 0 lets
+     * each go before its replacement. Keep the server's max_connections above the fleet's pool sizes plus
+     * instances times this.
+     */
+    private int maxExtraConnections = 1;
 
     /**
      * A connection still in use this long after the server asked it to leave is logged at WARN (with the
@@ -126,6 +133,14 @@ public class PoolGoAwayProperties {
         this.maxReplacementsInFlight = maxReplacementsInFlight;
     }
 
+    public int getMaxExtraConnections() {
+        return maxExtraConnections;
+    }
+
+    public void setMaxExtraConnections(int maxExtraConnections) {
+        this.maxExtraConnections = maxExtraConnections;
+    }
+
     public Duration getStragglerDeadline() {
         return stragglerDeadline;
     }
@@ -190,6 +205,7 @@ public class PoolGoAwayProperties {
         check(at + "tick", tick, builder::tick);
         check(at + "drain-window", drainWindow, builder::drainWindow);
         check(at + "max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+        check(at + "max-extra-connections", maxExtraConnections, builder::maxExtraConnections);
         check(at + "straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
         check(at + "signals", signals, builder::signals);
         check(at + "abort-stragglers", abortStragglers, builder::abortStragglers);
@@ -235,6 +251,7 @@ public class PoolGoAwayProperties {
      * @param tick                    {@code poolgoaway.tick}, for this pool
      * @param drainWindow             {@code poolgoaway.drain-window}, for this pool
      * @param maxReplacementsInFlight {@code poolgoaway.max-replacements-in-flight}, for this pool
+     * @param maxExtraConnections     {@code poolgoaway.max-extra-connections}, for this pool
      * @param stragglerDeadline       {@code poolgoaway.straggler-deadline}, for this pool
      * @param abortStragglers         {@code poolgoaway.abort-stragglers}, for this pool
      * @param signals                 {@code poolgoaway.signals}, for this pool
@@ -243,7 +260,7 @@ public class PoolGoAwayProperties {
      * @param dnsLeaveWindow          {@code poolgoaway.dns-leave-window}, for this pool
      */
     public record Pool(Boolean enabled, Duration tick, Duration drainWindow, Integer maxReplacementsInFlight,
-            Duration stragglerDeadline, Boolean abortStragglers, Set<LeaveSignal> signals, Boolean dnsLeave,
+            Integer maxExtraConnections, Duration stragglerDeadline, Boolean abortStragglers, Set<LeaveSignal> signals, Boolean dnsLeave,
             Duration dnsLeaveInterval, Duration dnsLeaveWindow) {
 
         /**
@@ -261,6 +278,7 @@ public class PoolGoAwayProperties {
             override(at + "tick", tick, builder::tick);
             override(at + "drain-window", drainWindow, builder::drainWindow);
             override(at + "max-replacements-in-flight", maxReplacementsInFlight, builder::maxReplacementsInFlight);
+            override(at + "max-extra-connections", maxExtraConnections, builder::maxExtraConnections);
             override(at + "straggler-deadline", stragglerDeadline, builder::stragglerDeadline);
             override(at + "signals", signals, builder::signals);
             override(at + "abort-stragglers", abortStragglers, builder::abortStragglers);

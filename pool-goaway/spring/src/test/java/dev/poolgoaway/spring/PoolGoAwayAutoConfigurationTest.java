@@ -328,7 +328,7 @@ class PoolGoAwayAutoConfigurationTest {
     void bindsEveryProperty() throws IOException {
         withBootDataSource().withPropertyValues(example("/poolgoaway-example.properties")).run(context -> {
             EvictorSettings expected = EvictorSettings.builder().tick(Duration.ofMillis(100))
-                    .drainWindow(Duration.ofSeconds(2)).maxReplacementsInFlight(4)
+                    .drainWindow(Duration.ofSeconds(2)).maxReplacementsInFlight(4).maxExtraConnections(2)
                     .stragglerDeadline(Duration.ofSeconds(30)).abortStragglers(true)
                     .signals(EnumSet.of(LeaveSignal.GOAWAY)).dnsLeave(false).dnsLeaveInterval(Duration.ofSeconds(5))
                     .dnsLeaveWindow(Duration.ofSeconds(20)).build();

@@ -77,7 +77,7 @@ class PoolGoAwayMetadataTest {
     @Test
     void everyPropertyIsDescribedWithItsDefault() throws Exception {
         Map<String, ConfigurationMetadataProperty> metadata = metadata();
-        assertThat(names()).hasSize(11);
+        assertThat(names()).hasSize(12);
         assertThat(metadata).containsOnlyKeys(Stream.concat(names().stream(), conditionNames().stream())
                 .distinct().toList());
         metadata.forEach((name, property) -> {
@@ -90,6 +90,7 @@ class PoolGoAwayMetadataTest {
             }
         });
         assertThat(metadata.get("poolgoaway.tick").getDefaultValue()).isEqualTo("250ms");
+        assertThat(metadata.get("poolgoaway.max-extra-connections").getDefaultValue()).isEqualTo(1);
         assertThat(metadata.get("poolgoaway.dns-leave").getDefaultValue()).isEqualTo(true);
         assertThat(metadata.get("poolgoaway.dns-leave-interval").getDefaultValue()).isEqualTo("1s");
         assertThat(metadata.get("poolgoaway.dns-leave-window").getDescription()).contains("DNS cache");
