@@ -10,19 +10,13 @@ import java.io.ByteArrayOutputStream;
 import java.io.IOException;
 import java.io.OutputStream;
 import java.io.PrintStream;
-import java.net.InetAddress;
-import java.net.UnknownHostException;
 import java.nio.charset.StandardCharsets;
-import java.nio.file.Files;
-import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.time.Duration;
-import java.util.Arrays;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.atomic.AtomicInteger;
@@ -35,6 +29,7 @@ import org.junit.jupiter.api.Test;
 import com.zaxxer.hikari.HikariConfig;
 import com.zaxxer.hikari.HikariDataSource;
 
+import dev.poolgoaway.testkit.DnsName;
 import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.LoadGenerator;
 import io.micrometer.core.instrument.FunctionCounter;
@@ -77,7 +72,7 @@ class DnsSwitchoverTest {
             .plus(EvictorSettings.DEFAULT_DRAIN_WINDOW);
     private static final Duration SLACK = Duration.ofSeconds(5);
 
-    private static Path hosts;
+    private static DnsName name;
     private static int port;
     private static EmbeddedUpstream blue;
     private static EmbeddedUpstream green;
@@ -88,15 +83,13 @@ class DnsSwitchoverTest {
 
     @BeforeAll
     static void servers() throws Exception {
-        String file = System.getProperty("jdk.net.hosts.file");
-        assumeTrue(file != null, "needs a JVM started with -Djdk.net.hosts.file (the build's dns-switchover run)");
+        assumeTrue(DnsName.available(), "needs a JVM started with -Djdk.net.hosts.file (the build's dns-switchover run)");
         assumeTrue(DnsLeaveSource.cacheTtlSeconds() == 1, "needs a JVM DNS cache TTL of 1 s");
         for (String address : List.of(BLUE, GREEN, LEAVING)) {
             assumeTrue(EmbeddedUpstream.canListenOn(address), "this system does not answer on " + address);
         }
-        hosts = Path.of(file);
-        Files.createDirectories(hosts.getParent());
-        point(BLUE);
+        name = DnsName.of(NAME);
+        name.pointTo(BLUE);
         port = EmbeddedUpstream.freePort(BLUE, GREEN, LEAVING, NOWHERE);
         blue = EmbeddedUpstream.startOn(BLUE, port, Map.of());
         green = EmbeddedUpstream.startOn(GREEN, port, Map.of());
@@ -134,7 +127,7 @@ class DnsSwitchoverTest {
 
     @BeforeEach
     void nameOnBlue() throws IOException {
-        point(BLUE);
+        name.pointTo(BLUE);
         awaitResolves(BLUE);
     }
 
@@ -143,7 +136,7 @@ class DnsSwitchoverTest {
         try (Pools pools = new Pools("repoint", NAME, true)) {
             pools.awaitAllOn(onBlue);
             long start = System.nanoTime();
-            point(GREEN);
+            name.pointTo(GREEN);
             await().atMost(DETECTION.plus(SLACK)).pollInterval(Duration.ofMillis(20)).until(() ->
                     onBlue.sessions(pools.goAwayApp()) == 0 && onGreen.sessions(pools.goAwayApp()) == SIZE);
             System.out.printf("re-pointed name: blue empty after %d ms (bound %d ms + slack)%n",
@@ -165,13 +158,13 @@ class DnsSwitchoverTest {
     void aRePointedNameDrainsAnOldServerInSmartShutdown() throws Exception {
         try (EmbeddedUpstream leaving = EmbeddedUpstream.startOn(LEAVING, port, Map.of());
                 Observer onLeaving = new Observer(leaving)) {
-            point(LEAVING);
+            name.pointTo(LEAVING);
             awaitResolves(LEAVING);
             try (Pools pools = new Pools("smart", NAME, true)) {
                 pools.awaitAllOn(onLeaving);
                 // The switchover as operators run it: the name moves to green, the old server shuts down smart
                 // (it refuses new sessions with 57P03, tells its open ones nothing, and waits for them to end).
-                point(GREEN);
+                name.pointTo(GREEN);
                 leaving.smartShutdown();
                 assertEquals("57P03", assertThrows(SQLException.class, () -> DriverManager.getConnection(
                         leaving.jdbcUrl() + "?user=postgres").close()).getSQLState(), "the old server refuses");
@@ -191,7 +184,7 @@ class DnsSwitchoverTest {
     void anUnreachableNewAddressCostsAtMostOneConnectionAndNoRequest() throws Exception {
         try (Pools pools = new Pools("unreachable", NAME, true)) {
             pools.awaitAllOn(onBlue);
-            point(NOWHERE);
+            name.pointTo(NOWHERE);
             AtomicInteger fewest = new AtomicInteger(SIZE);
             GoAwayEvictor evictor = pools.evictor;
             await().atMost(DETECTION.plus(SLACK)).until(() -> {
@@ -215,7 +208,7 @@ class DnsSwitchoverTest {
     void aNameThatNoLongerResolvesDrainsNothing() throws Exception {
         try (Pools pools = new Pools("lookup-failure", NAME, false)) {
             pools.awaitAllOn(onBlue);
-            point();
+            name.pointTo();
             // Failed lookups over the window and two more: a failure read as "moved" would have drained by then.
             long enough = 2 + DnsLeaveSource.defaultWindow().toSeconds()
                     / EvictorSettings.DEFAULT_DNS_LEAVE_INTERVAL.toSeconds();
@@ -232,11 +225,11 @@ class DnsSwitchoverTest {
     @Test
     void aRoundRobinNameAnsweringSubsetsDrainsNothing() throws Exception {
         // Two pools, each on one server: the name answers blue first, then green first (pgjdbc takes the first).
-        point(BLUE, GREEN);
+        name.pointTo(BLUE, GREEN);
         awaitResolves(BLUE, GREEN);
         try (Pools onFirst = new Pools("round-robin-blue", NAME, false)) {
             onFirst.awaitAllOn(onBlue);
-            point(GREEN, BLUE);
+            name.pointTo(GREEN, BLUE);
             awaitResolves(GREEN, BLUE);
             try (Pools onSecond = new Pools("round-robin-green", NAME, false)) {
                 onSecond.awaitAllOn(onGreen);
@@ -244,9 +237,9 @@ class DnsSwitchoverTest {
                 // JVM's cache for 1 s, less than the window, and the pools look twice a second, so they see it.
                 for (int round = 0; round < 2; round++) {
                     for (String only : List.of(GREEN, BLUE)) {
-                        point(only);
+                        name.pointTo(only);
                         awaitResolves(only);
-                        point(BLUE, GREEN);
+                        name.pointTo(BLUE, GREEN);
                         awaitResolves(BLUE, GREEN);
                     }
                 }
@@ -277,27 +270,10 @@ class DnsSwitchoverTest {
 
     // ---- the name ---------------------------------------------------------------------------------------------
 
-    /** Rewrites the hosts file (in one move, so that no lookup reads half of it): the name answers these. */
-    private static void point(String... addresses) throws IOException {
-        StringBuilder b = new StringBuilder("127.0.0.1 localhost\n");
-        for (String a : addresses) {
-            b.append(a).append(' ').append(NAME).append('\n');
-        }
-        Path next = hosts.resolveSibling(hosts.getFileName() + ".next");
-        Files.writeString(next, b);
-        Files.move(next, hosts, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
-    }
-
     /** Waits until the JVM's resolver (its cache expired) answers these for the name. */
     private static void awaitResolves(String... addresses) {
-        List<String> expected = List.of(addresses);
-        await().atMost(PoolFixture.WAIT).pollInterval(Duration.ofMillis(20)).until(() -> {
-            try {
-                return Arrays.stream(InetAddress.getAllByName(NAME)).map(InetAddress::getHostAddress).toList();
-            } catch (UnknownHostException e) {
-                return List.<String>of();
-            }
-        }, expected::equals);
+        await().atMost(PoolFixture.WAIT).pollInterval(Duration.ofMillis(20))
+                .until(name::addresses, List.of(addresses)::equals);
     }
 
     private static boolean logged(String level, String text) {
