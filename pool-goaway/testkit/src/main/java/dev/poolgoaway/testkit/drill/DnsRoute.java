@@ -23,14 +23,15 @@ import dev.poolgoaway.testkit.PostgresUpstream;
 /**
  * The pool connects to the servers by a DNS name, as most deployments do, and the switchover re-points the name: no
  * proxy, stock PostgreSQL, nothing that sends GoAway. The drill sees the pool's connections from the servers
- * themselves: a session of its own on each ({@code pg_stat_activity}: every other client backend is the pool's),
+ * themselves: a session of its own on each ({@code pg_stat_activity}: every client backend but the test kit's own
+ * is the pool's),
  * opened before the switchover, since a server in smart shutdown refuses new sessions. It sees them by polling, so
  * a connection's close is known to within a sample ({@code sampleEvery}, and the drain's 10 ms poll).
  */
 final class DnsRoute implements Route {
 
     private static final String POOL_SESSIONS = "select pid, backend_start from pg_stat_activity"
-            + " where backend_type = 'client backend' and pid <> pg_backend_pid()";
+            + " where backend_type = 'client backend' and application_name <> '" + EmbeddedUpstream.OWN_SESSION + "'";
 
     /** How long the JVM may keep answering the old address: its DNS cache time, plus a margin. */
     private static final Duration RESOLVE_TIMEOUT = Duration.ofSeconds(60);
@@ -120,7 +121,8 @@ final class DnsRoute implements Route {
 
     private Connection watch(PostgresUpstream server) {
         try {
-            Connection session = DriverManager.getConnection(server.jdbcUrl(), server.user(), server.password());
+            Connection session = DriverManager.getConnection(server.jdbcUrl() + "?ApplicationName="
+                    + EmbeddedUpstream.OWN_SESSION, server.user(), server.password());
             watching.put(server, session);
             seen.put(server, new LinkedHashMap<>());
             return session;
