@@ -60,6 +60,11 @@ final class DnsLeaveSource implements LeaveSource {
     private final long windowNanos;
     private final Clock clock;
     private final Map<String, Host> hosts = new HashMap<>();
+    /**
+     * Each connection's server ({@code host:port}) to its host, null for an IP literal: parsed once per server, not
+     * once per connection per run.
+     */
+    private final Map<String, Host> byServer = new HashMap<>();
     /** Written by the evictor's thread only; read by meters on others. */
     private volatile long lookups;
     private volatile long failedLookups;
@@ -81,8 +86,14 @@ final class DnsLeaveSource implements LeaveSource {
         final String name;
         /** Successful lookups, oldest first. */
         final Deque<Lookup> lookups = new ArrayDeque<>();
-        /** Addresses of pooled connections seen since the last lookup. */
+        /**
+         * Addresses of the pooled connections, as the run of the last lookup saw them: the next lookup judges
+         * these. Collected on that run only (connections outlive a lookup interval; the runs between would collect
+         * the same addresses again).
+         */
         final Set<InetAddress> connected = new HashSet<>();
+        /** This run of the loop looked the name up: it collects {@link #connected}. */
+        boolean collecting;
         /** Addresses the name moved away from, and since when. */
         final Map<InetAddress, Instant> gone = new HashMap<>();
         long nextAt;
@@ -100,14 +111,25 @@ final class DnsLeaveSource implements LeaveSource {
 
     @Override
     public Optional<PoolView.Heard> heard(PoolView.Signals connection) {
+        // Called for every connection on every run of the loop, often twice: kept to a map lookup or two.
         Optional<InetAddress> peer = connection.peerAddress();
-        String host = hostOf(connection.server());
-        if (peer.isEmpty() || host == null) {
+        if (peer.isEmpty()) {
             return Optional.empty();
         }
-        Host h = hosts.computeIfAbsent(host, Host::new);
-        h.connected.add(peer.get());
-        Instant since = h.gone.get(peer.get());
+        String server = connection.server();
+        Host h = byServer.get(server);
+        if (h == null && !byServer.containsKey(server)) {
+            String host = hostOf(server);
+            h = host == null ? null : hosts.computeIfAbsent(host, Host::new);
+            byServer.put(server, h);
+        }
+        if (h == null) {
+            return Optional.empty();
+        }
+        if (h.collecting) {
+            h.connected.add(peer.get());
+        }
+        Instant since = h.gone.isEmpty() ? null : h.gone.get(peer.get());
         return since == null ? Optional.empty()
                 : Optional.of(new PoolView.Heard(SignalKind.DNS_MOVED, since, null, null));
     }
@@ -116,7 +138,8 @@ final class DnsLeaveSource implements LeaveSource {
     public long refresh(long now) {
         long next = Long.MAX_VALUE;
         for (Host h : hosts.values()) {
-            if (!h.looked || now - h.nextAt >= 0) {
+            h.collecting = !h.looked || now - h.nextAt >= 0;
+            if (h.collecting) {
                 h.looked = true;
                 h.nextAt = now + intervalNanos;
                 lookUp(h, now);
