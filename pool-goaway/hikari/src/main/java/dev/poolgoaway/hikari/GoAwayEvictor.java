@@ -416,14 +416,21 @@ public final class GoAwayEvictor implements AutoCloseable {
     }
 
     /**
-     * @param failed true for the lookups that failed or answered no address (which drain nothing), false for the
-     *               ones that answered
-     * @return DNS lookups of the pool's host names so far by the DNS leave-signal; 0 if it is off, or the URL names
-     *         its hosts by address only
+     * @return lookups of the pool's host names by the DNS leave-signal so far, failed ones included; 0 if it is off
+     *         ({@code dnsLeave}), or the URL names its hosts by address only
      */
-    long dnsLookups(boolean failed) {
+    public long dnsLookups() {
         DnsLeaveSource d = dns;
-        return d == null ? 0 : failed ? d.failedLookups() : d.lookups() - d.failedLookups();
+        return d == null ? 0 : d.lookups();
+    }
+
+    /**
+     * @return of {@link #dnsLookups()}, those that failed or answered no address: while a host's lookups fail,
+     *         nothing is asked to leave for it, and a switchover by DNS goes unseen (a WARN says so)
+     */
+    public long dnsLookupFailures() {
+        DnsLeaveSource d = dns;
+        return d == null ? 0 : d.failedLookups();
     }
 
     /** @return the last completed drain, if any */

@@ -5,6 +5,7 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.ToDoubleFunction;
 
 import io.micrometer.core.instrument.Counter;
 import io.micrometer.core.instrument.FunctionCounter;
@@ -71,6 +72,12 @@ public final class GoAwayMetrics {
                 .description("Replacements for connections let go during a drain, by result").register(registry);
     }
 
+    private static FunctionCounter dnsLookups(GoAwayEvictor evictor, String poolName, String result,
+            ToDoubleFunction<GoAwayEvictor> count, MeterRegistry registry) {
+        return FunctionCounter.builder(DNS_LOOKUPS, evictor, count).tag("pool", poolName).tag("result", result)
+                .description("DNS lookups of the pool's host names, by result").register(registry);
+    }
+
     private static void bind(GoAwayEvictor evictor, String poolName, MeterRegistry registry) {
         // Every meter of this pool, to remove when the evictor stops: Micrometer hands an existing meter back, so a
         // pool started again under the same name would otherwise get the dead evictor's gauge.
@@ -101,11 +108,8 @@ public final class GoAwayMetrics {
         meters.addAll(evictions.values());
         meters.add(made);
         meters.add(failed);
-        for (boolean lookupFailed : new boolean[] {false, true}) {
-            meters.add(FunctionCounter.builder(DNS_LOOKUPS, evictor, e -> e.dnsLookups(lookupFailed))
-                    .tag("pool", poolName).tag("result", lookupFailed ? "failed" : "ok")
-                    .description("DNS lookups of the pool's host names, by result").register(registry));
-        }
+        meters.add(dnsLookups(evictor, poolName, "ok", e -> e.dnsLookups() - e.dnsLookupFailures(), registry));
+        meters.add(dnsLookups(evictor, poolName, "failed", GoAwayEvictor::dnsLookupFailures, registry));
         evictor.events(new EvictorEvents() {
             /**
              * Set once the evictor stopped and its meters were removed. A run of the loop that was under way when

@@ -38,6 +38,8 @@ final class PoolGoAwayHealth {
         pool.put("draining", evictor.draining());
         // Which leave signals besides the server's own this pool listens for.
         pool.put("dnsLeave", evictor.settings().dnsLeave());
+        // While they fail, a switchover by DNS goes unseen: a count that grows is the alarm.
+        pool.put("dnsLookupFailures", evictor.dnsLookupFailures());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
         // A drain waiting for replacements that fail or do not come: nothing more leaves until one is made.

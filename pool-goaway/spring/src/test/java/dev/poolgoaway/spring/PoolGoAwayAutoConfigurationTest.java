@@ -300,8 +300,8 @@ class PoolGoAwayAutoConfigurationTest {
                     .containsEntry("publicApiFallback", false).containsEntry("stalled", false)
                     .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")
                     .doesNotContainKey("lastDrain")
-                    // The DNS leave-signal is on by default.
-                    .containsEntry("dnsLeave", true);
+                    // The DNS leave-signal is on by default; localhost resolves.
+                    .containsEntry("dnsLeave", true).containsEntry("dnsLookupFailures", 0L);
         });
     }
 
