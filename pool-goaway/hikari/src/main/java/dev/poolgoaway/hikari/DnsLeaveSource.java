@@ -60,7 +60,14 @@ final class DnsLeaveSource implements LeaveSource {
     private final long windowNanos;
     private final Clock clock;
     private final Map<String, Host> hosts = new HashMap<>();
-    private long lookups;
+    /**
+     * Each connection's server ({@code host:port}) to its host, null for an IP literal: parsed once per server, not
+     * once per connection per run.
+     */
+    private final Map<String, Host> byServer = new HashMap<>();
+    /** Written by the evictor's thread only; read by meters on others. */
+    private volatile long lookups;
+    private volatile long failedLookups;
 
     /**
      * @param window an address must be absent from every lookup over this long; null for
@@ -79,8 +86,14 @@ final class DnsLeaveSource implements LeaveSource {
         final String name;
         /** Successful lookups, oldest first. */
         final Deque<Lookup> lookups = new ArrayDeque<>();
-        /** Addresses of pooled connections seen since the last lookup. */
+        /**
+         * Addresses of the pooled connections, as the run of the last lookup saw them: the next lookup judges
+         * these. Collected on that run only (connections outlive a lookup interval; the runs between would collect
+         * the same addresses again).
+         */
         final Set<InetAddress> connected = new HashSet<>();
+        /** This run of the loop looked the name up: it collects {@link #connected}. */
+        boolean collecting;
         /** Addresses the name moved away from, and since when. */
         final Map<InetAddress, Instant> gone = new HashMap<>();
         long nextAt;
@@ -98,14 +111,25 @@ final class DnsLeaveSource implements LeaveSource {
 
     @Override
     public Optional<PoolView.Heard> heard(PoolView.Signals connection) {
+        // Called for every connection on every run of the loop, often twice: kept to a map lookup or two.
         Optional<InetAddress> peer = connection.peerAddress();
-        String host = hostOf(connection.server());
-        if (peer.isEmpty() || host == null) {
+        if (peer.isEmpty()) {
             return Optional.empty();
         }
-        Host h = hosts.computeIfAbsent(host, Host::new);
-        h.connected.add(peer.get());
-        Instant since = h.gone.get(peer.get());
+        String server = connection.server();
+        Host h = byServer.get(server);
+        if (h == null && !byServer.containsKey(server)) {
+            String host = hostOf(server);
+            h = host == null ? null : hosts.computeIfAbsent(host, Host::new);
+            byServer.put(server, h);
+        }
+        if (h == null) {
+            return Optional.empty();
+        }
+        if (h.collecting) {
+            h.connected.add(peer.get());
+        }
+        Instant since = h.gone.isEmpty() ? null : h.gone.get(peer.get());
         return since == null ? Optional.empty()
                 : Optional.of(new PoolView.Heard(SignalKind.DNS_MOVED, since, null, null));
     }
@@ -114,7 +138,8 @@ final class DnsLeaveSource implements LeaveSource {
     public long refresh(long now) {
         long next = Long.MAX_VALUE;
         for (Host h : hosts.values()) {
-            if (!h.looked || now - h.nextAt >= 0) {
+            h.collecting = !h.looked || now - h.nextAt >= 0;
+            if (h.collecting) {
                 h.looked = true;
                 h.nextAt = now + intervalNanos;
                 lookUp(h, now);
@@ -126,7 +151,7 @@ final class DnsLeaveSource implements LeaveSource {
 
     private void lookUp(Host h, long now) {
         Set<InetAddress> found;
-        lookups++;
+        lookups++;   // one writer: the increment is not contended
         try {
             InetAddress[] answer = resolver.resolve(h.name);
             found = answer == null ? Set.of() : new LinkedHashSet<>(Arrays.asList(answer));
@@ -180,6 +205,7 @@ final class DnsLeaveSource implements LeaveSource {
     }
 
     private void failed(Host h, long now, String why) {
+        failedLookups++;
         // Nothing changes: the name's last answers stand, and what they said is judged again after a good lookup.
         if (h.failures++ == 0 || now - h.lastWarn >= WARN_INTERVAL_NANOS) {
             h.lastWarn = now;
@@ -196,9 +222,14 @@ final class DnsLeaveSource implements LeaveSource {
         return b.toString();
     }
 
-    /** @return lookups done so far (the benchmark's count) */
+    /** @return lookups done so far, failed ones included */
     long lookups() {
         return lookups;
+    }
+
+    /** @return lookups that failed or answered no address, so far */
+    long failedLookups() {
+        return failedLookups;
     }
 
     /**

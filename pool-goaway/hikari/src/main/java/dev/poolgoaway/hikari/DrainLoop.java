@@ -79,6 +79,11 @@ final class DrainLoop {
      * connections and gives each its listener, so that it can wake the loop; a tick (up to a minute) is too long.
      */
     static final long START_CHECK_NANOS = TimeUnit.MILLISECONDS.toNanos(50);
+    /**
+     * How late a source's wish to run may be served, to share a run the loop makes anyway: a quarter of a tick
+     * (the drift of a few busy runs), at most this.
+     */
+    static final long MAX_SOURCE_COALESCE_NANOS = TimeUnit.MILLISECONDS.toNanos(100);
 
     private final PoolView pool;
     private final EvictorSettings settings;
@@ -245,7 +250,12 @@ final class DrainLoop {
         List<Tracked> present = track();
         long next = pool.canReserve() ? decide(present, now) : decidePublic(present, now);
         endEpisodeIfDrained();
-        return Math.min(next, Math.max(0, sourcesNext));
+        // A source due a moment before the loop's own next run waits for that run. Each tick is set from the last
+        // one's actual start, so the ticks drift by the runs' lateness: a source's schedule set on one of them (the
+        // DNS lookups, once a second) would otherwise fall just before a later tick, and cost a run of its own each
+        // time (a fifth more evictor CPU at 200 connections, measured).
+        long coalesce = Math.min(settings.tick().toNanos() / 4, MAX_SOURCE_COALESCE_NANOS);
+        return sourcesNext < next - coalesce ? Math.max(0, sourcesNext) : next;
     }
 
     /** Registers new entries and forgets (and counts) those that left the pool since the last call. */

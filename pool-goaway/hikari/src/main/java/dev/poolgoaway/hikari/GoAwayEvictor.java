@@ -54,6 +54,8 @@ public final class GoAwayEvictor implements AutoCloseable {
     private volatile EvictorEvents events = EvictorEvents.NONE;
     private volatile String poolName = "";
     private volatile DrainLoop loop;
+    /** The DNS leave-signal's source, if on: its lookups are counted for the meters. */
+    private volatile DnsLeaveSource dns;
     private volatile boolean publicApi;
     private volatile ScheduledExecutorService executor;
     /** The loop's next run (guarded by this); one chain of runs at a time. */
@@ -140,8 +142,9 @@ public final class GoAwayEvictor implements AutoCloseable {
             sources.add(LeaveSource.deferredGoAway());
         }
         if (settings.dnsLeave()) {
-            sources.add(new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
-                    settings.dnsLeaveWindow().orElse(null), Clock.systemUTC()));
+            dns = new DnsLeaveSource(name, DnsLeaveSource.JVM, settings.dnsLeaveInterval(),
+                    settings.dnsLeaveWindow().orElse(null), Clock.systemUTC());
+            sources.add(dns);
         }
         String group = config == null ? null : config.getDataSourceProperties().getProperty(PgGoAway.GROUP);
         if (group != null) {
@@ -423,6 +426,24 @@ public final class GoAwayEvictor implements AutoCloseable {
     public Optional<String> lastReplacementFailure() {
         DrainLoop l = loop;
         return l == null ? Optional.empty() : l.lastReplacementFailure();
+    }
+
+    /**
+     * @return lookups of the pool's host names by the DNS leave-signal so far, failed ones included; 0 if it is off
+     *         ({@code dnsLeave}), or the URL names its hosts by address only
+     */
+    public long dnsLookups() {
+        DnsLeaveSource d = dns;
+        return d == null ? 0 : d.lookups();
+    }
+
+    /**
+     * @return of {@link #dnsLookups()}, those that failed or answered no address: while a host's lookups fail,
+     *         nothing is asked to leave for it, and a switchover by DNS goes unseen (a WARN says so)
+     */
+    public long dnsLookupFailures() {
+        DnsLeaveSource d = dns;
+        return d == null ? 0 : d.failedLookups();
     }
 
     /** @return the last completed drain, if any */

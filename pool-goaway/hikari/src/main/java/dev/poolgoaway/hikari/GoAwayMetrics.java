@@ -5,8 +5,10 @@ import java.util.EnumMap;
 import java.util.List;
 import java.util.Map;
 import java.util.concurrent.CopyOnWriteArrayList;
+import java.util.function.ToDoubleFunction;
 
 import io.micrometer.core.instrument.Counter;
+import io.micrometer.core.instrument.FunctionCounter;
 import io.micrometer.core.instrument.Gauge;
 import io.micrometer.core.instrument.Meter;
 import io.micrometer.core.instrument.MeterRegistry;
@@ -30,6 +32,9 @@ import dev.poolgoaway.wire.PgGoAway;
  *   <li>{@value #PEERS_REFUSING} (gauge): servers this process remembers as failing on the raised startup request
  *       ({@link PgGoAway#serversRefusingGoAway()}): connections to them use pgjdbc's own request and cannot hear
  *       GoAway. One count for the whole process, shown under every pool's tag: aggregate with max, not sum.</li>
+ *   <li>{@value #DNS_LOOKUPS} (counter, tag {@code result}: ok, failed): lookups of the pool's host names by the
+ *       DNS leave-signal (most answered by the JVM's DNS cache); a failed one (no answer, or no address) drains
+ *       nothing.</li>
  * </ul>
  *
  * <p>Every counter is registered at 0 for each of its tags when the pool starts, so the first drain shows on a
@@ -52,6 +57,8 @@ public final class GoAwayMetrics {
     public static final String REPLACEMENTS = "poolgoaway.replacements";
     /** Gauge of the servers the process remembers as failing on the raised startup request. */
     public static final String PEERS_REFUSING = "poolgoaway.peers.refusing";
+    /** Counter of the DNS leave-signal's lookups by result. */
+    public static final String DNS_LOOKUPS = "poolgoaway.dns.lookups";
 
     private GoAwayMetrics() {
     }
@@ -70,6 +77,12 @@ public final class GoAwayMetrics {
     private static Counter replacements(String poolName, String result, MeterRegistry registry) {
         return Counter.builder(REPLACEMENTS).tag("pool", poolName).tag("result", result)
                 .description("Replacements for connections let go during a drain, by result").register(registry);
+    }
+
+    private static FunctionCounter dnsLookups(GoAwayEvictor evictor, String poolName, String result,
+            ToDoubleFunction<GoAwayEvictor> count, MeterRegistry registry) {
+        return FunctionCounter.builder(DNS_LOOKUPS, evictor, count).tag("pool", poolName).tag("result", result)
+                .description("DNS lookups of the pool's host names, by result").register(registry);
     }
 
     private static void bind(GoAwayEvictor evictor, String poolName, MeterRegistry registry) {
@@ -105,6 +118,8 @@ public final class GoAwayMetrics {
         meters.addAll(evictions.values());
         meters.add(made);
         meters.add(failed);
+        meters.add(dnsLookups(evictor, poolName, "ok", e -> e.dnsLookups() - e.dnsLookupFailures(), registry));
+        meters.add(dnsLookups(evictor, poolName, "failed", GoAwayEvictor::dnsLookupFailures, registry));
         evictor.events(new EvictorEvents() {
             /**
              * Set once the evictor stopped and its meters were removed. A run of the loop that was under way when

@@ -43,6 +43,8 @@ final class PoolGoAwayHealth {
         pool.put("draining", evictor.draining());
         // Which leave signals besides the server's own this pool listens for.
         pool.put("dnsLeave", evictor.settings().dnsLeave());
+        // While they fail, a switchover by DNS goes unseen: a count that grows is the alarm.
+        pool.put("dnsLookupFailures", evictor.dnsLookupFailures());
         pool.put("flaggedConnections", evictor.flaggedConnections());
         pool.put("publicApiFallback", evictor.publicApiFallback());
         // Servers (of the whole JVM) that fail on the raised startup request: no GoAway from them.

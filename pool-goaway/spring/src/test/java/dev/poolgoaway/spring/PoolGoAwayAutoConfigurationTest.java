@@ -2,6 +2,7 @@ package dev.poolgoaway.spring;
 
 import static org.assertj.core.api.Assertions.assertThat;
 import static org.assertj.core.api.InstanceOfAssertFactories.MAP;
+import static org.awaitility.Awaitility.await;
 
 import java.io.ByteArrayOutputStream;
 import java.io.IOException;
@@ -447,8 +448,8 @@ class PoolGoAwayAutoConfigurationTest {
                     .containsEntry("serversRefusingGoAway", PgGoAway.serversRefusingGoAway())
                     .containsEntry("replacementFailures", 0).doesNotContainKey("lastReplacementFailure")
                     .doesNotContainKey("lastDrain")
-                    // The DNS leave-signal is on by default.
-                    .containsEntry("dnsLeave", true);
+                    // The DNS leave-signal is on by default; localhost resolves.
+                    .containsEntry("dnsLeave", true).containsEntry("dnsLookupFailures", 0L);
         });
     }
 
@@ -470,6 +471,11 @@ class PoolGoAwayAutoConfigurationTest {
             assertThat(meters.find("hikaricp.connections").tag("pool", "app-pool").gauge()).isNotNull();
             assertThat(meters.find(GoAwayMetrics.FLAGGED).tag("pool", "app-pool").gauge()).isNotNull();
             assertThat(meters.find(GoAwayMetrics.DRAIN_EPISODES).tag("pool", "app-pool").counter()).isNotNull();
+            // The DNS leave-signal is on by default: the pool's host (localhost) is looked up, and counted.
+            await().atMost(Duration.ofSeconds(10)).untilAsserted(() -> assertThat(meters.find(GoAwayMetrics.DNS_LOOKUPS)
+                    .tag("pool", "app-pool").tag("result", "ok").functionCounter().count()).isPositive());
+            assertThat(meters.find(GoAwayMetrics.DNS_LOOKUPS).tag("pool", "app-pool").tag("result", "failed")
+                    .functionCounter().count()).isZero();
         });
     }
 

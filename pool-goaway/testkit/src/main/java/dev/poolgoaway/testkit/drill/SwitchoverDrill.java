@@ -25,15 +25,16 @@ import java.util.function.Consumer;
 
 import javax.sql.DataSource;
 
+import dev.poolgoaway.testkit.DnsName;
+import dev.poolgoaway.testkit.EmbeddedUpstream;
 import dev.poolgoaway.testkit.GoAwayProxy;
 import dev.poolgoaway.testkit.LoadGenerator;
 import dev.poolgoaway.testkit.LoadGenerator.Request;
 import dev.poolgoaway.testkit.PostgresUpstream;
-import dev.poolgoaway.testkit.ProxiedConnection;
 
 /**
  * A switchover drill: steady load through an application's pool, then the database moves from one server to
- * another behind a {@link GoAwayProxy}, measured from both sides.
+ * another, behind a {@link GoAwayProxy} or by a {@linkplain DnsName DNS name} re-pointed, measured from both sides.
  *
  * <pre>{@code
  * DrillResult result = SwitchoverDrill.builder(proxy, blue, green)
@@ -45,11 +46,16 @@ import dev.poolgoaway.testkit.ProxiedConnection;
  * System.out.println(result.report());
  * }</pre>
  *
+ * <p>By a DNS name instead ({@link #builder(DnsName, EmbeddedUpstream, EmbeddedUpstream)}): the pool's URL names
+ * the servers by a name that resolves to the old server's address; at the switchover the name is re-pointed at the
+ * new one, and the old one is shut down. No proxy, stock PostgreSQL: what a deployment without GoAway gives a pool.
+ * The drill sees the pool's connections from the servers themselves, over a session of its own on each.
+ *
  * <p>The load is a {@link LoadGenerator}, open-loop: requests start on a fixed schedule (the rate, shared by the
  * workers), each borrows a connection, runs the {@link Request} on it and gives it back; the drill times the borrow
  * and the request separately from each {@link LoadGenerator.Outcome}. At
- * the switchover the proxy sends new connections to the new server and the old one is shut down
- * ({@link Switchover}); the drill then watches the proxy until no connection to the old server is open (the drain)
+ * the switchover the proxy (or the name) sends new connections to the new server and the old one is shut down
+ * ({@link Switchover}); the drill then watches until no connection to the old server is open (the drain)
  * or the observation window ends, and keeps the load going for {@code after} once drained. Requests are assigned
  * to a {@link Phase} by when they started.
  */
@@ -66,7 +72,7 @@ public final class SwitchoverDrill {
     private static final int ERRORS_KEPT = 10;
     private static final Duration WARM_UP_TIMEOUT = Duration.ofSeconds(30);
 
-    private final GoAwayProxy proxy;
+    private final Route route;
     private final PostgresUpstream from;
     private final PostgresUpstream to;
     private final String label;
@@ -81,7 +87,7 @@ public final class SwitchoverDrill {
     private final Consumer<String> progress;
 
     private SwitchoverDrill(Builder b) {
-        this.proxy = b.proxy;
+        this.route = b.route;
         this.from = b.from;
         this.to = b.to;
         this.label = b.label;
@@ -106,21 +112,35 @@ public final class SwitchoverDrill {
      *         observed for at most 30 s, sampled every 100 ms
      */
     public static Builder builder(GoAwayProxy proxy, PostgresUpstream from, PostgresUpstream to) {
-        return new Builder(proxy, from, to);
+        return new Builder(new ProxyRoute(Objects.requireNonNull(proxy, "proxy")), from, to);
     }
 
     /**
-     * Runs the drill with the pool the load borrows from. It must connect through the proxy. A drill runs once at a
-     * time: it moves the proxy.
+     * A drill moving the database from {@code from} to {@code to} by re-pointing a DNS name: the pool's URL names
+     * the servers by {@code name}, which resolves to {@code from} now. The servers listen on addresses of their own
+     * ({@link EmbeddedUpstream#startOn}), so that the name's address is all that tells them apart.
+     *
+     * @param name the name the pool's URL uses
+     * @param from the old server
+     * @param to   the new server
+     * @return a builder with the same defaults as {@link #builder(GoAwayProxy, PostgresUpstream, PostgresUpstream)}
+     */
+    public static Builder builder(DnsName name, EmbeddedUpstream from, EmbeddedUpstream to) {
+        return new Builder(new DnsRoute(Objects.requireNonNull(name, "name")), from, to);
+    }
+
+    /**
+     * Runs the drill with the pool the load borrows from. It must connect through the proxy (or by the name). A
+     * drill runs once at a time: it moves the proxy (or the name).
      *
      * @param pool the application's pool
      * @return what the drill saw
      * @throws InterruptedException if interrupted; the load is stopped first
-     * @throws IllegalStateException if the proxy does not send new connections to the old server now
+     * @throws IllegalStateException if the proxy (or the name) does not send new connections to the old server now
      */
     public synchronized DrillResult run(DataSource pool) throws InterruptedException {
-        if (!isServer(proxy.currentUpstream().getHostString(), proxy.currentUpstream().getPort(), from)) {
-            throw new IllegalStateException("the proxy sends new connections to " + proxy.currentUpstream()
+        if (!route.sendsTo(from)) {
+            throw new IllegalStateException("new connections go to " + route.currentTarget()
                     + ", not to the drill's old server " + from.host() + ":" + from.port());
         }
         awaitWarm(pool);
@@ -129,6 +149,7 @@ public final class SwitchoverDrill {
             return run.execute();
         } finally {
             run.stop();
+            route.close();
         }
     }
 
@@ -140,29 +161,16 @@ public final class SwitchoverDrill {
         try (Connection first = pool.getConnection()) {
             first.isValid(1);   // a lazily started pool starts now
         } catch (SQLException e) {
-            throw new IllegalStateException("the pool cannot connect through the proxy: " + e.getMessage(), e);
+            throw new IllegalStateException("the pool cannot connect: " + e.getMessage(), e);
         }
         long deadline = System.nanoTime() + WARM_UP_TIMEOUT.toNanos();
-        while (openOn(from).size() < warmUp) {
+        while (route.openOn(from).size() < warmUp) {
             if (System.nanoTime() > deadline) {
                 throw new IllegalStateException("the pool did not open " + warmUp + " connections to the old server in "
                         + WARM_UP_TIMEOUT.toSeconds() + " s");
             }
             Thread.sleep(20);
         }
-    }
-
-    private boolean isServer(String host, int port, PostgresUpstream server) {
-        return port == server.port() && host.equals(server.host());
-    }
-
-    private List<ProxiedConnection> openOn(PostgresUpstream server) {
-        return proxy.openConnections().stream().filter(c -> on(c, server)).toList();
-    }
-
-    private boolean on(ProxiedConnection c, PostgresUpstream server) {
-        // A connection still in its startup has no server yet.
-        return c.upstream() != null && isServer(c.upstream().getHostString(), c.upstream().getPort(), server);
     }
 
     /** One request's outcome; times in nanoseconds, start relative to the drill's start. */
@@ -195,23 +203,23 @@ public final class SwitchoverDrill {
             sampler.scheduleAtFixedRate(this::sample, 0, sampleEvery.toNanos(), TimeUnit.NANOSECONDS);
             Thread.sleep(before.toMillis());
 
-            List<ProxiedConnection> oldAtSwitch = openOn(from);
+            List<Route.Open> oldAtSwitch = route.openOn(from);
             Instant switchedAt = Instant.now();
             long switchNanos = elapsed();
             phase = Phase.DURING;
-            proxy.retarget(to);
+            route.switchTo(to);
             String switchoverNote = switchOver();
 
             long deadline = switchNanos + observeAtMost.toNanos();
-            while (!openOn(from).isEmpty() && elapsed() < deadline) {
+            while (!route.openOn(from).isEmpty() && elapsed() < deadline) {
                 Thread.sleep(10);
             }
-            List<ProxiedConnection> stillOld = openOn(from);
+            List<Route.Open> stillOld = route.openOn(from);
             boolean drained = stillOld.isEmpty();
             long drainedNanos = elapsed();
             Optional<Duration> drainTime = Optional.empty();
             if (drained) {
-                drainTime = Optional.of(lastClose(oldAtSwitch).map(at -> Duration.between(switchedAt, at))
+                drainTime = Optional.of(route.lastClose(oldAtSwitch).map(at -> Duration.between(switchedAt, at))
                         .orElse(Duration.ZERO));
                 phase = Phase.AFTER;
                 Thread.sleep(after.toMillis());
@@ -228,7 +236,7 @@ public final class SwitchoverDrill {
         /** Performs the switchover itself; returns a note for the report if something did not go as planned. */
         private String switchOver() {
             if (switchover == Switchover.SMART) {
-                proxy.smartShutdown(from);
+                route.smartShutdown(from);
                 return "";
             }
             try {
@@ -250,15 +258,8 @@ public final class SwitchoverDrill {
         }
 
         private void sample() {
-            int onOld = 0;
-            int onNew = 0;
-            for (ProxiedConnection c : proxy.openConnections()) {
-                if (on(c, from)) {
-                    onOld++;
-                } else if (on(c, to)) {
-                    onNew++;
-                }
-            }
+            int onOld = route.openOn(from).size();
+            int onNew = route.openOn(to).size();
             long now = elapsed();
             timeline.add(new TimelinePoint(TimeUnit.NANOSECONDS.toMillis(now), onOld, onNew, running.succeeded(),
                     running.failed(), running.inUse(), running.waiting()));
@@ -271,14 +272,8 @@ public final class SwitchoverDrill {
             }
         }
 
-        private Optional<Instant> lastClose(List<ProxiedConnection> oldAtSwitch) {
-            List<Long> ids = oldAtSwitch.stream().map(ProxiedConnection::id).toList();
-            return proxy.connections().stream().filter(c -> ids.contains(c.id()))
-                    .flatMap(c -> c.closedAt().stream()).max(Instant::compareTo);
-        }
-
         /** With HikariCP's max-lifetime rotation alone, the old server is free when its youngest connection retires. */
-        private Optional<Duration> projectedWait(List<ProxiedConnection> stillOld) {
+        private Optional<Duration> projectedWait(List<Route.Open> stillOld) {
             if (maxLifetime == null || stillOld.isEmpty()) {
                 return Optional.empty();
             }
@@ -289,8 +284,7 @@ public final class SwitchoverDrill {
 
         /** The most connections the new server received within any one second. */
         private int peakNewConnections() {
-            List<Instant> opened = proxy.connections().stream().filter(c -> on(c, to))
-                    .map(ProxiedConnection::connectedAt).sorted().toList();
+            List<Instant> opened = route.openedOn(to).stream().sorted().toList();
             int peak = 0;
             int first = 0;
             for (int last = 0; last < opened.size(); last++) {
@@ -350,7 +344,7 @@ public final class SwitchoverDrill {
     /** Settings of a drill; every one has a default. */
     public static final class Builder {
 
-        private final GoAwayProxy proxy;
+        private final Route route;
         private final PostgresUpstream from;
         private final PostgresUpstream to;
         private String label = "drill";
@@ -366,8 +360,8 @@ public final class SwitchoverDrill {
         private Consumer<String> progress = line -> {
         };
 
-        private Builder(GoAwayProxy proxy, PostgresUpstream from, PostgresUpstream to) {
-            this.proxy = Objects.requireNonNull(proxy, "proxy");
+        private Builder(Route route, PostgresUpstream from, PostgresUpstream to) {
+            this.route = route;
             this.from = Objects.requireNonNull(from, "from");
             this.to = Objects.requireNonNull(to, "to");
             if (from.port() == to.port() && from.host().equals(to.host())) {
