@@ -1,105 +1,80 @@
 package dev.poolgoaway.hikari;
 
-import static org.awaitility.Awaitility.await;
-import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.time.Duration;
-import java.util.concurrent.TimeUnit;
-import java.util.concurrent.atomic.AtomicInteger;
+import java.util.Arrays;
+import java.util.EnumSet;
+import java.util.Set;
+import java.util.stream.Stream;
 
-import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Assumptions;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.MethodSource;
 
-import com.zaxxer.hikari.HikariConfig;
-import com.zaxxer.hikari.HikariDataSource;
-
-import dev.poolgoaway.testkit.EmbeddedUpstream;
-import dev.poolgoaway.testkit.GoAwayProxy;
-import dev.poolgoaway.testkit.LoadGenerator;
-import dev.poolgoaway.testkit.ProxyEvent;
-import io.micrometer.core.instrument.Counter;
-import io.micrometer.core.instrument.simple.SimpleMeterRegistry;
+import dev.poolgoaway.hikari.FaultDrill.Fault;
+import dev.poolgoaway.hikari.FaultDrill.Load;
+import dev.poolgoaway.hikari.FaultDrill.Run;
+import dev.poolgoaway.hikari.FaultDrill.Scenario;
+import dev.poolgoaway.hikari.FaultDrill.Shape;
 
 /**
- * A switchover gone wrong, on real PostgreSQL 18 through the test kit's proxy, run with and without pool-goaway in
- * the same test: the stale load balancer (the leaving server's smart shutdown refuses every new connection with
- * 57P03, and new connections still go to it). The run with pool-goaway must fail no more requests than plain
- * HikariCP, never have fewer than plain's connections less one, say that the drain is stalled (evictor, meter),
- * and drain once the balancer is fixed. The proxy sends GoAway only to sessions that asked for it, so the plain
- * run is plain HikariCP and pgjdbc.
+ * A switchover gone wrong, on real PostgreSQL 18, run with and without pool-goaway in the same test ({@link FaultDrill}):
+ * the run with pool-goaway must fail no more requests than plain HikariCP, never have fewer than plain's connections
+ * less one, say that the drain is stalled while replacements fail (evictor, meter, WARN), not churn when the leaving
+ * server asks every replacement to leave, and drain once the fault is fixed.
+ *
+ * <p>The default build runs one row per fault and per pool shape; {@code -Dpoolgoaway.drill=true} (the {@code drill}
+ * profile) runs every fault with every shape and every load.
  */
 class StalledDrainTest {
 
-    private static final EmbeddedUpstream blue = EmbeddedUpstream.shared("blue");
-    private static final EmbeddedUpstream green = EmbeddedUpstream.shared("green");
-    private static final int SIZE = 8;
+    /** System property: run the whole matrix. */
+    static final String FULL_MATRIX = "poolgoaway.drill";
+    /**
+     * Shapes pool-goaway is known to do worse in than plain HikariCP (docs/limitations.md): a pool of one lets its
+     * only connection go first and then has none while its replacement fails.
+     */
+    private static final Set<Shape> KNOWN_GAPS = EnumSet.of(Shape.ONE);
 
-    /** What one run saw. */
-    private record Run(long failed, int fewestConnections) {
+    static Stream<Scenario> scenarios() {
+        if (Boolean.getBoolean(FULL_MATRIX)) {
+            return Arrays.stream(Fault.values()).flatMap(f -> Arrays.stream(Shape.values())
+                    .flatMap(s -> Arrays.stream(Load.values()).map(l -> new Scenario(f, s, l))));
+        }
+        return Stream.of(
+                new Scenario(Fault.STALE, Shape.FIXED, Load.STEADY),
+                new Scenario(Fault.UNREACHABLE, Shape.FIXED, Load.BURST_AFTER_LULL),
+                new Scenario(Fault.FULL, Shape.MINIMUM_IDLE_5, Load.STEADY),
+                new Scenario(Fault.SLOW, Shape.MINIMUM_IDLE_0, Load.STEADY),
+                new Scenario(Fault.GOAWAY_AGAIN, Shape.FIXED, Load.STEADY),
+                new Scenario(Fault.STALE, Shape.ONE, Load.STEADY),
+                new Scenario(Fault.HEALTHY, Shape.SUSPENDED, Load.STEADY),
+                new Scenario(Fault.STALE, Shape.PUBLIC_API, Load.STEADY));
     }
 
-    @Test
-    void aStaleBalancerStallsTheDrainWithoutCostingARequestThenItDrainsWhenFixed() throws Exception {
-        Run plain = run(false);
-        Run withPoolGoAway = run(true);
-        assertTrue(withPoolGoAway.failed() <= plain.failed(), withPoolGoAway + " against plain " + plain);
-        assertTrue(withPoolGoAway.fewestConnections() >= plain.fewestConnections() - 1,
-                withPoolGoAway + " against plain " + plain);
-    }
-
-    private Run run(boolean install) throws Exception {
-        try (GoAwayProxy proxy = GoAwayProxy.builder().upstream(blue).name("stalled-proxy").start()) {
-            HikariConfig config = PoolFixture.config(proxy.jdbcUrl("postgres"), "stalled-" + install, SIZE);
-            // A short connectionTimeout keeps the run short: the stall is declared at the first failed attempt.
-            config.setConnectionTimeout(2000);
-            SimpleMeterRegistry meters = new SimpleMeterRegistry();
-            GoAwayEvictor evictor = null;
-            if (install) {
-                evictor = PoolGoAway.install(config);
-                GoAwayMetrics.bind(evictor, meters);
-            }
-            try (HikariDataSource pool = new HikariDataSource(config);
-                    LoadGenerator load = new LoadGenerator(pool, 3, Duration.ofMillis(2))) {
-                await().atMost(PoolFixture.WAIT).until(() -> pool.getHikariPoolMXBean().getTotalConnections() == SIZE);
-                await().atMost(PoolFixture.WAIT).until(() -> load.succeeded() > 50);
-                AtomicInteger fewest = new AtomicInteger(SIZE);
-                // The balancer still sends new connections to blue, which is shutting down: 57P03 for each.
-                proxy.smartShutdown(blue);
-                if (install) {
-                    GoAwayEvictor e = evictor;
-                    await().atMost(PoolFixture.WAIT).until(() -> {
-                        fewest.accumulateAndGet(pool.getHikariPoolMXBean().getTotalConnections(), Math::min);
-                        return e.stalled() && e.replacementFailures() > 0;
-                    });
-                    assertTrue(e.lastReplacementFailure().orElseThrow().startsWith("57P03: "),
-                            e.lastReplacementFailure().orElseThrow());
-                    Counter failed = meters.find(GoAwayMetrics.REPLACEMENTS).tag("result", "failed").counter();
-                    assertTrue(failed != null && failed.count() > 0, meters::getMetersAsString);
-                } else {
-                    // Plain HikariCP replaces nothing: wait for the same number of borrows instead.
-                    await().atMost(PoolFixture.WAIT).until(() -> proxy.timeline().stream()
-                            .anyMatch(ev -> ev.kind() == ProxyEvent.Kind.SMART_SHUTDOWN));
-                }
-                long before = load.succeeded();
-                await().atMost(PoolFixture.WAIT).until(() -> {
-                    fewest.accumulateAndGet(pool.getHikariPoolMXBean().getTotalConnections(), Math::min);
-                    return load.succeeded() > before + 300;
-                });
-                long failedDuringFault = load.failed();
-                // The balancer is fixed: new connections go to green; the drain resumes and completes.
-                proxy.retarget(green);
-                if (install) {
-                    proxy.smartShutdown(blue).get(PoolFixture.WAIT.toSeconds(), TimeUnit.SECONDS);
-                    GoAwayEvictor e = evictor;
-                    await().atMost(PoolFixture.WAIT).until(() -> !e.stalled() && !e.draining());
-                    assertEquals(SIZE, e.lastDrain().orElseThrow().connections());
-                    assertTrue(PoolFixture.openPidsOn(proxy, blue).isEmpty());
-                    assertEquals(0, load.failed() - failedDuringFault, load::failureSummary);
-                }
-                assertFalse(install && evictor.problem().isPresent());
-                return new Run(failedDuringFault, fewest.get());
-            }
+    @ParameterizedTest(name = "{0}")
+    @MethodSource("scenarios")
+    void noWorseThanPlainHikariCPAndDrainedOnceFixed(Scenario scenario) throws Exception {
+        Run plain = FaultDrill.run(scenario, false);
+        Run withPoolGoAway = FaultDrill.run(scenario, true);
+        // The figures of docs/reliability.md's fault table.
+        System.out.println("fault drill " + scenario + ": pool-goaway " + withPoolGoAway + "; plain HikariCP "
+                + plain);
+        String both = withPoolGoAway + " against plain " + plain;
+        boolean noWorse = withPoolGoAway.failed() <= plain.failed()
+                && withPoolGoAway.fewest() >= plain.fewest() - 1;
+        if (KNOWN_GAPS.contains(scenario.shape())) {
+            // Measured and reported, not hidden: the row fails once the gap is closed, to be taken off the list.
+            assertFalse(noWorse, "the known gap of " + scenario.shape() + " is closed (" + both
+                    + "): take it off KNOWN_GAPS");
+            Assumptions.abort("known gap, docs/limitations.md: " + both);
+        }
+        assertTrue(noWorse, both);
+        if (scenario.fault() == Fault.GOAWAY_AGAIN) {
+            // Back off, not churn: one probe per backoff (connectionTimeout, doubling), never connection-setup speed.
+            assertTrue(withPoolGoAway.opened() <= 2 + withPoolGoAway.faultMillis()
+                    / FaultDrill.CONNECTION_TIMEOUT_MILLIS, both);
         }
     }
 }
