@@ -116,13 +116,24 @@ final class FaultDrill {
     }
 
     /**
-     * What one run saw during the fault: requests failed, the fewest connections the pool had, connections opened
-     * through the proxy, and how long the fault lasted.
+     * What one run saw: requests failed during the fault and after it was fixed, the fewest connections the pool had from the fault's
+     * start until the drain completed (the plain run: until the fault was fixed), connections opened through the
+     * proxy during the fault (refused and failed ones included), and how long the fault lasted.
      */
-    record Run(long failed, int fewest, int opened, long faultMillis) {
+    record Run(long failedDuringFault, long failedAfterFix, int atStart, int fewest, int opened, long faultMillis) {
+        long failed() {
+            return failedDuringFault + failedAfterFix;
+        }
+
+        /** @return connections lost at the worst moment: a pool that grows with its load starts where it got to */
+        int lost() {
+            return atStart - fewest;
+        }
+
         @Override
         public String toString() {
-            return failed + " failed, fewest " + fewest + ", " + opened + " opened in " + faultMillis + " ms";
+            return failedDuringFault + "+" + failedAfterFix + " failed (fault+fixed), " + atStart
+                    + " connections then fewest " + fewest + ", " + opened + " opened in " + faultMillis + " ms";
         }
     }
 
@@ -147,8 +158,12 @@ final class FaultDrill {
                 HikariPoolMXBean mx = pool.getHikariPoolMXBean();
                 Loads loads = new Loads(pool);
                 try {
-                    await().atMost(PoolFixture.WAIT).until(() -> mx.getTotalConnections() >= s.shape().minimumIdle
+                    // Both runs start from the same pool: full (3 threads plus minimumIdle 5 reach 8 too), or, with
+                    // minimumIdle 0, as large as the load made it.
+                    int settled = s.shape().minimumIdle == 0 ? Loads.THREADS : s.shape().size;
+                    await().atMost(PoolFixture.WAIT).until(() -> mx.getTotalConnections() >= settled
                             && loads.current.succeeded() > 50);
+                    int atStart = mx.getTotalConnections();
                     long faultStart = System.nanoTime();
                     long lastIdBefore = lastConnectionId(proxy);
                     sampler.start();
@@ -192,8 +207,8 @@ final class FaultDrill {
                     }
                     if (slow) {
                         // Nothing failed, but no replacement came within connectionTimeout: stalled, and said so.
-                        assertTrue(log.contains(poolName + " - drain stalled: ") && log.contains(
-                                "(none came within connectionTimeout)"), "the slow server's stall WARN");
+                        await().atMost(PoolFixture.WAIT).until(() -> log.contains(poolName + " - drain stalled: ")
+                                && log.contains("(none came within connectionTimeout)"));
                     }
                     if (install && s.shape() == Shape.PUBLIC_API) {
                         assertTrue(e.stalled() && e.publicApiFallback(), "the fallback says it cannot drain");
@@ -201,17 +216,18 @@ final class FaultDrill {
                                 + " public API alone"), "the fallback's WARN");
                     }
                     fix(s.fault(), proxy, slots);
-                    int fewest = sampler.stop();
                     if (drains) {
                         await().atMost(PoolFixture.WAIT).until(() -> !e.stalled() && !e.draining()
                                 && PoolFixture.openPidsOn(proxy, blue).isEmpty());
                         assertTrue(e.lastDrain().isPresent(), "a drain completed");
-                        PoolFixture.awaitMoreSucceeded(loads.current, 50);
-                        assertEquals(failedDuringFault, loads.failed(), "no request fails once the fault is fixed: "
-                                + loads.current.failureSummary());
                         assertTrue(e.problem().isEmpty(), () -> e.problem().orElseThrow());
                     }
-                    return new Run(failedDuringFault, fewest, opened, faultMillis);
+                    // Both runs serve on after the fix, and the pool is sampled until then: the drain's completion
+                    // must cost nothing either.
+                    PoolFixture.awaitMoreSucceeded(loads.current, 50);
+                    int fewest = sampler.stop();
+                    return new Run(failedDuringFault, loads.failed() - failedDuringFault, atStart, fewest, opened,
+                            faultMillis);
                 } finally {
                     if (s.shape() == Shape.SUSPENDED) {
                         mx.resumePool();
@@ -293,21 +309,25 @@ final class FaultDrill {
 
     /** The load, one generator at a time; the failures of those already closed are kept. */
     private static final class Loads {
+        static final int THREADS = 3;
         private final HikariDataSource pool;
         LoadGenerator current;
         private long failedBefore;
 
         Loads(HikariDataSource pool) {
             this.pool = pool;
-            this.current = new LoadGenerator(pool, 3, Duration.ofMillis(2));
+            this.current = new LoadGenerator(pool, THREADS, Duration.ofMillis(2));
         }
 
-        /** Nothing for {@link #LULL} (no connection in use), then 40 threads until they have done 400 requests. */
+        /**
+         * Nothing for {@link #LULL} (no connection in use), then 40 threads until they have done 400 requests (or one
+         * failed).
+         */
         void lullThenBurst(HikariPoolMXBean mx) throws Exception {
             close();
             await().pollDelay(LULL).atMost(LULL.plus(PoolFixture.WAIT)).until(() -> mx.getActiveConnections() == 0);
             current = new LoadGenerator(pool, 40, Duration.ofMillis(2));
-            await().atMost(PoolFixture.WAIT).until(() -> current.succeeded() > 400);
+            await().atMost(PoolFixture.WAIT).until(() -> current.succeeded() > 400 || current.failed() > 0);
         }
 
         long failed() {

@@ -1,6 +1,5 @@
 package dev.poolgoaway.hikari;
 
-import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.util.Arrays;
@@ -21,7 +20,8 @@ import dev.poolgoaway.hikari.FaultDrill.Shape;
 /**
  * A switchover gone wrong, on real PostgreSQL 18, run with and without pool-goaway in the same test ({@link FaultDrill}):
  * the run with pool-goaway must fail no more requests than plain HikariCP, never have fewer than plain's connections
- * less one, say that the drain is stalled while replacements fail (evictor, meter, WARN), not churn when the leaving
+ * less one (counted from where each run's pool was when the fault began, since a pool below its maximum grows with
+ * its load at its own pace), say that the drain is stalled while replacements fail (evictor, meter, WARN), not churn when the leaving
  * server asks every replacement to leave, and drain once the fault is fixed.
  *
  * <p>The default build runs one row per fault and per pool shape; {@code -Dpoolgoaway.drill=true} (the {@code drill}
@@ -33,7 +33,8 @@ class StalledDrainTest {
     static final String FULL_MATRIX = "poolgoaway.drill";
     /**
      * Shapes pool-goaway is known to do worse in than plain HikariCP (docs/limitations.md): a pool of one lets its
-     * only connection go first and then has none while its replacement fails.
+     * only connection go first and then has none while its replacement is made, or fails. A row of such a shape that
+     * does worse is reported as aborted, with its figures; one that does no worse passes.
      */
     private static final Set<Shape> KNOWN_GAPS = EnumSet.of(Shape.ONE);
 
@@ -63,17 +64,16 @@ class StalledDrainTest {
                 + plain);
         String both = withPoolGoAway + " against plain " + plain;
         boolean noWorse = withPoolGoAway.failed() <= plain.failed()
-                && withPoolGoAway.fewest() >= plain.fewest() - 1;
-        if (KNOWN_GAPS.contains(scenario.shape())) {
-            // Measured and reported, not hidden: the row fails once the gap is closed, to be taken off the list.
-            assertFalse(noWorse, "the known gap of " + scenario.shape() + " is closed (" + both
-                    + "): take it off KNOWN_GAPS");
+                && withPoolGoAway.lost() <= plain.lost() + 1;
+        if (KNOWN_GAPS.contains(scenario.shape()) && !noWorse) {
+            // Measured and reported, not hidden.
             Assumptions.abort("known gap, docs/limitations.md: " + both);
         }
         assertTrue(noWorse, both);
         if (scenario.fault() == Fault.GOAWAY_AGAIN) {
-            // Back off, not churn: one probe per backoff (connectionTimeout, doubling), never connection-setup speed.
-            assertTrue(withPoolGoAway.opened() <= 2 + withPoolGoAway.faultMillis()
+            // Back off, not churn: one probe per backoff (connectionTimeout, doubling), never connection-setup
+            // speed; a pool below its maximum also grows with its load, as plain HikariCP's does.
+            assertTrue(withPoolGoAway.opened() <= plain.opened() + 2 + withPoolGoAway.faultMillis()
                     / FaultDrill.CONNECTION_TIMEOUT_MILLIS, both);
         }
     }

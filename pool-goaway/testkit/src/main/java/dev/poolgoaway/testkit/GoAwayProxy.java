@@ -75,6 +75,8 @@ public final class GoAwayProxy implements AutoCloseable {
     private final InetAddress address;
     /** Replaced by a new one when connections are accepted again after {@link #refuseConnections(boolean)}. */
     private volatile ServerSocket listener;
+    /** The thread that accepts on {@link #listener}. */
+    private volatile Thread acceptor;
     private final String host;
     private final AtomicReference<InetSocketAddress> upstream;
     private final AtomicLong ids = new AtomicLong();
@@ -101,7 +103,8 @@ public final class GoAwayProxy implements AutoCloseable {
                 : b.address.getHostAddress().contains(":") ? "[" + b.address.getHostAddress() + "]"
                 : b.address.getHostAddress();
         ServerSocket first = listener;
-        newThread(() -> acceptLoop(first), "accept").start();
+        this.acceptor = newThread(() -> acceptLoop(first), "accept");
+        acceptor.start();
         log.info("{} listening on {}:{}, forwarding to {}:{}{}, GoAway by {}, admin messages {}", name, host(), port(),
                 b.upstream.getHostString(), b.upstream.getPort(), tls != null ? ", TLS offered" : "", dialect,
                 adminMessages);
@@ -514,12 +517,20 @@ public final class GoAwayProxy implements AutoCloseable {
         }
         if (refuse) {
             listener.close();
+            // The kernel keeps listening until the thread blocked in accept() has left it.
+            try {
+                acceptor.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while closing the listener", e);
+            }
         } else {
             ServerSocket again = new ServerSocket();
             again.setReuseAddress(true);
             again.bind(new InetSocketAddress(address, port()), 128);
             listener = again;
-            newThread(() -> acceptLoop(again), "accept").start();
+            acceptor = newThread(() -> acceptLoop(again), "accept");
+            acceptor.start();
         }
         log.info("{} {} new connections on port {}", name, refuse ? "refuses" : "accepts", port());
     }
