@@ -72,8 +72,11 @@ class StalledDrainTest {
         assertTrue(noWorse, both);
         if (scenario.fault() == Fault.GOAWAY_AGAIN) {
             // Back off, not churn: one probe per backoff (connectionTimeout, doubling), never connection-setup
-            // speed; a pool below its maximum also grows with its load, as plain HikariCP's does.
-            assertTrue(withPoolGoAway.opened() <= plain.opened() + 2 + withPoolGoAway.faultMillis()
+            // speed. Beside those, a pool below its maximum grows as plain HikariCP's does, and once more towards
+            // its maximum while the drain holds minimumIdle at the pool's size with connections in use (each new
+            // one asked to leave too, and kept: opened once, not churned).
+            int growth = scenario.shape().size - withPoolGoAway.atStart();
+            assertTrue(withPoolGoAway.opened() <= plain.opened() + growth + 2 + withPoolGoAway.faultMillis()
                     / FaultDrill.CONNECTION_TIMEOUT_MILLIS, both);
         }
     }
