@@ -15,13 +15,14 @@ import dev.poolgoaway.hikari.FaultDrill.Scenario;
 import dev.poolgoaway.hikari.FaultDrill.Shape;
 
 /**
- * A switchover gone wrong, on real PostgreSQL 18, run with and without pool-goaway in the same test ({@link FaultDrill}):
- * the run with pool-goaway must fail no more requests than plain HikariCP, never have fewer connections than plain
- * (counted from where each run's pool was when the fault began, since a pool below its maximum grows with its load at
- * its own pace: each connection goes only once its replacement exists, in a place beyond {@code maximumPoolSize}, so
- * a pool of 1 keeps its one connection), say that the drain is stalled while replacements fail or the pool is
- * suspended (evictor, meter, WARN), not churn when the leaving server asks every replacement to leave, and drain once
- * the fault is fixed, with {@code maximumPoolSize} and {@code minimumIdle} put back.
+ * A switchover gone wrong, on real PostgreSQL 18, run with and without pool-goaway in the same test
+ * ({@link FaultDrill}): the run with pool-goaway must fail no more requests than plain HikariCP, never have fewer
+ * connections than plain (counted from where each run's pool was when the fault began, since a pool below its maximum
+ * grows with its load at its own pace: each connection goes only once its replacement exists, in a place beyond
+ * {@code maximumPoolSize}, so a pool of 1 keeps its one connection), say that the drain is stalled while
+ * replacements fail or the pool is suspended (evictor, meter, WARN), not churn when the leaving server asks every
+ * replacement to leave, and drain once the fault is fixed, with {@code maximumPoolSize} and {@code minimumIdle} put
+ * back.
  *
  * <p>The default build runs one row per fault and per pool shape; {@code -Dpoolgoaway.drill=true} (the {@code drill}
  * profile) runs every fault with every shape and every load.
@@ -61,10 +62,12 @@ class StalledDrainTest {
         // so not one fewer than plain, maximumPoolSize=1 included.
         assertTrue(withPoolGoAway.lost() <= plain.lost(), both);
         if (scenario.fault() == Fault.GOAWAY_AGAIN) {
-            // Back off, not churn: one probe per backoff (connectionTimeout, doubling), never connection-setup
-            // speed. Beside those, a pool below its maximum grows as plain HikariCP's does, and once more towards
-            // its maximum while the drain holds minimumIdle at the pool's size with connections in use (each new
-            // one asked to leave too, and kept: opened once, not churned).
+            // Back off, not churn: the replacement opened ahead (maxExtraConnections, 1), asked to leave too, then
+            // one probe per backoff (connectionTimeout, doubling), never connection-setup speed; one more for the
+            // probe that the fault's end, counted in whole connectionTimeouts, cuts short. Each failed replacement
+            // puts minimumIdle back (nothing was let go), so between probes a pool below its maximum grows only as
+            // HikariCP grows it for its own minimumIdle, as plain's does; the two runs may start apart, so up to
+            // its maximum.
             int growth = scenario.shape().size - withPoolGoAway.atStart();
             assertTrue(withPoolGoAway.opened() <= plain.opened() + growth + 2 + withPoolGoAway.faultMillis()
                     / FaultDrill.CONNECTION_TIMEOUT_MILLIS, both);
