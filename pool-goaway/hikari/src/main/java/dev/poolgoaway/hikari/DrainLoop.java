@@ -497,6 +497,7 @@ final class DrainLoop {
         }
         if (t.kind != null && !t.kind.ended()) {
             failed("the new connection to " + t.signals.server() + " was asked to leave too (" + t.kind.tag() + ")");
+            stopAsking();
             return;
         }
         if (t.kind != null || (!matched && !stalled)) {
@@ -523,13 +524,20 @@ final class DrainLoop {
         lastFailureSeen = failure;
         if (waiting || owed > 0) {
             failed(describe(failure));
-            if (owed <= 0 && requested >= 0) {
-                // Nothing was let go: the pool is as plain HikariCP keeps it, and plain HikariCP would not be
-                // connecting at all. HikariCP stops asking the failing destination; the backoff's retries ask
-                // again.
-                pool.endReplacements();
-                requested = -1;
-            }
+            stopAsking();
+        }
+    }
+
+    /**
+     * After a failed replacement (refused, or asked to leave too): if nothing was let go, the pool is as plain
+     * HikariCP keeps it, and plain HikariCP would not be connecting at all. HikariCP stops asking the failing
+     * destination (and a pool below its maximum, whose raised {@code minimumIdle} would let HikariCP open one for
+     * each connection in use, stops growing on the leaving server); the backoff's retries ask again.
+     */
+    private void stopAsking() {
+        if (owed <= 0 && requested >= 0) {
+            pool.endReplacements();
+            requested = -1;
         }
     }
 

@@ -354,6 +354,36 @@ class DrainLoopTest {
         assertFalse(loop.draining());
     }
 
+    /**
+     * A pool below its maximum, every connection in use, and the leaving server accepting and asking again: the
+     * replacement asked to leave too puts {@code minimumIdle} back, as a refused one does, or HikariCP (idle below the
+     * raised {@code minimumIdle}) would open one more on the leaving server for each connection in use.
+     */
+    @Test
+    void aReplacementAskedToLeaveTooStopsHikariConnectingUntilTheRetry() {
+        FakePool pool = new FakePool(20);
+        pool.conns.subList(6, 20).clear();
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.conns.forEach(pool::borrow);
+        pool.hear(SignalKind.GOAWAY, 0, 6);
+        run(loop, pool);
+        assertEquals(7, pool.requestedSize, "the replacement first, in a 7th place");
+        pool.refill(1);
+        pool.hear(SignalKind.GOAWAY, 6, 7);
+        loop.connectionCreated(pool.nanos);
+        run(loop, pool);
+        assertTrue(loop.stalled());
+        assertTrue(loop.lastReplacementFailure().orElseThrow().contains("was asked to leave too"));
+        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it: HikariCP stops until the retry");
+        assertEquals(20, pool.maximum);
+        assertEquals(7, pool.conns.size(), "the six, and the new one kept: nothing closed, nothing churned");
+        int asked = pool.requests;
+        pool.advanceMillis(pool.connectionTimeoutMillis);
+        run(loop, pool);
+        assertEquals(asked + 1, pool.requests, "asked again after the backoff");
+        assertEquals(7, pool.requestedSize);
+    }
+
     @Test
     void aSuspendedPoolStallsTheDrainWithItsReasonAndResumePoolResumesIt() {
         FakePool pool = new FakePool(4);

@@ -50,6 +50,9 @@ import org.slf4j.LoggerFactory;
  *       upstream proposal;</li>
  *   <li>{@link #retarget(String, int)}: new connections go to another server, old ones stay: the proxy plays the
  *       load balancer and the old server of a switchover at once;</li>
+ *   <li>the faults of a switchover gone wrong, for new connections only: {@link #refuseConnections(boolean)}
+ *       (connection refused, as a server that is down), {@link #connectDelay(Duration)} (a slow server) and
+ *       {@link #goAwayOnConnect(boolean)} (a leaving server that asks its new connections to leave too);</li>
  *   <li>{@link #connections()} and {@link #timeline()}: what happened, per connection and in order.</li>
  * </ul>
  *
@@ -69,7 +72,11 @@ public final class GoAwayProxy implements AutoCloseable {
     private final Dialect dialect;
     private final AdminMessageFormat adminMessages;
     private final String extension;
-    private final ServerSocket listener;
+    private final InetAddress address;
+    /** Replaced by a new one when connections are accepted again after {@link #refuseConnections(boolean)}. */
+    private volatile ServerSocket listener;
+    /** The thread that accepts on {@link #listener}. */
+    private volatile Thread acceptor;
     private final String host;
     private final AtomicReference<InetSocketAddress> upstream;
     private final AtomicLong ids = new AtomicLong();
@@ -78,9 +85,10 @@ public final class GoAwayProxy implements AutoCloseable {
     /** The newest {@value #MAX_EVENTS_KEPT} events; the oldest are forgotten first. Guarded by itself. */
     private final ArrayDeque<ProxyEvent> timeline = new ArrayDeque<>();
     private final List<Thread> threads = new CopyOnWriteArrayList<>();
-    private final Thread acceptor;
     private final Map<InetSocketAddress, SmartShutdown> shutdowns = new HashMap<>();
     private volatile boolean closed;
+    private volatile Duration connectDelay = Duration.ZERO;
+    private volatile boolean goAwayOnConnect;
 
     private GoAwayProxy(Builder b) throws IOException {
         this.name = b.name;
@@ -89,11 +97,13 @@ public final class GoAwayProxy implements AutoCloseable {
         this.adminMessages = b.adminMessages;
         this.extension = b.extension;
         this.upstream = new AtomicReference<>(Objects.requireNonNull(b.upstream, "upstream"));
+        this.address = b.address;
         this.listener = new ServerSocket(b.port, 128, b.address);
         this.host = b.address.equals(InetAddress.getLoopbackAddress()) ? "localhost"
                 : b.address.getHostAddress().contains(":") ? "[" + b.address.getHostAddress() + "]"
                 : b.address.getHostAddress();
-        this.acceptor = newThread(this::acceptLoop, "accept");
+        ServerSocket first = listener;
+        this.acceptor = newThread(() -> acceptLoop(first), "accept");
         acceptor.start();
         log.info("{} listening on {}:{}, forwarding to {}:{}{}, GoAway by {}, admin messages {}", name, host(), port(),
                 b.upstream.getHostString(), b.upstream.getPort(), tls != null ? ", TLS offered" : "", dialect,
@@ -492,6 +502,63 @@ public final class GoAwayProxy implements AutoCloseable {
         retarget(server.host(), server.port());
     }
 
+    /**
+     * Refuses new connections at the TCP level, as a server that is down or a host with nothing listening: the
+     * listening socket is closed, so the client's connect fails with "connection refused"; open connections keep
+     * working. {@code false} listens again, on the same port.
+     *
+     * @param refuse true to refuse, false to accept again
+     * @throws IOException if the port cannot be listened on again
+     */
+    public synchronized void refuseConnections(boolean refuse) throws IOException {
+        boolean refusing = listener.isClosed();
+        if (closed || refuse == refusing) {
+            return;
+        }
+        if (refuse) {
+            listener.close();
+            // The kernel keeps listening until the thread blocked in accept() has left it.
+            try {
+                acceptor.join(5_000);
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while closing the listener", e);
+            }
+        } else {
+            ServerSocket again = new ServerSocket();
+            again.setReuseAddress(true);
+            again.bind(new InetSocketAddress(address, port()), 128);
+            listener = again;
+            acceptor = newThread(() -> acceptLoop(again), "accept");
+            acceptor.start();
+        }
+        log.info("{} {} new connections on port {}", name, refuse ? "refuses" : "accepts", port());
+    }
+
+    /**
+     * Makes every new connection wait this long before the proxy connects it to the server, as a slow server (an
+     * overloaded one, a slow authentication, a long network path) does; open connections are not slowed.
+     *
+     * @param delay the wait; zero (the default) for none
+     */
+    public void connectDelay(Duration delay) {
+        if (delay.isNegative()) {
+            throw new IllegalArgumentException("a negative delay: " + delay);
+        }
+        connectDelay = delay;
+    }
+
+    /**
+     * Sends GoAway to every new connection once it is ready, as a leaving server that still accepts connections
+     * (a stale balancer in front of a server that asks every client to leave) does; open connections are not
+     * told again.
+     *
+     * @param on true to ask every new connection to leave, false (the default) for none
+     */
+    public void goAwayOnConnect(boolean on) {
+        goAwayOnConnect = on;
+    }
+
     // ---- facts ------------------------------------------------------------------------------------------------
 
     /** @return every connection so far, open and closed, oldest first */
@@ -561,13 +628,13 @@ public final class GoAwayProxy implements AutoCloseable {
         log.info("{} closed", name);
     }
 
-    private void acceptLoop() {
+    private void acceptLoop(ServerSocket listener) {
         while (!closed) {
             Socket client;
             try {
                 client = listener.accept();
             } catch (IOException e) {
-                if (!closed) {
+                if (!closed && listener == this.listener && !listener.isClosed()) {
                     log.warn("{}: accept failed, no longer listening: {}", name, e.toString());
                 }
                 return;
@@ -593,6 +660,14 @@ public final class GoAwayProxy implements AutoCloseable {
 
     InetSocketAddress upstream() {
         return upstream.get();
+    }
+
+    Duration connectDelay() {
+        return connectDelay;
+    }
+
+    boolean goAwayOnConnect() {
+        return goAwayOnConnect;
     }
 
     Thread newThread(Runnable body, String what) {

@@ -11,6 +11,7 @@ import java.io.OutputStream;
 import java.net.InetSocketAddress;
 import java.net.Socket;
 import java.nio.charset.StandardCharsets;
+import java.time.Duration;
 import java.time.Instant;
 import java.util.Arrays;
 import java.util.List;
@@ -152,8 +153,34 @@ final class ProxySession {
                 refuse("57P03", "the database system is shutting down");
                 return null;
             }
+            slowStart();
             connectUpstream(header, body);
+            if (proxy.goAwayOnConnect()) {
+                // Sent once the connection is ready, as the leaving server sends it to a backend it just started.
+                goAway();
+            }
             return in;
+        }
+    }
+
+    /** A slow server: the connection waits {@link GoAwayProxy#connectDelay(Duration)} before it reaches it. */
+    private void slowStart() throws IOException {
+        long delay = proxy.connectDelay().toNanos();
+        if (delay == 0) {
+            return;
+        }
+        long end = System.nanoTime() + delay;
+        // In steps, so that closing the proxy (or the connection) does not wait for the whole delay.
+        for (long left = delay; left > 0 && !closed.get(); left = end - System.nanoTime()) {
+            try {
+                TimeUnit.NANOSECONDS.sleep(Math.min(left, TimeUnit.MILLISECONDS.toNanos(50)));
+            } catch (InterruptedException e) {
+                Thread.currentThread().interrupt();
+                throw new IOException("interrupted while slowed", e);
+            }
+        }
+        if (closed.get()) {
+            throw new IOException("connection " + id + " closed while slowed");
         }
     }
 

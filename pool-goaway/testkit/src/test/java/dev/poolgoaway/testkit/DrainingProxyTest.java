@@ -4,6 +4,7 @@ import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTimeoutPreemptively;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.io.IOException;
@@ -179,6 +180,61 @@ class DrainingProxyTest {
             assertEquals(0, proxy.smartShutdown(green).get(10, TimeUnit.SECONDS).connectionsAtRequest(),
                     "green's shutdown is its own");
             assertTrue(proxy.shuttingDown());
+        }
+    }
+
+    @Test
+    void refusingConnectionsIsConnectionRefusedForNewOnesOnlyAndListeningAgainUsesTheSamePort() throws Exception {
+        int port = proxy.port();
+        try (Connection old = connect()) {
+            proxy.refuseConnections(true);
+            assertThrows(ConnectException.class, () -> new Socket("localhost", port).close());
+            SQLException refused = assertThrows(SQLException.class, this::connect);
+            assertEquals("08001", refused.getSQLState());
+            assertTrue(refused.getMessage().contains("refused"), refused.getMessage());
+            assertEquals("1", query(old, "select 1"), "open connections keep working");
+            proxy.refuseConnections(false);
+            assertEquals(port, proxy.port());
+            try (Connection again = connect()) {
+                assertEquals("1", query(again, "select 1"));
+            }
+        }
+    }
+
+    @Test
+    void aConnectDelaySlowsNewConnectionsOnly() throws Exception {
+        try (Connection old = connect()) {
+            proxy.connectDelay(Duration.ofMillis(700));
+            long start = System.nanoTime();
+            try (Connection slow = connect()) {
+                assertTrue(TimeUnit.NANOSECONDS.toMillis(System.nanoTime() - start) >= 700,
+                        "the new connection waited");
+                assertEquals("1", query(slow, "select 1"));
+            }
+            // A statement on an open connection is not delayed: with a 10 s delay it would be, noticeably.
+            proxy.connectDelay(Duration.ofSeconds(10));
+            assertTimeoutPreemptively(Duration.ofSeconds(5), () -> assertEquals("1", query(old, "select 1")));
+            proxy.connectDelay(Duration.ZERO);
+            assertThrows(IllegalArgumentException.class, () -> proxy.connectDelay(Duration.ofMillis(-1)));
+        }
+    }
+
+    @Test
+    void goAwayOnConnectAsksEveryNewConnectionToLeaveOnceReady() throws Exception {
+        try (RawClient before = new RawClient(proxy.port(), 3)) {
+            proxy.goAwayOnConnect(true);
+            try (RawClient fresh = new RawClient(proxy.port(), 3)) {
+                await().atMost(WAIT).until(() -> fresh.received('g'));
+                assertTrue(fresh.query("select 1").stream().anyMatch(m -> m.type() == 'D'),
+                        "it still answers: GoAway is advisory");
+            }
+            proxy.goAwayOnConnect(false);
+            try (RawClient later = new RawClient(proxy.port(), 3)) {
+                later.query("select 1");
+                before.query("select 1");
+                assertFalse(later.received('g'), "off again");
+                assertFalse(before.received('g'), "open connections are not told");
+            }
         }
     }
 
