@@ -6,11 +6,7 @@ import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assumptions.assumeTrue;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.PreparedStatement;
@@ -78,8 +74,7 @@ class DnsSwitchoverTest {
     private static EmbeddedUpstream green;
     private static Observer onBlue;
     private static Observer onGreen;
-    private static PrintStream originalErr;
-    private static final ByteArrayOutputStream logged = new ByteArrayOutputStream();
+    private static LogTap log;
 
     @BeforeAll
     static void servers() throws Exception {
@@ -95,28 +90,13 @@ class DnsSwitchoverTest {
         green = EmbeddedUpstream.startOn(GREEN, port, Map.of());
         onBlue = new Observer(blue);
         onGreen = new Observer(green);
-        // slf4j-simple writes to System.err as it is at each line: the WARNs are read from this copy.
-        originalErr = System.err;
-        System.setErr(new PrintStream(new OutputStream() {
-            @Override
-            public void write(int b) {
-                write(new byte[] {(byte) b}, 0, 1);
-            }
-
-            @Override
-            public void write(byte[] b, int off, int len) {
-                originalErr.write(b, off, len);
-                synchronized (logged) {
-                    logged.write(b, off, len);
-                }
-            }
-        }, true, StandardCharsets.UTF_8));
+        log = new LogTap();
     }
 
     @AfterAll
     static void stop() throws Exception {
-        if (originalErr != null) {
-            System.setErr(originalErr);
+        if (log != null) {
+            log.close();
         }
         for (AutoCloseable c : new AutoCloseable[] {onBlue, onGreen, blue, green}) {
             if (c != null) {
@@ -277,11 +257,7 @@ class DnsSwitchoverTest {
     }
 
     private static boolean logged(String level, String text) {
-        String all;
-        synchronized (logged) {
-            all = logged.toString(StandardCharsets.UTF_8);
-        }
-        return all.lines().anyMatch(line -> line.contains(" " + level + " ") && line.contains(text));
+        return log.logged(level, text);
     }
 
     // ---- the pools --------------------------------------------------------------------------------------------

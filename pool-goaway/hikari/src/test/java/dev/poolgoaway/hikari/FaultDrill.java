@@ -4,11 +4,7 @@ import static org.awaitility.Awaitility.await;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
-import java.io.ByteArrayOutputStream;
 import java.io.IOException;
-import java.io.OutputStream;
-import java.io.PrintStream;
-import java.nio.charset.StandardCharsets;
 import java.sql.Connection;
 import java.sql.DriverManager;
 import java.sql.SQLException;
@@ -465,43 +461,6 @@ final class FaultDrill {
                 }
                 held.clear();
             }
-        }
-    }
-
-    /** What this JVM writes to standard error (slf4j-simple's log), copied, while it is open. */
-    private static final class LogTap implements AutoCloseable {
-        private final PrintStream original = System.err;
-        private final ByteArrayOutputStream copy = new ByteArrayOutputStream();
-
-        LogTap() {
-            System.setErr(new PrintStream(new OutputStream() {
-                @Override
-                public void write(int b) {
-                    original.write(b);
-                    synchronized (copy) {
-                        copy.write(b);
-                    }
-                }
-
-                @Override
-                public void write(byte[] b, int off, int len) {
-                    original.write(b, off, len);
-                    synchronized (copy) {
-                        copy.write(b, off, len);
-                    }
-                }
-            }, true, StandardCharsets.UTF_8));
-        }
-
-        boolean contains(String text) {
-            synchronized (copy) {
-                return copy.toString(StandardCharsets.UTF_8).contains(text);
-            }
-        }
-
-        @Override
-        public void close() {
-            System.setErr(original);
         }
     }
 }
