@@ -66,7 +66,9 @@ final class DnsLeaveSource implements LeaveSource {
      */
     private final Map<String, Host> byServer = new HashMap<>();
     /** Written by the evictor's thread only; read by meters on others. */
-    private volatile long lookups;
+    // Counted when a lookup has answered, each result on its own counter, so that neither meter ever goes down
+    // (a lookup counted before a slow answer, less the failures counted after it, would).
+    private volatile long answeredLookups;
     private volatile long failedLookups;
 
     /**
@@ -151,7 +153,6 @@ final class DnsLeaveSource implements LeaveSource {
 
     private void lookUp(Host h, long now) {
         Set<InetAddress> found;
-        lookups++;   // one writer: the increment is not contended
         try {
             InetAddress[] answer = resolver.resolve(h.name);
             found = answer == null ? Set.of() : new LinkedHashSet<>(Arrays.asList(answer));
@@ -163,6 +164,7 @@ final class DnsLeaveSource implements LeaveSource {
             failed(h, now, "no address");
             return;
         }
+        answeredLookups++;   // one writer: the increment is not contended
         if (h.failures > 0) {
             log.info("{} - {} resolves again ({}), after {} failed lookup{}", poolName, h.name, text(found),
                     h.failures, h.failures == 1 ? "" : "s");
@@ -224,7 +226,12 @@ final class DnsLeaveSource implements LeaveSource {
 
     /** @return lookups done so far, failed ones included */
     long lookups() {
-        return lookups;
+        return answeredLookups + failedLookups;
+    }
+
+    /** @return lookups that answered at least one address, so far */
+    long answeredLookups() {
+        return answeredLookups;
     }
 
     /** @return lookups that failed or answered no address, so far */

@@ -771,6 +771,7 @@ final class DrainLoop {
                 t.replaced = false;
                 failed("the new connection to " + t.signals.server() + " was asked to leave too ("
                         + heard.kind().tag() + ")");
+                stopAsking();
             }
             if (e.connections++ == 0) {
                 log.info("{} - drain starts: {} from {}", poolName, heard.kind().tag(), t.signals.server());

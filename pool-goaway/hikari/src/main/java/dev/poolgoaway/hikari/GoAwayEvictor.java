@@ -446,6 +446,12 @@ public final class GoAwayEvictor implements AutoCloseable {
         return d == null ? 0 : d.failedLookups();
     }
 
+    /** @return of {@link #dnsLookups()}, those that answered at least one address (the meter's {@code ok}) */
+    long dnsLookupsAnswered() {
+        DnsLeaveSource d = dns;
+        return d == null ? 0 : d.answeredLookups();
+    }
+
     /** @return the last completed drain, if any */
     public Optional<DrainEpisode> lastDrain() {
         DrainLoop l = loop;

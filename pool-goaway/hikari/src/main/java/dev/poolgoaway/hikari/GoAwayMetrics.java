@@ -118,7 +118,7 @@ public final class GoAwayMetrics {
         meters.addAll(evictions.values());
         meters.add(made);
         meters.add(failed);
-        meters.add(dnsLookups(evictor, poolName, "ok", e -> e.dnsLookups() - e.dnsLookupFailures(), registry));
+        meters.add(dnsLookups(evictor, poolName, "ok", GoAwayEvictor::dnsLookupsAnswered, registry));
         meters.add(dnsLookups(evictor, poolName, "failed", GoAwayEvictor::dnsLookupFailures, registry));
         evictor.events(new EvictorEvents() {
             /**

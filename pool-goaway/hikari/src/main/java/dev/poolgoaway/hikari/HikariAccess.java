@@ -235,8 +235,12 @@ final class HikariAccess extends PublicApiView {
      */
     @Override
     public synchronized void requestReplacements(int size) {
-        if (raisedMinimumIdle < 0) {
+        // A value that is not the one last set here was set by the user (through the MXBean) meanwhile: it is
+        // theirs from now on, the floor of this raise and what endReplacements puts back.
+        if (raisedMinimumIdle < 0 || pool.config.getMinimumIdle() != raisedMinimumIdle) {
             userMinimumIdle = pool.config.getMinimumIdle();
+        }
+        if (raisedMaximumPoolSize < 0 || pool.config.getMaximumPoolSize() != raisedMaximumPoolSize) {
             userMaximumPoolSize = pool.config.getMaximumPoolSize();
         }
         int max = Math.max(userMaximumPoolSize, size);

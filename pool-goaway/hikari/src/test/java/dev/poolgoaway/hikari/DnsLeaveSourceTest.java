@@ -126,6 +126,30 @@ class DnsLeaveSourceTest {
     }
 
     @Test
+    void aLookupIsCountedOnceAnsweredSoNeitherMetersCountGoesDown() {
+        // A scrape while a slow lookup is under way must not see it as answered, then as failed.
+        List<Long> seenDuringLookups = new ArrayList<>();
+        DnsLeaveSource[] source = new DnsLeaveSource[1];
+        source[0] = new DnsLeaveSource("fake", host -> {
+            seenDuringLookups.add(source[0].lookups());
+            return resolver.resolve(host);
+        }, Duration.ofSeconds(1), Duration.ofSeconds(2), pool.clock());
+        Conn c = conn("db.example:5432", BLUE);
+        answer("db.example", BLUE);
+        source[0].refresh(pool.nanos);
+        source[0].heard(c);
+        pool.advanceMillis(1000);
+        source[0].refresh(pool.nanos);
+        answers.remove("db.example");
+        pool.advanceMillis(1000);
+        source[0].refresh(pool.nanos);
+        assertEquals(List.of(0L, 1L), seenDuringLookups, "a lookup under way is not counted yet");
+        assertEquals(2, source[0].lookups());
+        assertEquals(1, source[0].answeredLookups());
+        assertEquals(1, source[0].failedLookups());
+    }
+
+    @Test
     void aRoundRobinNameAnsweringSubsetsDoesNotChurn() {
         // Four addresses, answered two at a time in turn (a multi-value answer): each is missing from every other
         // lookup, never from all over the window.

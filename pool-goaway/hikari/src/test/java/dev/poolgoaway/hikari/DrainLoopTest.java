@@ -384,6 +384,27 @@ class DrainLoopTest {
         assertEquals(7, pool.requestedSize);
     }
 
+    /** The same when the new connection is asked to leave only after it was counted as a replacement made. */
+    @Test
+    void aReplacementAskedToLeaveAfterItWasCountedStopsHikariConnectingToo() {
+        FakePool pool = new FakePool(20);
+        pool.conns.subList(6, 20).clear();
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.conns.forEach(pool::borrow);
+        pool.hear(SignalKind.GOAWAY, 0, 6);
+        run(loop, pool);
+        pool.refill(1);
+        loop.connectionCreated(pool.nanos);
+        run(loop, pool);
+        assertFalse(loop.stalled(), "a replacement made");
+        pool.hear(SignalKind.GOAWAY, 6, 7);
+        run(loop, pool);
+        assertTrue(loop.stalled());
+        assertTrue(loop.lastReplacementFailure().orElseThrow().contains("was asked to leave too"));
+        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it: HikariCP stops until the retry");
+        assertEquals(7, pool.conns.size(), "nothing closed, nothing churned");
+    }
+
     @Test
     void aSuspendedPoolStallsTheDrainWithItsReasonAndResumePoolResumesIt() {
         FakePool pool = new FakePool(4);

@@ -68,6 +68,27 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
         this.meters = meters;
     }
 
+    /**
+     * The pool's entry under {@code poolgoaway.pools}: by its pool name, else its bean name; each exactly, then
+     * ignoring case, since Boot lower-cases the keys it binds from environment variables
+     * ({@code POOLGOAWAY_POOLS_DATASOURCE_ENABLED} gives {@code datasource}, for the bean {@code dataSource}).
+     */
+    static String entryKey(Set<String> keys, String poolName, String beanName) {
+        for (String name : new String[] {poolName, beanName}) {
+            if (name != null && keys.contains(name)) {
+                return name;
+            }
+        }
+        for (String name : new String[] {poolName, beanName}) {
+            for (String key : keys) {
+                if (key.equalsIgnoreCase(name)) {
+                    return key;
+                }
+            }
+        }
+        return null;
+    }
+
     @Override
     public Object postProcessAfterInitialization(Object bean, String beanName) {
         if (bean instanceof HikariDataSource pool) {
@@ -86,9 +107,8 @@ public final class PoolGoAwayInstaller implements BeanPostProcessor, SmartInitia
             return;
         }
         PoolGoAwayProperties props = properties.getObject();
-        String key = pool.getPoolName() != null && props.getPools().containsKey(pool.getPoolName())
-                ? pool.getPoolName() : beanName;
-        PoolGoAwayProperties.Pool entry = props.getPools().get(key);
+        String key = entryKey(props.getPools().keySet(), pool.getPoolName(), beanName);
+        PoolGoAwayProperties.Pool entry = key == null ? null : props.getPools().get(key);
         EvictorSettings poolSettings = settings.getObject();
         if (entry != null) {
             matched.add(key);

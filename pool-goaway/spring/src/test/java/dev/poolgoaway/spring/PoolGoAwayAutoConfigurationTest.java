@@ -246,6 +246,17 @@ class PoolGoAwayAutoConfigurationTest {
     }
 
     @Test
+    void aPoolsKeyMatchesWhateverItsCaseAsEnvironmentVariablesGiveIt() {
+        // POOLGOAWAY_POOLS_REPORTINGDATASOURCE_ENABLED=false binds as the lower-case key below.
+        runner.withBean("reportingDataSource", HikariDataSource.class, () -> pool(null))
+                .withPropertyValues("poolgoaway.pools.reportingdatasource.enabled=false").run(context -> {
+                    assertThat(context.getBean(PoolGoAwayInstaller.class).evictors()).isEmpty();
+                    assertThat(BootHealth.report(context).pool("reportingDataSource")).containsEntry("reason",
+                            "turned off by poolgoaway.pools.reportingdatasource.enabled=false");
+                });
+    }
+
+    @Test
     void aPoolNameWithOtherCharactersIsAKeyInBrackets() {
         runner.withBean("orders", HikariDataSource.class, () -> pool("orders.pool_1"))
                 .withPropertyValues("poolgoaway.pools.[orders.pool_1].enabled=false").run(context -> {

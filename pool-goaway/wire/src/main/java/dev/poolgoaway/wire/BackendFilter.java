@@ -126,6 +126,12 @@ final class BackendFilter {
     private int held;
 
     private byte[] released;
+    /**
+     * pgjdbc was given bytes of this attempt (a NegotiateProtocolVersion rewritten for it): the attempt is not
+     * given up at a challenge then, or pgjdbc would read the replay's answers after them (a second
+     * NegotiateProtocolVersion). A peer that negotiates is not the kind that fails after the challenge anyway.
+     */
+    private boolean spoke;
     private int consumed;
     private IOException failure;
     private boolean retry;
@@ -174,6 +180,7 @@ final class BackendFilter {
     void startupSent(ProtocolUpgrade.Attempt attempt) {
         startup = attempt;
         retry = false;
+        spoke = false;
         committed = false;
         givingUp = false;
         holdingSession = false;
@@ -190,6 +197,7 @@ final class BackendFilter {
         retry = false;
         withheld = false;
         released = null;
+        spoke = false;
         committed = false;
         givingUp = false;
         holdingSession = false;
@@ -213,7 +221,8 @@ final class BackendFilter {
      */
     IOException replayUnanswered(IOException timeout) {
         return new IOException("pool-goaway reconnected to " + peer + " for pgjdbc's own startup request (the peer "
-                + "had refused the raised one), and got no answer in time: " + timeout.getMessage(), timeout);
+                + "had refused the raised one, or asked a first connection for a password), and got no answer in "
+                + "time: " + timeout.getMessage(), timeout);
     }
 
     /** @return the startup attempt that failed and must be replayed, once {@link #retryRequested()} */
@@ -532,7 +541,7 @@ final class BackendFilter {
         if (withheld && type == AUTHENTICATION && length != AUTHENTICATION_CODE_ONLY_LENGTH) {
             // MD5 salt, SASL mechanisms or data: a challenge pgjdbc answers. Nothing after it can be replayed, so
             // a first attempt to a new peer is given up here instead (held whole, then swallowed).
-            givingUp = length + 1 <= HOLD_MAX && startup.givesUpAtChallenge();
+            givingUp = length + 1 <= HOLD_MAX && !spoke && startup.givesUpAtChallenge();
             if (!givingUp) {
                 committed = true;
                 if (!holdingSession) {
@@ -607,6 +616,7 @@ final class BackendFilter {
             pendingLength += out.length;
         } else {
             released = withPending(out);
+            spoke = true;
         }
     }
 
@@ -632,7 +642,7 @@ final class BackendFilter {
             // replayed (pgpool-II, say, fails here on a long cancel key), so the session waits here.
             holdingSession = true;
         } else if (code != AUTHENTICATION_OK) {
-            if (givingUp || startup.givesUpAtChallenge()) {
+            if (givingUp || (!spoke && startup.givesUpAtChallenge())) {
                 // The first connection to this peer: pgjdbc's own request gets the challenge instead.
                 retry = true;
                 pendingLength = 0;

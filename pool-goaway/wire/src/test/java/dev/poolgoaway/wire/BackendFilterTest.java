@@ -307,6 +307,26 @@ class BackendFilterTest {
         }
     }
 
+    /**
+     * pgjdbc asked for 3.2 and a PostgreSQL 13 to 17 answers 3.0: pgjdbc is handed a NegotiateProtocolVersion before
+     * the challenge. The attempt is then not given up there, or pgjdbc would read a second one from the replay; a
+     * peer that negotiates is not the kind that fails after the challenge.
+     */
+    @Test
+    void aFirstAttemptWhoseNegotiationReachedPgjdbcIsNotGivenUpAtTheChallenge() throws IOException {
+        byte[] in = Messages.concat(Messages.stream().negotiate(0, "_pq_.goaway").bytes(), MD5_CHALLENGE,
+                Messages.stream().authOk().backendKeyData(42, 4).readyForQuery().bytes());
+        byte[] forPgjdbc = Messages.concat(Messages.stream().negotiate(0).bytes(), MD5_CHALLENGE,
+                Messages.stream().authOk().backendKeyData(42, 4).readyForQuery().bytes());
+        for (int split = 0; split <= in.length; split++) {
+            ProtocolUpgrade upgrade = new ProtocolUpgrade(new HashMap<>());
+            ReplayingPeer peer = new ReplayingPeer(upgrade, 2, in, in, split);
+            assertArrayEquals(forPgjdbc, peer.readAll(), "split at " + split);
+            assertEquals(0, peer.replays, "split at " + split);
+            assertTrue(upgrade.seen("old:6432"));
+        }
+    }
+
     @Test
     void aReplayThatFailsTooGivesPgjdbcTheReplaysAnswerAndThePeerIsAskedAgainNextTime() throws IOException {
         byte[] first = Messages.stream().error("FATAL", "08P01", "no such database: x").bytes();
@@ -329,6 +349,11 @@ class BackendFilterTest {
         int replays;
 
         ReplayingPeer(ProtocolUpgrade upgrade, byte[] first, byte[] second, int split) {
+            this(upgrade, 0, first, second, split);
+        }
+
+        /** @param pgjdbcMinor the minor version pgjdbc asked for (0: its default 3.0; 2: protocolVersion=3.2) */
+        ReplayingPeer(ProtocolUpgrade upgrade, int pgjdbcMinor, byte[] first, byte[] second, int split) {
             BackendInputStream[] self = new BackendInputStream[1];
             in = new BackendInputStream(new ChunkedInputStream(first, splitAt(first, split)), filter, null, failed -> {
                 replays++;
@@ -338,7 +363,7 @@ class BackendFilterTest {
                 return fresh;
             });
             self[0] = in;
-            filter.startupSent(upgrade.begin("old:6432", 0, true));
+            filter.startupSent(upgrade.begin("old:6432", pgjdbcMinor, true));
         }
 
         byte[] readAll() throws IOException {
