@@ -473,7 +473,10 @@ final class DrainLoop {
             return;
         }
         if (sizeAtDrain < 0) {
-            sizeAtDrain = pool.totalConnections();
+            // Capped at the pool's own maximum (not raised yet here): connections the server ended during an
+            // earlier drain may have been refilled to its raised size, and that one extra must not become the
+            // base this drain raises from, or each drain would add one more.
+            sizeAtDrain = Math.min(pool.totalConnections(), pool.maximumPoolSize());
         }
         requested = fillTo();
         pool.requestReplacements(requested);

@@ -79,6 +79,9 @@ interface PoolView {
     /** @return the pool's connections now, in every state */
     int totalConnections();
 
+    /** @return the pool's {@code maximumPoolSize} now (raised while {@link #requestReplacements} has it raised) */
+    int maximumPoolSize();
+
     /**
      * @return the last failure of HikariCP to open a connection, the same object until the next failure; null if
      *         none is known (the last attempt succeeded, or this view cannot tell)

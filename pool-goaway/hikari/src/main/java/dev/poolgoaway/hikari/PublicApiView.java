@@ -83,6 +83,11 @@ class PublicApiView implements PoolView {
     }
 
     @Override
+    public int maximumPoolSize() {
+        return pool.config.getMaximumPoolSize();
+    }
+
+    @Override
     public Throwable lastCreationFailure() {
         return null;
     }

@@ -384,6 +384,21 @@ class DrainLoopTest {
         assertEquals(7, pool.requestedSize);
     }
 
+    /**
+     * A pool left above its maximum by an earlier drain (the server ended connections while the size was raised,
+     * and HikariCP refilled them to it) drains from its own maximum: one extra at most, never one more per drain.
+     */
+    @Test
+    void aPoolAboveItsMaximumRaisesFromItsMaximumNotFromWhatItHas() {
+        FakePool pool = new FakePool(10);
+        pool.refill(1);
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.hear(SignalKind.GOAWAY, 0, 11);
+        run(loop, pool);
+        assertEquals(11, pool.requestedSize, "its maximum and one ahead");
+        assertEquals(11, pool.maximum);
+    }
+
     /** The same when the new connection is asked to leave only after it was counted as a replacement made. */
     @Test
     void aReplacementAskedToLeaveAfterItWasCountedStopsHikariConnectingToo() {

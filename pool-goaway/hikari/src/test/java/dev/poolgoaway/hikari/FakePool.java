@@ -264,6 +264,11 @@ class FakePool implements PoolView {
     }
 
     @Override
+    public int maximumPoolSize() {
+        return maximum;
+    }
+
+    @Override
     public Throwable lastCreationFailure() {
         return creationFailure;
     }
