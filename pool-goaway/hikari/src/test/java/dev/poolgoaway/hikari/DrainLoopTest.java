@@ -362,26 +362,50 @@ class DrainLoopTest {
     @Test
     void aReplacementAskedToLeaveTooStopsHikariConnectingUntilTheRetry() {
         FakePool pool = new FakePool(20);
-        pool.conns.subList(6, 20).clear();
-        DrainLoop loop = loop(pool, DEFAULTS, 0);
-        pool.conns.forEach(pool::borrow);
-        pool.hear(SignalKind.GOAWAY, 0, 6);
-        run(loop, pool);
+        DrainLoop loop = sixInUseAskedToLeave(pool);
         assertEquals(7, pool.requestedSize, "the replacement first, in a 7th place");
         pool.refill(1);
         pool.hear(SignalKind.GOAWAY, 6, 7);
         loop.connectionCreated(pool.nanos);
         run(loop, pool);
-        assertTrue(loop.stalled());
-        assertTrue(loop.lastReplacementFailure().orElseThrow().contains("was asked to leave too"));
-        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it: HikariCP stops until the retry");
+        assertStoppedAsking(loop, pool);
         assertEquals(20, pool.maximum);
-        assertEquals(7, pool.conns.size(), "the six, and the new one kept: nothing closed, nothing churned");
         int asked = pool.requests;
         pool.advanceMillis(pool.connectionTimeoutMillis);
         run(loop, pool);
         assertEquals(asked + 1, pool.requests, "asked again after the backoff");
         assertEquals(7, pool.requestedSize);
+    }
+
+    /** The same when the new connection is asked to leave only after it was counted as a replacement made. */
+    @Test
+    void aReplacementAskedToLeaveAfterItWasCountedStopsHikariConnectingToo() {
+        FakePool pool = new FakePool(20);
+        DrainLoop loop = sixInUseAskedToLeave(pool);
+        pool.refill(1);
+        loop.connectionCreated(pool.nanos);
+        run(loop, pool);
+        assertFalse(loop.stalled(), "a replacement made");
+        pool.hear(SignalKind.GOAWAY, 6, 7);
+        run(loop, pool);
+        assertStoppedAsking(loop, pool);
+    }
+
+    /** Six connections of a pool of up to 20, all in use, asked to leave, and the loop's first run. */
+    private DrainLoop sixInUseAskedToLeave(FakePool pool) {
+        pool.conns.subList(6, pool.conns.size()).clear();
+        DrainLoop loop = loop(pool, DEFAULTS, 0);
+        pool.conns.forEach(pool::borrow);
+        pool.hear(SignalKind.GOAWAY, 0, 6);
+        run(loop, pool);
+        return loop;
+    }
+
+    private static void assertStoppedAsking(DrainLoop loop, FakePool pool) {
+        assertTrue(loop.stalled());
+        assertTrue(loop.lastReplacementFailure().orElseThrow().contains("was asked to leave too"));
+        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it: HikariCP stops until the retry");
+        assertEquals(7, pool.conns.size(), "the six, and the new one kept: nothing closed, nothing churned");
     }
 
     /**
@@ -397,27 +421,6 @@ class DrainLoopTest {
         run(loop, pool);
         assertEquals(11, pool.requestedSize, "its maximum and one ahead");
         assertEquals(11, pool.maximum);
-    }
-
-    /** The same when the new connection is asked to leave only after it was counted as a replacement made. */
-    @Test
-    void aReplacementAskedToLeaveAfterItWasCountedStopsHikariConnectingToo() {
-        FakePool pool = new FakePool(20);
-        pool.conns.subList(6, 20).clear();
-        DrainLoop loop = loop(pool, DEFAULTS, 0);
-        pool.conns.forEach(pool::borrow);
-        pool.hear(SignalKind.GOAWAY, 0, 6);
-        run(loop, pool);
-        pool.refill(1);
-        loop.connectionCreated(pool.nanos);
-        run(loop, pool);
-        assertFalse(loop.stalled(), "a replacement made");
-        pool.hear(SignalKind.GOAWAY, 6, 7);
-        run(loop, pool);
-        assertTrue(loop.stalled());
-        assertTrue(loop.lastReplacementFailure().orElseThrow().contains("was asked to leave too"));
-        assertEquals(-1, pool.requestedSize, "minimumIdle as the user set it: HikariCP stops until the retry");
-        assertEquals(7, pool.conns.size(), "nothing closed, nothing churned");
     }
 
     @Test
